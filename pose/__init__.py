@@ -1,0 +1,1 @@
+"""Pure pose logic: layouts, keypoint sequences, formats, drawing. No bpy, no torch."""

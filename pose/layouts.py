@@ -1,0 +1,142 @@
+"""Keypoint layouts as data: which points, in which order, grouped in which parts.
+
+A layout names every point, so converting between layouts (BODY_25 to COCO-18, DWPose-133 to
+OpenPose parts, ...) is a lookup by name, and the drawing and projection code never hard-code
+another layout's indices.
+
+Point names follow one convention: ``l_``/``r_`` prefixes are the *person's* left and right,
+hands are ``<side>_hand_<finger>_<n>``, face landmarks ``face_<i>`` in the iBUG-68 order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Part:
+    """A named run of consecutive points inside a layout (for example the left hand)."""
+
+    name: str
+    start: int
+    stop: int
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+
+@dataclass(frozen=True)
+class Layout:
+    """An ordered list of point names, split in parts, with the edges that connect them."""
+
+    name: str
+    points: tuple[str, ...]
+    parts: tuple[Part, ...]
+    # Pairs of point indices drawn as limbs/bones; indices are into ``points``.
+    edges: tuple[tuple[int, int], ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def index(self, point: str) -> int:
+        return self._index[point]
+
+    def find(self, point: str) -> int | None:
+        """The index of ``point``, or None when this layout has no such point."""
+        return self._index.get(point)
+
+    def part(self, name: str) -> Part:
+        for part in self.parts:
+            if part.name == name:
+                return part
+        raise KeyError(f"layout {self.name!r} has no part {name!r}")
+
+    def has_part(self, name: str) -> bool:
+        return any(part.name == name for part in self.parts)
+
+    @property
+    def _index(self) -> dict[str, int]:
+        # Cached on first use; frozen dataclasses cannot assign attributes normally.
+        cache = self.__dict__.get("_index_cache")
+        if cache is None:
+            cache = {name: i for i, name in enumerate(self.points)}
+            object.__setattr__(self, "_index_cache", cache)
+        return cache
+
+
+def concat(name: str, *layouts: tuple[str, Layout]) -> Layout:
+    """Join layouts end to end; each ``(part_name, layout)`` becomes one part.
+
+    Point names are prefixed where the same layout appears twice (hands) so every name stays
+    unique: the hand layout's names already carry no side, so ``l_``/``r_`` is added.
+    """
+    points: list[str] = []
+    parts: list[Part] = []
+    edges: list[tuple[int, int]] = []
+    for part_name, layout in layouts:
+        offset = len(points)
+        prefix = {"hand_left": "l_", "hand_right": "r_"}.get(part_name, "")
+        points.extend(prefix + p for p in layout.points)
+        parts.append(Part(part_name, offset, len(points)))
+        edges.extend((a + offset, b + offset) for a, b in layout.edges)
+    return Layout(name, tuple(points), tuple(parts), tuple(edges))
+
+
+# --- OpenPose COCO-18: the body layout ControlNet's openpose models were trained on. ---------
+COCO18 = Layout(
+    "coco18",
+    (
+        "nose", "neck",
+        "r_shoulder", "r_elbow", "r_wrist",
+        "l_shoulder", "l_elbow", "l_wrist",
+        "r_hip", "r_knee", "r_ankle",
+        "l_hip", "l_knee", "l_ankle",
+        "r_eye", "l_eye", "r_ear", "l_ear",
+    ),
+    (Part("body", 0, 18),),
+    # OpenPose's limb order; the first 17 are drawn, the last two (ear-shoulder) are not.
+    edges=(
+        (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10),
+        (1, 11), (11, 12), (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17),
+        (2, 16), (5, 17),
+    ),
+)
+
+# --- 21-point hand: wrist, then four joints per finger from the palm outwards. ---------------
+_FINGERS = ("thumb", "index", "middle", "ring", "pinky")
+HAND21 = Layout(
+    "hand21",
+    ("hand_wrist",) + tuple(f"hand_{f}_{n}" for f in _FINGERS for n in range(1, 5)),
+    (Part("hand", 0, 21),),
+    tuple(
+        pair
+        for f in range(5)
+        for pair in ((0, 1 + 4 * f), (1 + 4 * f, 2 + 4 * f), (2 + 4 * f, 3 + 4 * f), (3 + 4 * f, 4 + 4 * f))
+    ),
+)
+
+# --- Face: iBUG 68 landmarks; OpenPose's 70 adds the right then the left pupil. --------------
+FACE68 = Layout("face68", tuple(f"face_{i}" for i in range(68)), (Part("face", 0, 68),))
+FACE70 = Layout(
+    "face70", FACE68.points + ("r_pupil", "l_pupil"), (Part("face", 0, 70),)
+)
+
+# --- What ControlNet's openpose preprocessors draw: body, both hands, face. ------------------
+OPENPOSE_FULL = concat(
+    "openpose_full",
+    ("body", COCO18),
+    ("hand_left", HAND21),
+    ("hand_right", HAND21),
+    ("face", FACE70),
+)
+OPENPOSE_BODY = concat("openpose_body", ("body", COCO18))
+
+LAYOUTS = {layout.name: layout for layout in (OPENPOSE_FULL, OPENPOSE_BODY)}
+
+
+def by_name(name: str) -> Layout:
+    try:
+        return LAYOUTS[name]
+    except KeyError:
+        known = ", ".join(sorted(LAYOUTS))
+        raise KeyError(f"unknown keypoint layout {name!r} (known: {known})") from None
