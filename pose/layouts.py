@@ -140,3 +140,5 @@ def by_name(name: str) -> Layout:
     except KeyError:
         known = ", ".join(sorted(LAYOUTS))
         raise KeyError(f"unknown keypoint layout {name!r} (known: {known})") from None
+
+

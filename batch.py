@@ -1,0 +1,117 @@
+"""The batch commands behind cli.py: argument parsing and the command functions.
+
+Runs inside Blender (``blender -b shot.blend --python cli.py -- poses ...``) or with bpy as a
+module (``python cli.py --blend shot.blend poses ...``); cli.py loads the .blend in the second
+case, so here the scene is always already open.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+class CommandError(Exception):
+    """A problem with the command's input; printed as ``posebridge: error: ...``, exit 2."""
+
+
+def _frame_range(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*)?", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"frames must look like A-B or A, got {text!r}")
+    start = int(match.group(1))
+    end = int(match.group(2)) if match.group(2) is not None else start
+    return start, end
+
+
+def _resolution(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not match or int(match.group(1)) < 1 or int(match.group(2)) < 1:
+        raise argparse.ArgumentTypeError(f"resolution must look like 512x512, got {text!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cli.py", description="PoseBridge batch commands (run inside Blender or with bpy)."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    poses = commands.add_parser("poses", help="render OpenPose maps and keypoint JSON")
+    poses.add_argument("--out", required=True, type=Path, help="output folder")
+    poses.add_argument("--armature", action="append", default=None,
+                       help="armature to render (repeatable; default: every armature a rig map fits)")
+    poses.add_argument("--camera", help="camera object (default: the scene camera)")
+    poses.add_argument("--frames", type=_frame_range, help="frame range A-B (default: the scene's)")
+    poses.add_argument("--resolution", type=_resolution, help="WxH (default: the scene's render size)")
+    poses.add_argument("--hands", action="store_true", help="also draw and write the hands")
+    poses.add_argument("--face", action="store_true", help="also draw and write the face")
+    poses.add_argument("--line-widths", choices=("controlnet", "xinsir", "proportional"), default="controlnet",
+                       help="controlnet: exactly as ControlNet's preprocessor (default); xinsir: wider "
+                       "sticks at high resolutions as newer SDXL openpose models expect; proportional: "
+                       "every size scaled with the image")
+    poses.add_argument("--overwrite", action="store_true",
+                       help="replace pose maps already in the output folder")
+
+    demo = commands.add_parser("demo", help="build the demo shot, render its pose maps and a contact sheet")
+    demo.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)")
+    demo.add_argument("--frames", type=int, default=72, help="length of the demo shot in frames")
+    demo.add_argument("--resolution", type=_resolution, default=(512, 512))
+    demo.add_argument("--save", type=Path, help="also save the demo shot as this .blend")
+    return parser
+
+
+def run_poses(args, scene, log=print) -> int:
+    from .render import pose_maps
+
+    start, end = args.frames if args.frames else (None, None)
+    try:
+        job = pose_maps.plan_job(
+            scene, output_dir=str(args.out), frame_start=start, frame_end=end,
+            resolution=args.resolution, camera_name=args.camera, armature_names=args.armature,
+            hands=args.hands, face=args.face, line_widths=args.line_widths,
+        )
+    except pose_maps.JobError as error:
+        raise CommandError(str(error)) from None
+    existing = job.existing_outputs()
+    if existing and not args.overwrite:
+        raise CommandError(
+            f"{len(existing)} pose map(s) of this range already exist in {job.output_dir} "
+            f"(first: {existing[0].name}); pass --overwrite to replace them"
+        )
+    report = pose_maps.JobReport()
+    total = len(job.frames)
+    shown = 0
+    for fraction in pose_maps.run_job(scene, job, report):
+        percent = int(fraction * 100)
+        if percent >= shown + 10 or report.frames_written == total:
+            shown = percent
+            log(f"posebridge: {report.frames_written}/{total} frames")
+    log(f"posebridge: {report.summary(job)}")
+    return 0
+
+
+def run_demo(args, log=print) -> int:
+    from .render import demo
+
+    result = demo.run_demo(args.out, frame_count=args.frames, resolution=args.resolution,
+                           save_blend=args.save, log=log)
+    log(f"posebridge: contact sheet {result.contact_sheet}")
+    return 0
+
+
+def main(argv: list[str], scene=None) -> int:
+    """Parse ``argv`` (the arguments after ``--``) and run the command; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            return run_demo(args)
+        import bpy
+
+        return run_poses(args, scene or bpy.context.scene)
+    except CommandError as error:
+        print(f"posebridge: error: {error}", file=sys.stderr)
+        return EXIT_USAGE

@@ -1,0 +1,8 @@
+"""Operators: one user action each. They read properties, call render/ and pose/, report."""
+from .custom_map import CLASSES as _MAP_CLASSES
+from .preview import POSEBRIDGE_OT_preview_pose_map, release_previews
+from .render_pose_maps import POSEBRIDGE_OT_render_pose_maps
+
+CLASSES = (POSEBRIDGE_OT_render_pose_maps, POSEBRIDGE_OT_preview_pose_map) + _MAP_CLASSES
+
+__all__ = ["CLASSES", "release_previews"]

@@ -1,0 +1,138 @@
+"""Panels: layout only. Every action is an operator; every value a property."""
+from __future__ import annotations
+
+import bpy
+
+from ..operators.preview import preview_icon_id
+from ..render import rig_presets
+
+
+def selected_character(context):
+    """The armature picked in the characters list (None when the row is not an armature)."""
+    scene = context.scene
+    index = scene.posebridge.character_index
+    if 0 <= index < len(scene.objects):
+        obj = scene.objects[index]
+        if obj.type == "ARMATURE":
+            return obj
+    return None
+
+
+class POSEBRIDGE_UL_characters(bpy.types.UIList):
+    """The scene's armatures: include toggle, name and the rig map that will be used."""
+
+    def draw_item(self, _context, layout, _data, obj, _icon, _active_data, _active_prop, _index):
+        row = layout.row(align=True)
+        row.prop(obj.posebridge, "include", text="")
+        row.label(text=obj.name, icon="ARMATURE_DATA")
+        row.label(text=rig_presets.describe(obj))
+
+    def filter_items(self, _context, data, propname):
+        objects = getattr(data, propname)
+        flags = [self.bitflag_filter_item if o.type == "ARMATURE" else 0 for o in objects]
+        return flags, []
+
+
+class POSEBRIDGE_PT_pose_maps(bpy.types.Panel):
+    bl_label = "Pose Maps"
+    bl_idname = "POSEBRIDGE_PT_pose_maps"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "PoseBridge"
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.posebridge
+        layout.label(text="Characters")
+        layout.template_list(
+            "POSEBRIDGE_UL_characters", "", context.scene, "objects", settings, "character_index", rows=3
+        )
+        character = selected_character(context)
+        if character is not None:
+            layout.prop(character.posebridge, "preset")
+
+        column = layout.column(align=True)
+        column.prop(settings, "camera")
+        column.prop(settings, "use_scene_frames")
+        if not settings.use_scene_frames:
+            row = column.row(align=True)
+            row.prop(settings, "frame_start")
+            row.prop(settings, "frame_end")
+        column.prop(settings, "use_scene_resolution")
+        if not settings.use_scene_resolution:
+            row = column.row(align=True)
+            row.prop(settings, "resolution_x")
+            row.prop(settings, "resolution_y")
+        row = layout.row(align=True)
+        row.prop(settings, "hands", toggle=True)
+        row.prop(settings, "face", toggle=True)
+        layout.prop(settings, "line_widths")
+        layout.prop(settings, "output_dir")
+        layout.operator("posebridge.render_pose_maps", icon="RENDER_ANIMATION")
+
+
+class POSEBRIDGE_PT_custom_map(bpy.types.Panel):
+    bl_label = "Custom Rig Map"
+    bl_idname = "POSEBRIDGE_PT_custom_map"
+    bl_parent_id = "POSEBRIDGE_PT_pose_maps"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "PoseBridge"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    @classmethod
+    def poll(cls, context):
+        return selected_character(context) is not None
+
+    def draw(self, context):
+        layout = self.layout
+        character = selected_character(context)
+        rig = character.posebridge
+        if rig.preset != "CUSTOM":
+            layout.label(text="Set the rig map to Custom to edit it")
+            layout.operator("posebridge.custom_map_from_preset", icon="PRESET")
+            return
+        layout.operator("posebridge.custom_map_from_preset", icon="PRESET")
+        row = layout.row()
+        row.template_list("POSEBRIDGE_UL_map_entries", "", rig, "custom_map", rig, "custom_map_index", rows=6)
+        buttons = row.column(align=True)
+        buttons.operator("posebridge.custom_map_add", icon="ADD", text="")
+        buttons.operator("posebridge.custom_map_remove", icon="REMOVE", text="")
+        if 0 <= rig.custom_map_index < len(rig.custom_map):
+            entry = rig.custom_map[rig.custom_map_index]
+            layout.prop(entry, "keypoint")
+            layout.prop_search(entry, "bone", character.data, "bones")
+            layout.prop(entry, "anchor", expand=True)
+        layout.prop_search(rig, "custom_head_bone", character.data, "bones")
+
+
+class POSEBRIDGE_UL_map_entries(bpy.types.UIList):
+    def draw_item(self, _context, layout, _data, entry, _icon, _active_data, _active_prop, _index):
+        row = layout.row(align=True)
+        row.label(text=entry.keypoint or "?")
+        row.label(text=f"{entry.bone or '-'} ({entry.anchor.lower()})", icon="BONE_DATA")
+
+
+class POSEBRIDGE_PT_preview(bpy.types.Panel):
+    bl_label = "Preview"
+    bl_idname = "POSEBRIDGE_PT_preview"
+    bl_parent_id = "POSEBRIDGE_PT_pose_maps"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "PoseBridge"
+
+    def draw(self, context):
+        layout = self.layout
+        layout.operator("posebridge.preview_pose_map", icon="HIDE_OFF", text="Preview Current Frame")
+        icon = preview_icon_id()
+        if icon:
+            layout.template_icon(icon_value=icon, scale=10.0)
+
+
+CLASSES = (
+    POSEBRIDGE_UL_characters,
+    POSEBRIDGE_UL_map_entries,
+    POSEBRIDGE_PT_pose_maps,
+    POSEBRIDGE_PT_custom_map,
+    POSEBRIDGE_PT_preview,
+)

@@ -1,0 +1,103 @@
+"""Settings saved in the .blend: per scene (what to render) and per armature (its rig map)."""
+from __future__ import annotations
+
+import bpy
+from bpy.props import (
+    BoolProperty,
+    CollectionProperty,
+    EnumProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
+
+from .render import rig_presets
+
+
+def _is_camera(_self, obj) -> bool:
+    return obj.type == "CAMERA"
+
+
+def _preset_items(_self, _context):
+    return rig_presets.preset_enum_items()
+
+
+class POSEBRIDGE_PG_map_entry(bpy.types.PropertyGroup):
+    """One line of a custom rig map: keypoint <- bone end."""
+
+    keypoint: StringProperty(name="Keypoint", description="OpenPose keypoint name, e.g. r_elbow")
+    bone: StringProperty(name="Bone", description="Bone whose head or tail gives the keypoint")
+    anchor: EnumProperty(
+        name="Anchor",
+        items=(("HEAD", "Head", "The bone's head"), ("TAIL", "Tail", "The bone's tail")),
+        default="HEAD",
+    )
+
+
+class POSEBRIDGE_PG_rig(bpy.types.PropertyGroup):
+    """Per armature object: whether it is a character, and which rig map it uses."""
+
+    include: BoolProperty(
+        name="Include", default=True, description="Render this armature as a person in the pose maps"
+    )
+    preset: EnumProperty(
+        name="Rig map",
+        items=_preset_items,
+        description="Which bone gives which keypoint; Auto picks the preset that fits the bone names",
+    )
+    custom_map: CollectionProperty(type=POSEBRIDGE_PG_map_entry)
+    custom_map_index: IntProperty()
+    custom_head_bone: StringProperty(
+        name="Head bone",
+        description="Bone the face points (nose, eyes, ears, face contour) are placed from, "
+        "in a custom map",
+    )
+
+
+class POSEBRIDGE_PG_scene(bpy.types.PropertyGroup):
+    """What the Render button renders; defaults follow the scene."""
+
+    character_index: IntProperty(name="Character", description="Armature selected in the list")
+    output_dir: StringProperty(
+        name="Output", subtype="DIR_PATH", default="//posebridge/",
+        description="Folder for pose_NNNN.png and keypoints/ (// is the .blend's folder)",
+    )
+    camera: PointerProperty(
+        name="Camera", type=bpy.types.Object, poll=_is_camera,
+        description="Camera to project through; empty uses the scene camera",
+    )
+    use_scene_frames: BoolProperty(name="Scene frame range", default=True)
+    frame_start: IntProperty(name="Start", default=1)
+    frame_end: IntProperty(name="End", default=250)
+    use_scene_resolution: BoolProperty(name="Scene resolution", default=True)
+    resolution_x: IntProperty(name="X", default=512, min=16, max=16384, subtype="PIXEL")
+    resolution_y: IntProperty(name="Y", default=512, min=16, max=16384, subtype="PIXEL")
+    hands: BoolProperty(name="Hands", default=True, description="Draw and write the 21-point hands")
+    face: BoolProperty(name="Face", default=True, description="Draw and write the face landmarks")
+    line_widths: EnumProperty(
+        name="Line widths",
+        items=(
+            ("controlnet", "ControlNet", "Exactly as ControlNet's openpose preprocessor draws (SD1.5 models)"),
+            ("xinsir", "SDXL (wider sticks)", "Wider limbs at high resolutions, as newer SDXL openpose "
+             "models (xinsir) were trained"),
+            ("proportional", "Proportional", "Every line and dot scaled with the image size (512 px = 1x)"),
+        ),
+        default="controlnet",
+    )
+
+
+CLASSES = (POSEBRIDGE_PG_map_entry, POSEBRIDGE_PG_rig, POSEBRIDGE_PG_scene)
+
+
+def register():
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.posebridge = PointerProperty(type=POSEBRIDGE_PG_scene)
+    bpy.types.Object.posebridge = PointerProperty(type=POSEBRIDGE_PG_rig)
+
+
+def unregister():
+    del bpy.types.Object.posebridge
+    del bpy.types.Scene.posebridge
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,1 @@
+"""Blender-side glue: reading poses and cameras, rendering pose maps. Imports bpy."""
