@@ -9,6 +9,7 @@ name ``posebridge``, whatever the folder is called) and opens the .blend in modu
 commands themselves live in ``batch.py``.
 """
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -60,7 +61,19 @@ def main(argv: list[str]) -> int:
     return batch.main(command_args)
 
 
-if __name__ == "__main__":
-    code = main(sys.argv)
+def exit_now(code: int) -> None:
+    """Leave with ``code``. With bpy as a module, skip the interpreter's exit handlers: bpy 4.2's
+    crash in them (after Rigify was enabled, as the demo does) would turn success into a
+    segfault. Inside the Blender program a normal exit is safe."""
+    import bpy
+
+    if bpy.app.binary_path == "":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     if code:
         sys.exit(code)
+
+
+if __name__ == "__main__":
+    exit_now(main(sys.argv))

@@ -13,11 +13,21 @@ _previews = None  # bpy.utils.previews collection, created on first use
 PREVIEW_KEY = "pose_map"
 
 
-def preview_icon_id() -> int:
-    """The icon id of the last preview, 0 when none was made in this session."""
+def current_preview():
+    """The last preview (a bpy.utils.previews entry), None when none was made this session."""
     if _previews is None or PREVIEW_KEY not in _previews:
-        return 0
-    return _previews[PREVIEW_KEY].icon_id
+        return None
+    return _previews[PREVIEW_KEY]
+
+
+def preview_icon_id() -> int:
+    """The icon id of the last preview (0 when none); Blender loads the image when drawn."""
+    entry = current_preview()
+    return entry.icon_id if entry is not None else 0
+
+
+def preview_path() -> str:
+    return os.path.join(bpy.app.tempdir or os.path.expanduser("~"), "posebridge_preview.png")
 
 
 def _store_preview(image) -> None:
@@ -26,7 +36,7 @@ def _store_preview(image) -> None:
 
     if _previews is None:
         _previews = bpy.utils.previews.new()
-    path = os.path.join(bpy.app.tempdir or os.path.expanduser("~"), "posebridge_preview.png")
+    path = preview_path()
     write_png(path, image)
     if PREVIEW_KEY in _previews:
         del _previews[PREVIEW_KEY]

@@ -145,8 +145,9 @@ def _pixel_coords(points: np.ndarray, width: int, height: int, min_confidence: f
     """Coordinates exactly as DWPose's drawers see them, and which points are present.
 
     DWposeDetector divides pixel coordinates by W and H in float32. Limbs multiply back as float32
-    arrays; joints, hands and faces multiply float32 scalars by a Python int, which numpy does in
-    float64. Redoing both keeps every int() truncation identical, integral coordinates included.
+    arrays; joints, hands and faces multiply float32 scalars by a Python int, which NumPy 1 (that
+    of ControlNet's maps and of Blender) does in float64. Redoing both, independently of the
+    running NumPy, keeps every int() truncation identical, integral coordinates included.
     Returns the float32 limb coordinates and the int (truncated) point coordinates.
     """
     x = points[..., 0].astype(np.float32)

@@ -97,36 +97,41 @@ def _clip_segments(x1, y1, x2, y2, right, bottom):
         return (x < 0) * 1 + (x > right) * 2 + (y < 0) * 4 + (y > bottom) * 8
 
     c1, c2 = code(x1, y1), code(x2, y2)
-    todo = ((c1 & c2) == 0) & ((c1 | c2) != 0)
-    if not todo.any():
-        return x1, y1, x2, y2, (c1 | c2) == 0
-    safe = lambda d: np.where(d == 0, 1, d)  # masked-off lanes may divide by zero
+    inside = (c1 | c2) == 0
+    cut = np.flatnonzero(~inside & ((c1 & c2) == 0))  # partly outside: only these need work
+    if cut.size == 0:
+        return x1, y1, x2, y2, inside
+    a1, b1, a2, b2, d1, d2 = x1[cut], y1[cut], x2[cut], y2[cut], c1[cut], c2[cut]
+    safe = lambda d: np.where(d == 0, 1, d)  # lanes a step skips may divide by zero
 
-    m = todo & ((c1 & 12) != 0)
-    a = np.where(c1 < 8, 0, bottom)
-    x1 = np.where(m, x1 + _tdiv((a - y1) * (x2 - x1), safe(y2 - y1)), x1)
-    y1 = np.where(m, a, y1)
-    c1 = np.where(m, (x1 < 0) * 1 + (x1 > right) * 2, c1)
+    m = (d1 & 12) != 0  # first end above/below: move it onto that edge
+    edge = np.where(d1 < 8, 0, bottom)
+    a1 = np.where(m, a1 + _tdiv((edge - b1) * (a2 - a1), safe(b2 - b1)), a1)
+    b1 = np.where(m, edge, b1)
+    d1 = np.where(m, (a1 < 0) * 1 + (a1 > right) * 2, d1)
 
-    m = todo & ((c2 & 12) != 0)
-    a = np.where(c2 < 8, 0, bottom)
-    x2 = np.where(m, x2 + _tdiv((a - y2) * (x2 - x1), safe(y2 - y1)), x2)
-    y2 = np.where(m, a, y2)
-    c2 = np.where(m, (x2 < 0) * 1 + (x2 > right) * 2, c2)
+    m = (d2 & 12) != 0  # same for the second end (using the moved first end, as OpenCV does)
+    edge = np.where(d2 < 8, 0, bottom)
+    a2 = np.where(m, a2 + _tdiv((edge - b2) * (a2 - a1), safe(b2 - b1)), a2)
+    b2 = np.where(m, edge, b2)
+    d2 = np.where(m, (a2 < 0) * 1 + (a2 > right) * 2, d2)
 
-    again = todo & ((c1 & c2) == 0) & ((c1 | c2) != 0)
-    m = again & (c1 != 0)
-    a = np.where(c1 == 1, 0, right)
-    y1 = np.where(m, y1 + _tdiv((a - x1) * (y2 - y1), safe(x2 - x1)), y1)
-    x1 = np.where(m, a, x1)
-    c1 = np.where(m, 0, c1)
+    again = ((d1 & d2) == 0) & ((d1 | d2) != 0)  # then left/right
+    m = again & (d1 != 0)
+    edge = np.where(d1 == 1, 0, right)
+    b1 = np.where(m, b1 + _tdiv((edge - a1) * (b2 - b1), safe(a2 - a1)), b1)
+    a1 = np.where(m, edge, a1)
+    d1 = np.where(m, 0, d1)
+    m = again & (d2 != 0)
+    edge = np.where(d2 == 1, 0, right)
+    b2 = np.where(m, b2 + _tdiv((edge - a2) * (b2 - b1), safe(a2 - a1)), b2)
+    a2 = np.where(m, edge, a2)
+    d2 = np.where(m, 0, d2)
 
-    m = again & (c2 != 0)
-    a = np.where(c2 == 1, 0, right)
-    y2 = np.where(m, y2 + _tdiv((a - x2) * (y2 - y1), safe(x2 - x1)), y2)
-    x2 = np.where(m, a, x2)
-    c2 = np.where(m, 0, c2)
-    return x1, y1, x2, y2, (c1 | c2) == 0
+    x1, y1, x2, y2, inside = x1.copy(), y1.copy(), x2.copy(), y2.copy(), inside.copy()
+    x1[cut], y1[cut], x2[cut], y2[cut] = a1, b1, a2, b2
+    inside[cut] = (d1 | d2) == 0
+    return x1, y1, x2, y2, inside
 
 
 def lines8(x1, y1, x2, y2, width: int, height: int):
@@ -139,22 +144,20 @@ def lines8(x1, y1, x2, y2, width: int, height: int):
     x1, y1, x2, y2 = (np.asarray(v, _I64).ravel() for v in (x1, y1, x2, y2))
     x1, y1, x2, y2, inside = _clip_segments(x1, y1, x2, y2, width - 1, height - 1)
     swap = x2 < x1
-    x1, x2 = np.where(swap, x2, x1), np.where(swap, x1, x2)
-    y1, y2 = np.where(swap, y2, y1), np.where(swap, y1, y2)
-    dx = x2 - x1
-    dy = y2 - y1
-    sy = np.where(dy < 0, -1, 1)
+    start = np.where(swap, y2 * width + x2, y1 * width + x1)
+    dx = np.abs(x2 - x1)
+    dy = np.where(swap, y1 - y2, y2 - y1)
     ady = np.abs(dy)
+    row = np.where(dy < 0, -width, width)  # one row along the line's vertical direction
     steep = ady > dx
-    major = np.where(steep, ady, dx)
-    minor = np.where(steep, dx, ady)
+    major = np.maximum(ady, dx)
+    minor = np.minimum(ady, dx)
+    major_step = np.where(steep, row, 1)  # walking in flat indices: x is +1, y is +-width
+    minor_step = np.where(steep, 1, row)
     owner, k = _ragged_arange(np.where(inside, major + 1, 0))
-    maj, mnr = major[owner], minor[owner]
-    m = np.where(maj > 0, -((maj - 2 * mnr * k) // np.maximum(2 * maj, 1)), 0)
-    st = steep[owner]
-    x = x1[owner] + np.where(st, m, k)
-    y = y1[owner] + sy[owner] * np.where(st, k, m)
-    return owner, y * width + x
+    maj = major[owner]
+    m = -((maj - 2 * minor[owner] * k) // np.maximum(2 * maj, 1))  # 0 when maj == 0
+    return owner, start[owner] + k * major_step[owner] + m * minor_step[owner]
 
 
 def lines_fixed(x1, y1, x2, y2, width: int, height: int):

@@ -54,7 +54,7 @@ def _local_rotation(bone, axis, degrees: float) -> Quaternion:
 
 
 def _add_metarig(scene):
-    addon_utils.enable("rigify", default_set=False)
+    addon_utils.enable("rigify", default_set=True)  # False logs a KeyError from Rigify
     bpy.ops.object.armature_human_metarig_add()
     armature = bpy.context.object
     armature.name = "DemoCharacter"

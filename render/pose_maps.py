@@ -121,7 +121,8 @@ def resolve_characters(scene, armature_names: list[str] | None) -> list[Characte
     """The armatures to render, each with its rig map.
 
     Named armatures must exist, be armatures and have a map that fits; without names every
-    armature in the scene that is included and has a fitting map is a character.
+    armature in the scene that is included and has a fitting map is a character (one whose
+    map the user chose or made must fit).
     """
     if armature_names:
         characters = []
@@ -147,8 +148,12 @@ def resolve_characters(scene, armature_names: list[str] | None) -> list[Characte
             continue
         try:
             rigmap, label = rig_presets.rigmap_for(obj)
-        except rig_presets.NoRigMap:
-            continue
+        except rig_presets.NoRigMap as error:
+            # An armature no preset fits (a prop, a vehicle) is simply not a character, but a
+            # map the user chose or made for it must work.
+            if rig_presets.chosen_preset(obj) == rig_presets.AUTO:
+                continue
+            raise JobError(str(error)) from None
         characters.append(Character(obj, rigmap, label))
     if not characters:
         names = ", ".join(o.name for o in armatures)

@@ -206,6 +206,12 @@ def test_plausible_people_match(dwpose_util, seed, size):
 def test_integral_and_half_pixel_coordinates_match(dwpose_util, quantum):
     # Integral coordinates put int() truncation right at its edge: the float32 normalisation
     # round trip DWPose does must be reproduced exactly.
+    if int(np.__version__.split(".")[0]) >= 2:
+        pytest.skip(
+            "under NumPy 2 controlnet_aux's own scalar maths changes (NEP 50: float32 scalar * int "
+            "stays float32), which moves its int() at integral coordinates; the drawer reproduces "
+            "the NumPy 1 behaviour of ControlNet's maps and of Blender's bundled numpy"
+        )
     rng = np.random.default_rng(7)
     for width, height in SIZES:
         people = random_people(rng, width, height, people=2)
