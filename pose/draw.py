@@ -53,7 +53,8 @@ LIMBS = np.array(COCO18.edges[:17]) + _BODY.start  # the last two (ear-shoulder)
 HAND_EDGES = np.array(HAND21.edges)
 FACE_DRAWN = 68  # iBUG-68; the two pupils are not drawn
 
-# Far-off coordinates are clamped so the 16.16 fixed-point maths stays inside int64.
+# Coordinates are clamped to +-32768 px so the 16.16 fixed-point maths stays inside int64; only
+# absurd inputs (a point tens of thousands of pixels off the canvas) are affected.
 _COORD_LIMIT = 32768.0
 
 
@@ -83,9 +84,10 @@ class PoseStyle:
 
     ``scaling`` picks how sizes follow the canvas: ``"controlnet"`` keeps them fixed (what the SD1.5
     openpose models and most SDXL ones were trained on); ``"xinsir"`` widens only the limb
-    ellipses by 1x below 500 px on the longest side, else min(2 + longest // 1000, 7)x, the
-    convention of comfyui_controlnet_aux's ``xinsr_stick_scaling`` for xinsir's SDXL openpose
-    ControlNet; ``"proportional"`` scales every size by longest side / ``reference_size``.
+    ellipses, 1x below 500 px on the longest side, else min(2 + longest // 1000, 7)x: the
+    convention of comfyui_controlnet_aux's ``xinsr_stick_scaling`` option, made for xinsir's
+    SDXL openpose ControlNet; ``"proportional"`` scales every size by longest side /
+    ``reference_size`` (never below 1x), rounded.
     """
 
     stick_width: int = 4  # limb ellipse half-width (its short axis)
@@ -269,10 +271,13 @@ def draw_pose_map(
     return raster.paint(width, height, layers.pixels, np.concatenate(layers.colors), out)
 
 
-def draw_sequence_frame(seq: KeypointSequence, index: int, style: PoseStyle = PoseStyle()) -> np.ndarray:
-    """The pose map of frame ``index`` of ``seq``, converted to OPENPOSE_FULL by point name if needed."""
+def draw_sequence_frame(
+    seq: KeypointSequence, index: int, style: PoseStyle = PoseStyle(), out: np.ndarray | None = None
+) -> np.ndarray:
+    """The pose map of frame ``index`` of ``seq`` (converted to OPENPOSE_FULL by point name when
+    it has another layout; points it lacks are absent)."""
     frame = seq.frame(index)
     if frame.layout.points != OPENPOSE_FULL.points:
         frame = frame.to_layout(OPENPOSE_FULL)
     width, height = seq.canvas
-    return draw_pose_map(frame.data[0], width, height, style)
+    return draw_pose_map(frame.data[0], width, height, style, out)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 import threading
+import uuid
 import zlib
 from pathlib import Path
 
@@ -79,10 +79,17 @@ def encode_png(image: np.ndarray, bit_depth: int = 8, level: int = 1) -> bytes:
 
 
 def write_png(path, image: np.ndarray, bit_depth: int = 8, level: int = 1) -> None:
-    """Write ``image`` as a PNG at ``path`` atomically (temporary file + os.replace)."""
+    """Write ``image`` as a PNG at ``path`` atomically (temporary file + os.replace).
+
+    ``level`` is the zlib level: 1 (the default) is the fastest and already makes a 512x512 pose
+    map about 10 KB, since maps are mostly black.
+    """
     data = encode_png(image, bit_depth=bit_depth, level=level)
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # Same folder (os.replace cannot cross file systems); O_EXCL and a random name keep parallel
+    # writers apart; mode 0o666 lets the umask decide permissions as for any new file.
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

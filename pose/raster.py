@@ -96,12 +96,19 @@ def _clip_segments(x1, y1, x2, y2, right, bottom):
     def code(x, y):
         return (x < 0) * 1 + (x > right) * 2 + (y < 0) * 4 + (y > bottom) * 8
 
-    c1, c2 = code(x1, y1), code(x2, y2)
-    inside = (c1 | c2) == 0
-    cut = np.flatnonzero(~inside & ((c1 & c2) == 0))  # partly outside: only these need work
+    # Both ends inside (the usual case); a negative int64 viewed as uint64 is huge, so one
+    # comparison per coordinate checks both sides.
+    u = lambda v: v.view(np.uint64)
+    inside = (u(x1) <= right) & (u(y1) <= bottom) & (u(x2) <= right) & (u(y2) <= bottom)
+    out = np.flatnonzero(~inside)
+    if out.size == 0:
+        return x1, y1, x2, y2, inside
+    d1, d2 = code(x1[out], y1[out]), code(x2[out], y2[out])
+    part = (d1 & d2) == 0  # not wholly beyond one edge: only these can still be drawn
+    cut = out[part]
     if cut.size == 0:
         return x1, y1, x2, y2, inside
-    a1, b1, a2, b2, d1, d2 = x1[cut], y1[cut], x2[cut], y2[cut], c1[cut], c2[cut]
+    a1, b1, a2, b2, d1, d2 = x1[cut], y1[cut], x2[cut], y2[cut], d1[part], d2[part]
     safe = lambda d: np.where(d == 0, 1, d)  # lanes a step skips may divide by zero
 
     m = (d1 & 12) != 0  # first end above/below: move it onto that edge
@@ -128,7 +135,7 @@ def _clip_segments(x1, y1, x2, y2, right, bottom):
     a2 = np.where(m, edge, a2)
     d2 = np.where(m, 0, d2)
 
-    x1, y1, x2, y2, inside = x1.copy(), y1.copy(), x2.copy(), y2.copy(), inside.copy()
+    x1, y1, x2, y2 = x1.copy(), y1.copy(), x2.copy(), y2.copy()
     x1[cut], y1[cut], x2[cut], y2[cut] = a1, b1, a2, b2
     inside[cut] = (d1 | d2) == 0
     return x1, y1, x2, y2, inside
@@ -280,7 +287,9 @@ def fill_convex_polygons(vx, vy, shift: int, width: int, height: int):
         real = (px != vx) | (py != vy)
         real[:, 0] = True
         edge = np.flatnonzero(real)
-        o_owner, o_flat = lines8(px.ravel()[edge], py.ravel()[edge], vx.ravel()[edge], vy.ravel()[edge], width, height)
+        o_owner, o_flat = lines8(
+            px.ravel()[edge], py.ravel()[edge], vx.ravel()[edge], vy.ravel()[edge], width, height
+        )
         o_owner = edge[o_owner]
     else:
         o_owner, o_flat = lines_fixed(px, py, vx, vy, width, height)
@@ -410,11 +419,13 @@ def paint(width: int, height: int, layers, palette: np.ndarray, out: np.ndarray 
     flat = np.concatenate([f for f, _ in layers])
     keys = np.concatenate([k for _, k in layers])
     dtype = np.uint16 if len(palette) <= 0xFFFF else np.uint32
-    top = _key_buffer(height * width, dtype)
-    np.maximum.at(top, flat, keys.astype(dtype))
-    # Every listed pixel gets the colour of its final key; repeats write the same value, so the
-    # unspecified order of repeated writes cannot matter. A 3-byte void view writes RGB at once.
     colours = np.ascontiguousarray(palette, np.uint8).view("V3").ravel()
-    image.reshape(-1).view("V3")[flat] = colours[top[flat]]
-    top[flat] = 0
+    top = _key_buffer(height * width, dtype)
+    try:
+        np.maximum.at(top, flat, keys.astype(dtype))
+        # Every listed pixel gets the colour of its final key; repeats write the same value, so
+        # the unspecified order of repeated writes cannot matter. A 3-byte view writes RGB at once.
+        image.reshape(-1).view("V3")[flat] = colours[top[flat]]
+    finally:
+        top[flat] = 0  # leave the shared buffer zeroed for the next frame
     return image

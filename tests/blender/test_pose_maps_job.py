@@ -127,3 +127,18 @@ def test_rig_no_preset_fits_is_named(empty_scene, tmp_path):
     # Without names the unfit armature is simply not a character.
     job = pose_maps.plan_job(empty_scene, output_dir=str(tmp_path))
     assert [c.armature.name for c in job.characters] == ["DemoCharacter"]
+
+
+def test_rig_made_poses_match_controlnet_aux(demo_scene):
+    """Maps of the demo rig's own poses (hands and face included) against controlnet_aux."""
+    from controlnet_reference import assert_matches, load_dwpose_util
+
+    util = load_dwpose_util()
+    for size in ((512, 512), (640, 360)):
+        job = pose_maps.plan_job(demo_scene, resolution=size, hands=True, face=True)
+        seq = pose_maps.sample_keypoints(demo_scene, job, [1, 6, 12])
+        for index in range(seq.frame_count):
+            hands = seq.part("hand_left")[index, 0, :, 2] > 0
+            assert hands.sum() > 15 and seq.present[index].sum() > 60, "hands and face are drawn too"
+            diff, drawn = assert_matches(util, seq.data[index], *size)
+            assert diff == 0, f"{diff} of {drawn} pixels differ"

@@ -165,3 +165,13 @@ def test_pose_map_sized_png_is_small_and_exact(tmp_path):
     write_png(tmp_path / "m.png", image)
     assert (tmp_path / "m.png").stat().st_size < 10_000
     np.testing.assert_array_equal(read_png(tmp_path / "m.png"), image)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_new_files_get_the_usual_permissions(tmp_path):
+    old_mask = os.umask(0o027)
+    try:
+        write_png(tmp_path / "p.png", np.zeros((2, 2, 3), np.uint8))
+    finally:
+        os.umask(old_mask)
+    assert (tmp_path / "p.png").stat().st_mode & 0o777 == 0o640
