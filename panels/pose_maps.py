@@ -33,12 +33,17 @@ class POSEBRIDGE_UL_characters(bpy.types.UIList):
         return flags, []
 
 
-class POSEBRIDGE_PT_pose_maps(bpy.types.Panel):
-    bl_label = "Pose Maps"
-    bl_idname = "POSEBRIDGE_PT_pose_maps"
+class _SidebarPanel:
+    """Where every PoseBridge panel lives: the 3D viewport's sidebar, PoseBridge tab."""
+
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "PoseBridge"
+
+
+class POSEBRIDGE_PT_pose_maps(_SidebarPanel, bpy.types.Panel):
+    bl_label = "Pose Maps"
+    bl_idname = "POSEBRIDGE_PT_pose_maps"
 
     def draw(self, context):
         layout = self.layout
@@ -71,13 +76,10 @@ class POSEBRIDGE_PT_pose_maps(bpy.types.Panel):
         layout.operator("posebridge.render_pose_maps", icon="RENDER_ANIMATION")
 
 
-class POSEBRIDGE_PT_custom_map(bpy.types.Panel):
+class POSEBRIDGE_PT_custom_map(_SidebarPanel, bpy.types.Panel):
     bl_label = "Custom Rig Map"
     bl_idname = "POSEBRIDGE_PT_custom_map"
     bl_parent_id = "POSEBRIDGE_PT_pose_maps"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "PoseBridge"
     bl_options = {"DEFAULT_CLOSED"}
 
     @classmethod
@@ -113,13 +115,10 @@ class POSEBRIDGE_UL_map_entries(bpy.types.UIList):
         row.label(text=f"{entry.bone or '-'} ({entry.anchor.lower()})", icon="BONE_DATA")
 
 
-class POSEBRIDGE_PT_preview(bpy.types.Panel):
+class POSEBRIDGE_PT_preview(_SidebarPanel, bpy.types.Panel):
     bl_label = "Preview"
     bl_idname = "POSEBRIDGE_PT_preview"
     bl_parent_id = "POSEBRIDGE_PT_pose_maps"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "PoseBridge"
 
     def draw(self, context):
         layout = self.layout

@@ -9,7 +9,9 @@ hands are ``<side>_hand_<finger>_<n>``, face landmarks ``face_<i>`` in the iBUG-
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,114 @@ OPENPOSE_FULL = concat(
 )
 OPENPOSE_BODY = concat("openpose_body", ("body", COCO18))
 
-LAYOUTS = {layout.name: layout for layout in (OPENPOSE_FULL, OPENPOSE_BODY)}
+def _pairs(points: tuple[str, ...], names: tuple[tuple[str, str], ...]) -> tuple[tuple[int, int], ...]:
+    """Edges written by point name (readable, checked) and stored as indices."""
+    index = {name: i for i, name in enumerate(points)}
+    return tuple((index[a], index[b]) for a, b in names)
+
+
+def _body(name: str, points: tuple[str, ...], limbs: tuple[tuple[str, str], ...]) -> Layout:
+    return Layout(name, points, (Part("body", 0, len(points)),), _pairs(points, limbs))
+
+
+def _add_edges(layout: Layout, limbs: tuple[tuple[str, str], ...]) -> Layout:
+    return replace(layout, edges=layout.edges + _pairs(layout.points, limbs))
+
+
+# --- Detector layouts: what keypoint files come in (video import). ---------------------------
+_FOOT_POINTS = ("l_big_toe", "l_small_toe", "l_heel", "r_big_toe", "r_small_toe", "r_heel")
+_FOOT_LIMBS = (
+    ("l_ankle", "l_big_toe"), ("l_big_toe", "l_small_toe"), ("l_ankle", "l_heel"),
+    ("r_ankle", "r_big_toe"), ("r_big_toe", "r_small_toe"), ("r_ankle", "r_heel"),
+)
+FEET6 = Layout("feet6", _FOOT_POINTS, (Part("feet", 0, 6),))
+
+# COCO-17 (MS COCO, and the body of COCO-WholeBody / DWPose): no neck.
+_COCO17_LIMBS = (
+    ("l_ankle", "l_knee"), ("l_knee", "l_hip"), ("r_ankle", "r_knee"), ("r_knee", "r_hip"),
+    ("l_hip", "r_hip"), ("l_shoulder", "l_hip"), ("r_shoulder", "r_hip"),
+    ("l_shoulder", "r_shoulder"), ("l_shoulder", "l_elbow"), ("r_shoulder", "r_elbow"),
+    ("l_elbow", "l_wrist"), ("r_elbow", "r_wrist"), ("l_eye", "r_eye"), ("nose", "l_eye"),
+    ("nose", "r_eye"), ("l_eye", "l_ear"), ("r_eye", "r_ear"), ("l_ear", "l_shoulder"),
+    ("r_ear", "r_shoulder"),
+)
+COCO17 = _body(
+    "coco17",
+    (
+        "nose", "l_eye", "r_eye", "l_ear", "r_ear",
+        "l_shoulder", "r_shoulder", "l_elbow", "r_elbow", "l_wrist", "r_wrist",
+        "l_hip", "r_hip", "l_knee", "r_knee", "l_ankle", "r_ankle",
+    ),
+    _COCO17_LIMBS,
+)
+
+# OpenPose BODY_25 (the OpenPose program's default model): COCO-18's order with mid_hip at 8
+# and the six foot points at the end.
+BODY25 = _body(
+    "body25",
+    (
+        "nose", "neck",
+        "r_shoulder", "r_elbow", "r_wrist",
+        "l_shoulder", "l_elbow", "l_wrist",
+        "mid_hip",
+        "r_hip", "r_knee", "r_ankle",
+        "l_hip", "l_knee", "l_ankle",
+        "r_eye", "l_eye", "r_ear", "l_ear",
+    ) + _FOOT_POINTS,
+    (
+        ("neck", "mid_hip"), ("neck", "r_shoulder"), ("neck", "l_shoulder"),
+        ("r_shoulder", "r_elbow"), ("r_elbow", "r_wrist"), ("l_shoulder", "l_elbow"),
+        ("l_elbow", "l_wrist"), ("mid_hip", "r_hip"), ("r_hip", "r_knee"), ("r_knee", "r_ankle"),
+        ("mid_hip", "l_hip"), ("l_hip", "l_knee"), ("l_knee", "l_ankle"), ("neck", "nose"),
+        ("nose", "r_eye"), ("r_eye", "r_ear"), ("nose", "l_eye"), ("l_eye", "l_ear"),
+    ) + _FOOT_LIMBS,
+)
+
+# OpenPose BODY_25B (experimental model, used by Pose2Sim): COCO-17's order, then neck, head
+# top and the six foot points.
+BODY25B = _body(
+    "body25b",
+    COCO17.points + ("neck", "head_top") + _FOOT_POINTS,
+    _COCO17_LIMBS
+    + (("neck", "l_shoulder"), ("neck", "r_shoulder"), ("neck", "head_top"))
+    + _FOOT_LIMBS,
+)
+
+# COCO-17 body plus COCO-WholeBody's six foot points (23: RTMPose/DWPose body+feet exports).
+COCO17_FEET = _add_edges(concat("coco17_feet", ("body", COCO17), ("feet", FEET6)), _FOOT_LIMBS)
+
+# DWPose / COCO-WholeBody 133: 17 body, 6 feet, 68 face, 21 left hand, 21 right hand.
+DWPOSE133 = _add_edges(
+    concat(
+        "dwpose133",
+        ("body", COCO17), ("feet", FEET6), ("face", FACE68),
+        ("hand_left", HAND21), ("hand_right", HAND21),
+    ),
+    _FOOT_LIMBS,
+)
+
+# --- The layout video import works in: everything OPENPOSE_FULL has, at the same indices (so
+# drawing and the OpenPose/ComfyUI writers take it as it is), plus what the richer body layouts
+# add, appended as one more part.
+BODY_EXTRA_POINTS = ("mid_hip", "head_top") + _FOOT_POINTS
+IMPORT = _add_edges(
+    Layout(
+        "import",
+        OPENPOSE_FULL.points + BODY_EXTRA_POINTS,
+        OPENPOSE_FULL.parts
+        + (Part("body_extra", len(OPENPOSE_FULL), len(OPENPOSE_FULL) + len(BODY_EXTRA_POINTS)),),
+        OPENPOSE_FULL.edges,
+    ),
+    _FOOT_LIMBS,
+)
+
+LAYOUTS = {
+    layout.name: layout
+    for layout in (
+        OPENPOSE_FULL, OPENPOSE_BODY,
+        COCO18, COCO17, COCO17_FEET, BODY25, BODY25B, DWPOSE133, IMPORT,
+    )
+}
 
 
 def by_name(name: str) -> Layout:

@@ -4,7 +4,6 @@ Inside Blender the extension is a package with a generated name and uses relativ
 the tests give it the stable name ``posebridge`` so they can import ``posebridge.pose...``.
 """
 import atexit
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -15,19 +14,11 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
-def _load_package():
-    if "posebridge" in sys.modules:
-        return sys.modules["posebridge"]
-    spec = importlib.util.spec_from_file_location(
-        "posebridge", REPO / "__init__.py", submodule_search_locations=[str(REPO)]
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["posebridge"] = module
-    spec.loader.exec_module(module)
-    return module
+# cli.py loads the repository as ``posebridge``; the tests use the very same loader.
+sys.path.insert(0, str(REPO))
+from cli import load_extension  # noqa: E402
 
-
-_load_package()
+load_extension()
 
 
 @pytest.fixture

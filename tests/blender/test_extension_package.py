@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+import rigs
+
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
 REPO = Path(__file__).resolve().parents[2]
@@ -144,24 +146,6 @@ def test_operator_registered(installed):
     assert _operator_registered(), "bpy.ops.posebridge.render_pose_maps is not registered by the add-on"
 
 
-def _load_rigs():
-    path = Path(__file__).with_name("rigs.py")
-    if not path.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location("posebridge_test_rigs", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _rig_builder(rigs):
-    """rigs.py's animated Mixamo rig: quick to build and needs no other add-on."""
-    for name in ("build_animated_mixamo_rig", "build_animated_rigify_metarig"):
-        if callable(getattr(rigs, name, None)):
-            return getattr(rigs, name)
-    return None
-
-
 def _add_camera(scene):
     """A camera 6 m in front of the character (which stands at the origin facing -Y)."""
     cam = bpy.data.objects.new("PackageTestCamera", bpy.data.cameras.new("PackageTestCamera"))
@@ -178,14 +162,8 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 
 def test_render_pose_maps_writes_files(installed, tmp_path):
-    if not _operator_registered():
-        pytest.skip("operator not available yet")
-    rigs = _load_rigs()
-    builder = _rig_builder(rigs) if rigs is not None else None
-    if builder is None:
-        pytest.skip("tests/blender/rigs.py with an animated test rig not available yet")
-
-    rig = builder()
+    assert _operator_registered()
+    rig = rigs.build_animated_mixamo_rig()  # quick to build and needs no other add-on
     scene = bpy.context.scene
     assert _addon_enabled(), "building the test rig disabled the add-on (factory settings reloaded?)"
     assert rig.type == "ARMATURE" and rig.name in scene.objects
