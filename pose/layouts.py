@@ -133,7 +133,10 @@ OPENPOSE_FULL = concat(
 )
 OPENPOSE_BODY = concat("openpose_body", ("body", COCO18))
 
-def _pairs(points: tuple[str, ...], names: tuple[tuple[str, str], ...]) -> tuple[tuple[int, int], ...]:
+
+def _pairs(
+    points: tuple[str, ...], names: tuple[tuple[str, str], ...]
+) -> tuple[tuple[int, int], ...]:
     """Edges written by point name (readable, checked) and stored as indices."""
     index = {name: i for i, name in enumerate(points)}
     return tuple((index[a], index[b]) for a, b in names)
@@ -251,3 +254,93 @@ def by_name(name: str) -> Layout:
         raise KeyError(f"unknown keypoint layout {name!r} (known: {known})") from None
 
 
+# --- Which body layout a file's point count means. -------------------------------------------
+BODY_LAYOUTS_BY_COUNT = {
+    17: (COCO17,),
+    18: (COCO18,),
+    23: (COCO17_FEET,),
+    25: (BODY25, BODY25B),
+    133: (DWPOSE133,),
+}
+# 25 points the data cannot settle (no person with the points the test needs) are read as
+# BODY_25, the OpenPose program's default model; BODY_25B is its experimental one.
+BODY25_DEFAULT = BODY25
+# A reading fits when its "midway" points sit within this fraction of the person's size of
+# where they should be (on the real pose2sim clip the true reading scores 0.03, the other 0.24).
+BODY25_FIT = 0.08
+
+# The points that must lie midway between two others in each 25-point reading:
+# (point, one end, other end) as indices of that layout.
+_MIDWAY_CHECKS = {
+    "body25": ((1, 2, 5), (8, 9, 12)),  # neck between the shoulders, mid_hip between the hips
+    "body25b": ((17, 5, 6), (0, 1, 2)),  # neck between the shoulders, nose between the eyes
+}
+
+
+def body_layouts_for_count(count: int) -> tuple[Layout, ...]:
+    """The body layouts with ``count`` points (two for 25), or () when none has."""
+    return BODY_LAYOUTS_BY_COUNT.get(int(count), ())
+
+
+def body25_scores(samples: np.ndarray) -> dict[str, float]:
+    """How well each 25-point reading fits people's points, lower is better, nan = no evidence.
+
+    ``samples`` is (..., 25, 3) x, y, confidence (confidence <= 0 = absent). For each reading,
+    the median distance of its midway points (see ``_MIDWAY_CHECKS``) from the midpoint they
+    should sit on, over every person where all three are present, relative to that person's
+    size (the larger side of the box around their present points); the two checks averaged.
+    """
+    people = np.asarray(samples, np.float64).reshape(-1, 25, 3)
+    present = people[..., 2] > 0
+    people = people[present.sum(axis=1) >= 2]
+    present = people[..., 2] > 0
+    if not len(people):
+        return {name: float("nan") for name in _MIDWAY_CHECKS}
+    xy = people[..., :2]
+    low = np.where(present[..., None], xy, np.inf).min(axis=1)
+    high = np.where(present[..., None], xy, -np.inf).max(axis=1)
+    size = (high - low).max(axis=1)
+    scores = {}
+    for name, checks in _MIDWAY_CHECKS.items():
+        medians = []
+        for a, b, c in checks:
+            valid = present[:, a] & present[:, b] & present[:, c] & (size > 0)
+            if valid.any():
+                offset = xy[valid, a] - 0.5 * (xy[valid, b] + xy[valid, c])
+                medians.append(float(np.median(np.hypot(offset[:, 0], offset[:, 1]) / size[valid])))
+        scores[name] = float(np.mean(medians)) if medians else float("nan")
+    return scores
+
+
+def pick_body_layout(count: int, samples=None, choice=None) -> tuple[Layout, str]:
+    """The body layout for bodies of ``count`` points, and a sentence saying why.
+
+    ``choice`` (a layout or its name; None or ``"auto"`` to decide) is taken when its point
+    count matches. 25 points are BODY_25 or BODY_25B: decided from ``samples`` (people's points,
+    see ``body25_scores``) when one reading fits, else ``BODY25_DEFAULT``.
+    Raises ValueError for a count no layout has or a choice that does not match.
+    """
+    candidates = body_layouts_for_count(count)
+    if choice is not None and choice != "auto":
+        try:
+            layout = choice if isinstance(choice, Layout) else by_name(choice)
+        except KeyError as error:
+            raise ValueError(error.args[0]) from None
+        if len(layout) != count:
+            raise ValueError(
+                f"layout {layout.name!r} has {len(layout)} points, the bodies have {count}"
+            )
+        return layout, f"{layout.name} (chosen)"
+    if not candidates:
+        known = ", ".join(str(n) for n in sorted(BODY_LAYOUTS_BY_COUNT))
+        raise ValueError(f"no known body layout has {count} points (known counts: {known})")
+    if len(candidates) == 1:
+        return candidates[0], f"{candidates[0].name} ({count} points)"
+    scores = body25_scores(samples) if samples is not None else {}
+    fitting = {name: s for name, s in scores.items() if s <= BODY25_FIT}  # nan never fits
+    figures = ", ".join(f"{name} {s:.3f}" for name, s in scores.items())
+    if fitting:
+        name = min(fitting, key=fitting.get)
+        return LAYOUTS[name], f"{name} (25 points; midway-point fit {figures})"
+    why = f"midway-point fit {figures}" if scores else "no points to test"
+    return BODY25_DEFAULT, f"{BODY25_DEFAULT.name} (25 points, undecided: {why}; the default)"
