@@ -34,6 +34,17 @@ def _resolution(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+def _person(text: str):
+    if text == "auto":
+        return "auto"
+    if re.fullmatch(r"\d+", text):
+        return int(text)
+    match = re.fullmatch(r"\s*(-?[\d.]+)\s*,\s*(-?[\d.]+)\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"person must be auto, an index or X,Y, got {text!r}")
+    return float(match.group(1)), float(match.group(2))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cli.py", description="PoseBridge batch commands (run inside Blender or with bpy)."
@@ -55,6 +66,27 @@ def build_parser() -> argparse.ArgumentParser:
                        "every size scaled with the image")
     poses.add_argument("--overwrite", action="store_true",
                        help="replace pose maps already in the output folder")
+
+    imp = commands.add_parser("import-pose", help="import video keypoints onto a rig as a new action")
+    imp.add_argument("--keypoints", required=True, type=Path,
+                     help="folder of per-frame OpenPose JSON, a ComfyUI POSE_KEYPOINT file or one OpenPose frame")
+    imp.add_argument("--armature", required=True, help="the rig to animate")
+    imp.add_argument("--camera", help="camera the video is seen through (default: the scene camera)")
+    imp.add_argument("--canvas", type=_resolution,
+                     help="WxH of the video when the file does not say (default: the scene's render size)")
+    imp.add_argument("--layout", help="body layout: coco18, body25, body25b, coco17, dwpose133 (default: detected)")
+    imp.add_argument("--coordinates", choices=("auto", "pixels", "normalized"), default="auto")
+    imp.add_argument("--start-frame", type=int, help="first frame of the action (default: the scene's)")
+    imp.add_argument("--person", type=_person, default="auto",
+                     help="auto (most prominent), an index in the first frame, or a pixel X,Y")
+    imp.add_argument("--min-confidence", type=float, default=0.1, help="points below are absent")
+    imp.add_argument("--no-smooth", action="store_true", help="keep the detector's jitter")
+    imp.add_argument("--no-swap-fix", action="store_true", help="do not repair left/right swaps")
+    imp.add_argument("--depth", choices=("rig-size", "fixed"), default="rig-size",
+                     help="distance from the camera: from the rig's size (default) or held fixed")
+    imp.add_argument("--ground", action="store_true", help="keep the feet on the ground")
+    imp.add_argument("--save", type=Path, help="save the result as this .blend")
+    imp.add_argument("--overwrite", action="store_true", help="allow --save to replace an existing file")
 
     demo = commands.add_parser("demo", help="build the demo shot, render its pose maps and a contact sheet")
     demo.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)")
@@ -94,6 +126,37 @@ def run_poses(args, scene, log=print) -> int:
     return 0
 
 
+def run_import_pose(args, scene, log=print) -> int:
+    import bpy
+
+    from .render import import_job
+    from .render.pose_maps import JobError
+
+    if args.save and args.save.exists() and not args.overwrite:
+        raise CommandError(f"{args.save} exists; pass --overwrite to replace it")
+    options = import_job.ImportOptions(
+        keypoints=str(args.keypoints), armature=args.armature, camera=args.camera,
+        layout=args.layout, coordinates=args.coordinates, canvas=args.canvas,
+        person=args.person, start_frame=args.start_frame, min_confidence=args.min_confidence,
+        fix_swaps=not args.no_swap_fix, smooth=not args.no_smooth,
+        depth_mode=args.depth.replace("-", "_"), ground=args.ground,
+    )
+    summary = import_job.ImportSummary()
+    try:
+        for fraction, stage in import_job.import_steps(scene, options, summary):
+            if fraction < 1:
+                log(f"posebridge: {stage}")
+    except JobError as error:
+        raise CommandError(str(error)) from None
+    log(f"posebridge: {summary.text()}")
+    for note in summary.notes:
+        log(f"posebridge:   {note}")
+    if args.save:
+        bpy.ops.wm.save_as_mainfile(filepath=str(args.save.resolve()), copy=True)
+        log(f"posebridge: saved {args.save}")
+    return 0
+
+
 def run_demo(args, log=print) -> int:
     from .render import demo
 
@@ -111,7 +174,10 @@ def main(argv: list[str], scene=None) -> int:
             return run_demo(args)
         import bpy
 
-        return run_poses(args, scene or bpy.context.scene)
+        scene = scene or bpy.context.scene
+        if args.command == "import-pose":
+            return run_import_pose(args, scene)
+        return run_poses(args, scene)
     except CommandError as error:
         print(f"posebridge: error: {error}", file=sys.stderr)
         return EXIT_USAGE

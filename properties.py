@@ -6,6 +6,7 @@ from bpy.props import (
     BoolProperty,
     CollectionProperty,
     EnumProperty,
+    FloatProperty,
     IntProperty,
     PointerProperty,
     StringProperty,
@@ -54,10 +55,64 @@ class POSEBRIDGE_PG_rig(bpy.types.PropertyGroup):
     )
 
 
+def _is_armature(_self, obj) -> bool:
+    return obj.type == "ARMATURE"
+
+
+class POSEBRIDGE_PG_import(bpy.types.PropertyGroup):
+    """The Import Pose panel: a reference clip's keypoints onto a rig."""
+
+    keypoints: StringProperty(
+        name="Keypoints", subtype="FILE_PATH",
+        description="Folder of per-frame OpenPose JSON, a ComfyUI POSE_KEYPOINT file or one OpenPose frame",
+    )
+    armature: PointerProperty(name="Armature", type=bpy.types.Object, poll=_is_armature,
+                              description="Rig that receives the motion (a new action)")
+    camera: PointerProperty(name="Camera", type=bpy.types.Object, poll=_is_camera,
+                            description="Camera the video is seen through; empty uses the scene camera")
+    layout: EnumProperty(
+        name="Layout",
+        items=(("AUTO", "Auto", "Detect from the point count"), ("coco18", "COCO-18", "OpenPose COCO / ControlNet"),
+               ("body25", "BODY_25", "OpenPose BODY_25"), ("body25b", "BODY_25B", "OpenPose BODY_25B"),
+               ("coco17", "COCO-17", "COCO body"), ("dwpose133", "DWPose-133", "DWPose whole body")),
+    )
+    coordinates: EnumProperty(
+        name="Coordinates",
+        items=(("auto", "Auto", "Detect pixels or 0-1"), ("pixels", "Pixels", ""), ("normalized", "0-1", "")),
+    )
+    use_canvas: BoolProperty(name="Canvas size", default=False,
+                             description="Give the video size when the file does not carry it "
+                             "(otherwise the scene's render size)")
+    canvas_x: IntProperty(name="W", default=1920, min=1, subtype="PIXEL")
+    canvas_y: IntProperty(name="H", default=1080, min=1, subtype="PIXEL")
+    person: EnumProperty(
+        name="Person",
+        items=(("AUTO", "Most prominent", "The person most visible over the clip"),
+               ("INDEX", "By index", "The person at this index in the first frame"),
+               ("PIXEL", "Nearest pixel", "The person nearest a pixel of the first frame")),
+    )
+    person_index: IntProperty(name="Index", default=0, min=0)
+    person_x: IntProperty(name="X", default=0)
+    person_y: IntProperty(name="Y", default=0)
+    min_confidence: FloatProperty(name="Min confidence", default=0.1, min=0.0, max=1.0)
+    smooth: BoolProperty(name="Smooth", default=True, description="Remove detector jitter (One Euro, no lag)")
+    smooth_strength: FloatProperty(name="Strength", default=1.0, min=0.0, soft_max=4.0)
+    fix_swaps: BoolProperty(name="Fix left/right swaps", default=True)
+    use_scene_start: BoolProperty(name="Start at scene start", default=True)
+    start_frame: IntProperty(name="Start frame", default=1)
+    depth_mode: EnumProperty(
+        name="Distance",
+        items=(("rig_size", "From rig size", "Distance from the rig's size against the performer's"),
+               ("fixed", "Fixed", "Keep the rig at its current distance from the camera")),
+    )
+    ground: BoolProperty(name="Feet on ground", default=False)
+
+
 class POSEBRIDGE_PG_scene(bpy.types.PropertyGroup):
     """What the Render button renders; defaults follow the scene."""
 
     character_index: IntProperty(name="Character", description="Armature selected in the list")
+    importer: PointerProperty(type=POSEBRIDGE_PG_import)
     output_dir: StringProperty(
         name="Output", subtype="DIR_PATH", default="//posebridge/",
         description="Folder for pose_NNNN.png and keypoints/ (// is the .blend's folder)",
@@ -86,7 +141,7 @@ class POSEBRIDGE_PG_scene(bpy.types.PropertyGroup):
     )
 
 
-CLASSES = (POSEBRIDGE_PG_map_entry, POSEBRIDGE_PG_rig, POSEBRIDGE_PG_scene)
+CLASSES = (POSEBRIDGE_PG_map_entry, POSEBRIDGE_PG_rig, POSEBRIDGE_PG_import, POSEBRIDGE_PG_scene)
 
 
 def register():

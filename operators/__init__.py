@@ -1,8 +1,13 @@
 """Operators: one user action each. They read properties, call render/ and pose/, report."""
 from .custom_map import CLASSES as _MAP_CLASSES
+from .import_pose import POSEBRIDGE_OT_import_pose
 from .preview import POSEBRIDGE_OT_preview_pose_map, release_previews
 from .render_pose_maps import POSEBRIDGE_OT_render_pose_maps
 
-CLASSES = (POSEBRIDGE_OT_render_pose_maps, POSEBRIDGE_OT_preview_pose_map) + _MAP_CLASSES
+CLASSES = (
+    POSEBRIDGE_OT_render_pose_maps,
+    POSEBRIDGE_OT_preview_pose_map,
+    POSEBRIDGE_OT_import_pose,
+) + _MAP_CLASSES
 
 __all__ = ["CLASSES", "release_previews"]

@@ -1,15 +1,11 @@
 """Render Pose Maps: the panel's main button. Thin: reads settings, runs the job, reports."""
 from __future__ import annotations
 
-import time
-
 import bpy
 from bpy.props import BoolProperty
 
 from ..render import pose_maps
-
-# How long one timer tick may work before handing control back to Blender's UI.
-TICK_BUDGET_S = 0.05
+from .stepped import SteppedOperator
 
 
 def plan_from_settings(scene, with_output: bool = True) -> pose_maps.PoseMapJob:
@@ -28,12 +24,13 @@ def plan_from_settings(scene, with_output: bool = True) -> pose_maps.PoseMapJob:
     )
 
 
-class POSEBRIDGE_OT_render_pose_maps(bpy.types.Operator):
+class POSEBRIDGE_OT_render_pose_maps(SteppedOperator, bpy.types.Operator):
     """Render OpenPose maps and keypoint JSON for the frame range (ESC cancels)"""
 
     bl_idname = "posebridge.render_pose_maps"
     bl_label = "Render Pose Maps"
     bl_options = {"REGISTER"}  # writes files only; the scene is left unchanged
+    status_text = "PoseBridge: rendering pose maps"
 
     run_in_background: BoolProperty(options={"HIDDEN", "SKIP_SAVE"})
 
@@ -60,48 +57,11 @@ class POSEBRIDGE_OT_render_pose_maps(bpy.types.Operator):
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
         self._report = pose_maps.JobReport()
-        if not self.run_in_background or context.window is None:
-            for _ in pose_maps.run_job(context.scene, self._job, self._report):
-                pass
-            return self._finish(context)
-        self._steps = pose_maps.run_job(context.scene, self._job, self._report)
-        window_manager = context.window_manager
-        self._timer = window_manager.event_timer_add(0.01, window=context.window)
-        window_manager.progress_begin(0, 100)
-        window_manager.modal_handler_add(self)
-        context.workspace.status_text_set("PoseBridge: rendering pose maps (ESC to cancel)")
-        return {"RUNNING_MODAL"}
+        steps = pose_maps.run_job(context.scene, self._job, self._report)
+        return self.run_steps(context, steps, interactive=self.run_in_background)
 
-    def modal(self, context, event):
-        if event.type == "ESC":
-            self._steps.close()  # keeps the frames already written
-            return self._end_modal(context)
-        if event.type != "TIMER":
-            return {"PASS_THROUGH"}
-        deadline = time.perf_counter() + TICK_BUDGET_S
-        try:
-            while time.perf_counter() < deadline:
-                fraction = next(self._steps)
-                context.window_manager.progress_update(int(fraction * 100))
-        except StopIteration:
-            return self._end_modal(context)
-        except Exception as error:  # a failure mid-job: report it, keep what was written
-            self.report({"ERROR"}, f"Pose maps failed: {error}")
-            self._steps.close()
-            self._cleanup(context)
-            return {"CANCELLED"}
-        return {"RUNNING_MODAL"}
-
-    def _cleanup(self, context):
-        context.window_manager.event_timer_remove(self._timer)
-        context.window_manager.progress_end()
-        context.workspace.status_text_set(None)
-
-    def _end_modal(self, context):
-        self._cleanup(context)
-        return self._finish(context)
-
-    def _finish(self, context):
-        level = {"WARNING"} if self._report.cancelled else {"INFO"}
+    def finish(self, context, cancelled: bool):
+        # Cancelling keeps the frames already written; the report says how many.
+        level = {"WARNING"} if cancelled else {"INFO"}
         self.report(level, self._report.summary(self._job))
-        return {"CANCELLED"} if self._report.cancelled else {"FINISHED"}
+        return {"CANCELLED"} if cancelled else {"FINISHED"}

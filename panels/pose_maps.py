@@ -128,10 +128,56 @@ class POSEBRIDGE_PT_preview(_SidebarPanel, bpy.types.Panel):
             layout.template_icon(icon_value=icon, scale=10.0)
 
 
+class POSEBRIDGE_PT_import_pose(_SidebarPanel, bpy.types.Panel):
+    """A reference clip's keypoints onto a rig: the rig keeps its own proportions."""
+
+    bl_label = "Import Pose"
+    bl_idname = "POSEBRIDGE_PT_import_pose"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.posebridge.importer
+        layout.prop(settings, "keypoints")
+        column = layout.column(align=True)
+        column.prop(settings, "layout")
+        column.prop(settings, "coordinates")
+        row = column.row(align=True)
+        row.prop(settings, "use_canvas")
+        if settings.use_canvas:
+            row.prop(settings, "canvas_x")
+            row.prop(settings, "canvas_y")
+        column = layout.column(align=True)
+        column.prop(settings, "person")
+        if settings.person == "INDEX":
+            column.prop(settings, "person_index")
+        elif settings.person == "PIXEL":
+            row = column.row(align=True)
+            row.prop(settings, "person_x")
+            row.prop(settings, "person_y")
+        column = layout.column(align=True)
+        column.prop(settings, "min_confidence")
+        row = column.row(align=True)
+        row.prop(settings, "smooth")
+        if settings.smooth:
+            row.prop(settings, "smooth_strength")
+        column.prop(settings, "fix_swaps")
+        column = layout.column(align=True)
+        column.prop(settings, "armature")
+        column.prop(settings, "camera")
+        column.prop(settings, "use_scene_start")
+        if not settings.use_scene_start:
+            column.prop(settings, "start_frame")
+        column.prop(settings, "depth_mode")
+        column.prop(settings, "ground")
+        layout.operator("posebridge.import_pose", icon="IMPORT")
+
+
 CLASSES = (
     POSEBRIDGE_UL_characters,
     POSEBRIDGE_UL_map_entries,
     POSEBRIDGE_PT_pose_maps,
     POSEBRIDGE_PT_custom_map,
     POSEBRIDGE_PT_preview,
+    POSEBRIDGE_PT_import_pose,
 )

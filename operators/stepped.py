@@ -1,0 +1,73 @@
+"""Long work in small steps: all at once from scripts, a step per timer tick in the UI.
+
+A job is a generator yielding its finished fraction (or ``(fraction, what comes next)``). In the
+UI the operator goes modal: Blender stays responsive, the status bar shows progress and ESC
+closes the generator, which is how every job here cancels cleanly.
+"""
+from __future__ import annotations
+
+import time
+
+from ..render.pose_maps import JobError
+
+# How long one timer tick may work before handing control back to Blender's UI.
+TICK_BUDGET_S = 0.05
+
+
+class SteppedOperator:
+    """Mixin for operators that run a job generator; subclasses define ``finish``."""
+
+    status_text = "PoseBridge: working"
+
+    def run_steps(self, context, steps, interactive: bool):
+        self._steps = steps
+        if not interactive or context.window is None:
+            try:
+                for _ in steps:
+                    pass
+            except JobError as error:
+                self.report({"ERROR"}, str(error))
+                return {"CANCELLED"}
+            return self.finish(context, cancelled=False)
+        window_manager = context.window_manager
+        self._timer = window_manager.event_timer_add(0.01, window=context.window)
+        window_manager.progress_begin(0, 100)
+        window_manager.modal_handler_add(self)
+        self._show_status(context, None)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type == "ESC":
+            self._steps.close()
+            self._end(context)
+            return self.finish(context, cancelled=True)
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        deadline = time.perf_counter() + TICK_BUDGET_S
+        try:
+            while time.perf_counter() < deadline:
+                step = next(self._steps)
+                fraction, stage = step if isinstance(step, tuple) else (step, None)
+                context.window_manager.progress_update(int(fraction * 100))
+                if stage:
+                    self._show_status(context, stage)
+        except StopIteration:
+            self._end(context)
+            return self.finish(context, cancelled=False)
+        except Exception as error:  # JobError or a failure mid-job: report it, keep what was done
+            self._steps.close()
+            self._end(context)
+            self.report({"ERROR"}, str(error) if isinstance(error, JobError) else f"{self.bl_label} failed: {error}")
+            return {"CANCELLED"}
+        return {"RUNNING_MODAL"}
+
+    def _show_status(self, context, stage):
+        if context.workspace is not None:
+            detail = f": {stage}" if stage else ""
+            context.workspace.status_text_set(f"{self.status_text}{detail} (ESC to cancel)")
+
+    def _end(self, context):
+        context.window_manager.event_timer_remove(self._timer)
+        context.window_manager.progress_end()
+        if context.workspace is not None:
+            context.workspace.status_text_set(None)

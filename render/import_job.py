@@ -1,0 +1,143 @@
+"""The pose-import job: keypoint file -> one tracked, cleaned person -> a new action on a rig.
+
+Runs in stages (read, track, clean, lift and key) so the operator can show progress and stop
+between them; nothing in the scene changes before the last stage, which writes the action in
+one go. Bad input raises ``JobError`` naming the problem, with the scene unchanged.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from ..pose.cleaning import CleanOptions, clean
+from ..pose.filters import CleanReport
+from ..pose.formats.readers import ImportedKeypoints, KeypointFileError, load_keypoints
+from ..pose.tracking import TrackResult, track_person
+from .camera import render_size, resolve_camera
+from .import_pose import ImportPoseError, ImportReport, import_pose
+from .pose_maps import JobError
+
+
+@dataclass
+class ImportOptions:
+    keypoints: str
+    armature: str
+    camera: str | None = None
+    layout: str | None = None  # None: detected from the point count
+    coordinates: str = "auto"  # auto | pixels | normalized
+    canvas: tuple[int, int] | None = None  # None: from the file, else the scene's render size
+    person: object = "auto"  # "auto", an index in the first frame, or an (x, y) pixel
+    start_frame: int | None = None  # None: the scene's first frame
+    min_confidence: float = 0.1
+    max_gap: int = 10
+    fix_swaps: bool = True
+    smooth: bool = True
+    smooth_strength: float = 1.0
+    fps: float | None = None  # None: the scene's frame rate
+    depth_mode: str = "rig_size"  # rig_size | fixed
+    ground: bool = False
+
+
+@dataclass
+class ImportSummary:
+    imported: ImportedKeypoints | None = None
+    track: TrackResult | None = None
+    cleaning: CleanReport | None = None
+    report: ImportReport | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        report = self.report
+        parts = [
+            f"Imported {report.frames} frame(s) onto {report.armature} as action '{report.action}' "
+            f"(frames {report.first_frame}-{report.last_frame}, {report.rig_map})"
+        ]
+        if self.cleaning is not None:
+            parts.append(f"{self.cleaning.gaps_filled} gap(s) filled, {self.cleaning.swaps_fixed} "
+                         f"left/right swap(s) fixed")
+        if self.track is not None and len(self.track.missing_frames):
+            parts.append(f"person missing in {len(self.track.missing_frames)} frame(s)")
+        if report.previous_action:
+            parts.append(f"previous action '{report.previous_action}' kept on the NLA")
+        return "; ".join(parts)
+
+
+def _armature(scene, name: str):
+    obj = scene.objects.get(name) if name else None
+    if obj is None:
+        known = ", ".join(o.name for o in scene.objects if o.type == "ARMATURE") or "none"
+        raise JobError(f"unknown armature {name!r} (armatures in the scene: {known})")
+    if obj.type != "ARMATURE":
+        raise JobError(f"{name!r} is a {obj.type.lower()}, not an armature")
+    return obj
+
+
+def import_steps(scene, options: ImportOptions, summary: ImportSummary) -> Iterator[tuple[float, str]]:
+    """Run the import, yielding (fraction done, next stage) between stages.
+
+    Closing the generator before it finishes leaves the scene untouched."""
+    armature = _armature(scene, options.armature)
+    try:
+        camera = resolve_camera(scene, options.camera)
+    except ValueError as error:
+        raise JobError(str(error)) from None
+    path = Path(options.keypoints)
+    if not path.exists():
+        raise JobError(f"no such keypoints file or folder: {path}")
+    yield 0.0, "reading keypoints"
+
+    try:
+        imported = load_keypoints(path, layout=options.layout, coordinates=options.coordinates,
+                                  canvas=options.canvas)
+    except KeypointFileError as error:
+        raise JobError(str(error)) from None
+    except ValueError as error:  # bad arguments, e.g. an unknown layout name
+        raise JobError(str(error)) from None
+    if imported.needs_canvas:
+        width, height = render_size(scene)
+        reach = imported.sequence.canvas  # the smallest canvas holding every point
+        if imported.coordinates == "pixels" and (reach[0] > width or reach[1] > height):
+            raise JobError(
+                f"the keypoints reach {reach[0]}x{reach[1]} px, beyond the {width}x{height} render "
+                f"size used when the file gives no canvas: give the video's size (canvas WxH)"
+            )
+        imported = imported.with_canvas(width, height, source="the scene's render size")
+        summary.notes.append(f"no canvas size in the file: used the scene's render size {width}x{height}")
+    summary.imported = imported
+    summary.notes.extend(imported.notes)
+    yield 0.2, "tracking the person"
+
+    fps = options.fps or scene.render.fps / scene.render.fps_base
+    try:
+        track = track_person(imported.sequence, options.person, fps=fps)
+    except ValueError as error:
+        raise JobError(f"no person to import: {error}") from None
+    summary.track = track
+    yield 0.4, "cleaning"
+
+    cleaned, report = clean(track.sequence, CleanOptions(
+        min_confidence=options.min_confidence, max_gap=options.max_gap,
+        repair_swaps=options.fix_swaps, smooth=options.smooth,
+        smooth_strength=options.smooth_strength, fps=fps,
+    ))
+    summary.cleaning = report
+    yield 0.6, "lifting onto the rig"
+
+    try:
+        summary.report = import_pose(
+            armature, cleaned, camera, scene, start_frame=options.start_frame,
+            depth_mode=options.depth_mode, ground=options.ground, source_name=path.stem,
+        )
+    except ImportPoseError as error:
+        raise JobError(str(error)) from None
+    if summary.report.canvas_note:
+        summary.notes.append(summary.report.canvas_note)
+    yield 1.0, "done"
+
+
+def run_import(scene, options: ImportOptions) -> ImportSummary:
+    summary = ImportSummary()
+    for _ in import_steps(scene, options, summary):
+        pass
+    return summary
