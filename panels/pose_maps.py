@@ -33,6 +33,13 @@ class POSEBRIDGE_UL_characters(bpy.types.UIList):
         return flags, []
 
 
+def _row(layout, settings, *names) -> None:
+    """Several properties side by side."""
+    row = layout.row(align=True)
+    for name in names:
+        row.prop(settings, name)
+
+
 class _SidebarPanel:
     """Where every PoseBridge panel lives: the 3D viewport's sidebar, PoseBridge tab."""
 
@@ -60,14 +67,10 @@ class POSEBRIDGE_PT_pose_maps(_SidebarPanel, bpy.types.Panel):
         column.prop(settings, "camera")
         column.prop(settings, "use_scene_frames")
         if not settings.use_scene_frames:
-            row = column.row(align=True)
-            row.prop(settings, "frame_start")
-            row.prop(settings, "frame_end")
+            _row(column, settings, "frame_start", "frame_end")
         column.prop(settings, "use_scene_resolution")
         if not settings.use_scene_resolution:
-            row = column.row(align=True)
-            row.prop(settings, "resolution_x")
-            row.prop(settings, "resolution_y")
+            _row(column, settings, "resolution_x", "resolution_y")
         row = layout.row(align=True)
         row.prop(settings, "hands", toggle=True)
         row.prop(settings, "face", toggle=True)
@@ -142,25 +145,16 @@ class POSEBRIDGE_PT_import_pose(_SidebarPanel, bpy.types.Panel):
         column = layout.column(align=True)
         column.prop(settings, "layout")
         column.prop(settings, "coordinates")
-        row = column.row(align=True)
-        row.prop(settings, "use_canvas")
-        if settings.use_canvas:
-            row.prop(settings, "canvas_x")
-            row.prop(settings, "canvas_y")
+        _row(column, settings, *(("use_canvas", "canvas_x", "canvas_y") if settings.use_canvas else ("use_canvas",)))
         column = layout.column(align=True)
         column.prop(settings, "person")
         if settings.person == "INDEX":
             column.prop(settings, "person_index")
         elif settings.person == "PIXEL":
-            row = column.row(align=True)
-            row.prop(settings, "person_x")
-            row.prop(settings, "person_y")
+            _row(column, settings, "person_x", "person_y")
         column = layout.column(align=True)
         column.prop(settings, "min_confidence")
-        row = column.row(align=True)
-        row.prop(settings, "smooth")
-        if settings.smooth:
-            row.prop(settings, "smooth_strength")
+        _row(column, settings, *(("smooth", "smooth_strength") if settings.smooth else ("smooth",)))
         column.prop(settings, "fix_swaps")
         column = layout.column(align=True)
         column.prop(settings, "armature")

@@ -1,0 +1,81 @@
+"""Panels can only be drawn with a window; here their draw code runs against a recording layout
+that checks every property and operator it names exists on the real registered RNA."""
+import bpy
+import pytest
+
+import posebridge
+from posebridge.panels import CLASSES as PANEL_CLASSES
+from posebridge.render.demo_shot import build_demo_shot
+
+
+class RecordingLayout:
+    def __init__(self, seen):
+        self.seen = seen
+
+    def _child(self, *_args, **_kwargs):
+        return self
+
+    row = column = box = split = _child
+
+    def prop(self, data, name, **_kwargs):
+        assert name in data.bl_rna.properties, f"{data.bl_rna.identifier} has no property {name!r}"
+        self.seen.append(name)
+
+    def prop_search(self, data, name, search_data, search_name, **_kwargs):
+        self.prop(data, name)
+        assert search_name in search_data.bl_rna.properties
+
+    def operator(self, idname, **_kwargs):
+        module, name = idname.split(".")
+        assert hasattr(bpy.types, f"{module.upper()}_OT_{name}"), f"no operator {idname}"
+        self.seen.append(idname)
+
+    def template_list(self, list_type, _list_id, data, name, active_data, active_name, **_kwargs):
+        assert hasattr(bpy.types, list_type) and name in data.bl_rna.properties
+        assert active_name in active_data.bl_rna.properties
+
+    def label(self, **_kwargs):
+        pass
+
+    def template_icon(self, **_kwargs):
+        pass
+
+
+@pytest.fixture
+def scene():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    posebridge.register()
+    scene = bpy.context.scene
+    build_demo_shot(scene, frame_count=2, resolution=(64, 64))
+    scene.posebridge.character_index = list(scene.objects).index(scene.objects["DemoCharacter"])
+    yield scene
+    posebridge.unregister()
+
+
+def draw_all(seen):
+    for cls in PANEL_CLASSES:
+        if issubclass(cls, bpy.types.Panel):
+            panel = type("Drawn", (), {"layout": RecordingLayout(seen)})()
+            if not hasattr(cls, "poll") or cls.poll(bpy.context):
+                cls.draw(panel, bpy.context)
+
+
+def test_every_panel_names_real_properties_and_operators(scene):
+    seen = []
+    draw_all(seen)
+    assert "posebridge.render_pose_maps" in seen and "posebridge.import_pose" in seen
+    assert "keypoints" in seen and "line_widths" in seen
+
+
+def test_panels_show_the_optional_settings(scene):
+    settings = scene.posebridge
+    settings.use_scene_frames = settings.use_scene_resolution = False
+    importer = settings.importer
+    importer.use_canvas, importer.person, importer.use_scene_start = True, "PIXEL", False
+    scene.objects["DemoCharacter"].posebridge.preset = "CUSTOM"
+    bpy.ops.posebridge.custom_map_from_preset()
+    seen = []
+    draw_all(seen)
+    for name in ("frame_start", "resolution_y", "canvas_x", "person_y", "start_frame", "anchor",
+                 "custom_head_bone", "posebridge.custom_map_add"):
+        assert name in seen, name
