@@ -1,0 +1,26 @@
+"""The pure layers must import without Blender: the backend and outside tools import them."""
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+SCRIPT = f"""
+import sys
+sys.modules["bpy"] = None  # any 'import bpy' now raises ImportError
+sys.path.insert(0, {str(REPO)!r})
+from cli import load_extension
+load_extension()
+import importlib, pkgutil
+import posebridge.pose as pose
+for info in pkgutil.walk_packages(pose.__path__, "posebridge.pose."):
+    importlib.import_module(info.name)
+import posebridge.batch
+print("ok")
+"""
+
+
+def test_package_and_pose_modules_import_without_bpy():
+    result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
