@@ -11,6 +11,9 @@ video's limb directions) and writes the result as keyframes of a **new action**:
 - each solved bone is keyed in the rotation mode it already has (quaternion, Euler of any order,
   axis-angle), so the rig's settings, and the old action that relies on them, stay valid; the
   torso bone also gets location keys; nothing is scaled;
+- on a control rig (Rigify's generated rig) the ORG- bones the lift solves are keyed through the
+  FK controls they follow, and the limbs are switched to FK in the new action
+  (``rig_controls``);
 - every other bone is put at its rest pose (the lift assumes the bones it does not solve are at
   rest; a stale pose from the old action would bend the result);
 - keys go at ``start_frame`` plus the sequence's frame numbers counted from its first (the
@@ -32,9 +35,9 @@ from ..pose.keypoints import KeypointSequence
 from ..pose.lift import DEPTH_MODES, LiftOptions, LiftResult, lift
 from ..pose.lift_plan import LiftError, plan_lift
 from ..pose.rays import ArmatureCamera
-from ..pose.rotations import EULER_ORDERS, continuous_euler, quat_to_axis_angle
+from ..pose.rotations import EULER_ORDERS, continuous_euler, continuous_quats, matrix_to_quat, quat_to_axis_angle
 from ..pose.skeleton import RigSkeleton
-from . import actions, joints, rig_presets
+from . import actions, joints, rig_controls, rig_presets
 from .camera import camera_projection, read_camera, render_size, resolve_camera, scene_depsgraph
 
 
@@ -119,7 +122,7 @@ def import_pose(
             map_label = getattr(rigmap, "name", "custom map")
         skeleton = read_skeleton(armature_obj)
         plan = plan_lift(skeleton, rigmap, seq.layout)
-        _check_unconstrained(armature_obj, [skeleton.names[b] for b in plan.drivers()])
+        controls = rig_controls.controls_for(armature_obj, [skeleton.names[b] for b in plan.drivers()])
     except (ValueError, LiftError) as error:
         raise ImportPoseError(str(error)) from None
 
@@ -142,7 +145,7 @@ def import_pose(
         raise ImportPoseError(str(error)) from None
 
     name = f"{armature_obj.name}|{source_name or 'pose import'}"
-    previous, action = write_action(armature_obj, skeleton, result, key_frames, name, interpolation)
+    previous, action = write_action(armature_obj, skeleton, result, key_frames, name, interpolation, controls)
     scene.frame_set(scene.frame_current)  # show the new pose
     return ImportReport(
         armature=armature_obj.name,
@@ -180,43 +183,11 @@ def _check(armature_obj, seq, person, depth_mode, interpolation) -> None:
         )
 
 
-# Constraints that replace a bone's own rotation or location: keys on such a bone do not show.
-_OVERRIDING = {
-    "COPY_TRANSFORMS", "COPY_ROTATION", "COPY_LOCATION", "CHILD_OF", "ARMATURE", "DAMPED_TRACK",
-    "TRACK_TO", "LOCKED_TRACK", "STRETCH_TO", "TRANSFORM", "ACTION", "IK", "SPLINE_IK",
-}
-
-
-def _check_unconstrained(armature_obj, bones) -> None:
-    """Refuse rigs whose bones the lift would key are driven by constraints (the ORG- bones of
-    a Rigify generated rig follow its controls): the keys would not show."""
-    pose_bones = armature_obj.pose.bones
-    driven = set()
-    for bone in pose_bones:
-        for constraint in bone.constraints:
-            if constraint.mute or constraint.influence == 0.0 or constraint.type not in _OVERRIDING:
-                continue
-            if constraint.type in ("IK", "SPLINE_IK"):
-                chain = [bone] + list(bone.parent_recursive)
-                length = getattr(constraint, "chain_count", 0) or len(chain)
-                driven.update(b.name for b in chain[:length])
-            else:
-                driven.add(bone.name)
-    blocked = [b for b in bones if b in driven]
-    if blocked:
-        raise ValueError(
-            f"bones of {armature_obj.name!r} the import would key are driven by constraints "
-            f"({', '.join(blocked[:4])}{', ...' if len(blocked) > 4 else ''}), as in a control rig "
-            "such as Rigify's generated rig; import onto a rig that is keyed directly (the metarig, "
-            "a deform or game rig)"
-        )
-
-
 def read_skeleton(armature_obj) -> RigSkeleton:
     """The armature's hierarchy and rest pose, in ``pose.bones`` order."""
     rest, names, lengths = joints.read_rest(armature_obj)
     bones = armature_obj.data.bones
-    parents = [bones[n].parent.name if bones[n].parent is not None else None for n in names]
+    parents = [rig_controls.effective_parent(bones[n]) for n in names]
     return RigSkeleton.from_parent_names(names, parents, rest, lengths)
 
 
@@ -244,29 +215,39 @@ def armature_camera(scene, camera_obj, frames, size, matrix_world) -> ArmatureCa
     return ArmatureCamera(sampled.world_to_camera @ matrix_world, sampled.projection, width, height)
 
 
-def write_action(armature_obj, skeleton: RigSkeleton, result: LiftResult, frames, name: str, interpolation: str):
-    """Stash the armature's action, assign a new one, rest the pose, key the solved bones.
-    Returns (previous action or None, new action)."""
+def write_action(armature_obj, skeleton: RigSkeleton, result: LiftResult, frames, name: str, interpolation: str,
+                 controls: dict | None = None):
+    """Stash the armature's action, assign a new one, rest the pose, key the solved bones (each
+    through its control, ``rig_controls.controls_for``, on a control rig). Returns (previous
+    action or None, new action)."""
     pose_bones = armature_obj.pose.bones
+    if controls is None:
+        controls = rig_controls.controls_for(armature_obj, [skeleton.names[b] for b in result.bones])
     channels = []
-    rotations = result.rotations
     for column, bone in enumerate(result.bones):
-        name_b = skeleton.names[bone]
+        control = controls[skeleton.names[bone]]
+        name_b, basis, rotations = control.name, result.basis[:, column], result.rotations[:, column]
+        if control.offset is not None:  # the control's basis: the solved one seen from its rest
+            basis = np.linalg.inv(control.offset) @ basis @ control.offset
+            rotations = continuous_quats(matrix_to_quat(basis[:, :3, :3]))
         pose_bone = pose_bones[name_b]
         path = f'pose.bones["{bpy.utils.escape_identifier(name_b)}"]'
         mode = pose_bone.rotation_mode
         if mode == "QUATERNION":
-            values, prop = rotations[:, column], "rotation_quaternion"
+            values, prop = rotations, "rotation_quaternion"
         elif mode == "AXIS_ANGLE":
-            values, prop = quat_to_axis_angle(rotations[:, column]), "rotation_axis_angle"
+            values, prop = quat_to_axis_angle(rotations), "rotation_axis_angle"
         elif mode in EULER_ORDERS:
-            values, prop = continuous_euler(result.basis[:, column, :3, :3], mode), "rotation_euler"
+            values, prop = continuous_euler(basis[:, :3, :3], mode), "rotation_euler"
         else:
             raise ImportPoseError(f"bone {name_b!r} has an unknown rotation mode {mode!r}")
         channels += [actions.Channel(f"{path}.{prop}", i, name_b, values[:, i]) for i in range(values.shape[1])]
         if bone == result.root:
-            location = result.basis[:, column, :3, 3]
+            location = basis[:, :3, 3]
             channels += [actions.Channel(f"{path}.location", i, name_b, location[:, i]) for i in range(3)]
+    if any(c.name != n for n, c in controls.items()):  # a control rig: its limbs in FK
+        count = len(frames)
+        channels += [actions.Channel(p, 0, g, np.full(count, v)) for p, g, v in rig_controls.switch_channels(armature_obj)]
 
     previous = actions.stash(armature_obj)
     action = actions.new_action(name)
