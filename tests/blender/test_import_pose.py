@@ -334,3 +334,41 @@ def test_cmu_mocap_onto_a_rigify_metarig(empty_scene, shared_data):
     print(f"\n(d) CMU 07_01 onto a Rigify metarig: direction error mean {errors.mean():.5f} deg, "
           f"max {errors.max():.5f} deg over {len(frames)} frames; length scales {report.length_scale}")
     assert errors.mean() <= 2.0
+
+
+def test_custom_mapped_rig_follows_the_same_directions(walk_shot):
+    """A rig mapped by the user's custom map (saved on the object) is a target like a preset."""
+    import posebridge
+    from posebridge.pose import rigmap_presets
+    from posebridge.render import rig_presets
+
+    scene, camera, observed = walk_shot
+    posebridge.register()
+    try:
+        target = rigs.build_mixamo_rig("character", prefix=False)
+        settings = target.posebridge
+        detected = rigmap_presets.detect([b.name for b in target.data.bones])
+        for keypoint, bone, anchor in rig_presets.simple_entries(detected.rigmap):
+            entry = settings.custom_map.add()
+            entry.keypoint, entry.bone, entry.anchor = keypoint, bone, anchor
+        settings.custom_head_bone = "Head"
+        settings.preset = "CUSTOM"
+        report = import_pose(target, observed, camera, scene)
+        assert report.rig_map == "custom map"
+        errors = direction_errors(observed, keypoints(scene, "character", FRAMES))
+        assert errors.mean() <= 2.0
+    finally:
+        posebridge.unregister()
+
+
+def test_onto_a_cmu_skeleton(walk_shot, shared_data):
+    """The CMU BVH preset as the target: the metarig's walk onto the mocap skeleton."""
+    scene, camera, observed = walk_shot
+    rigs.enable_addon("io_anim_bvh")
+    bpy.ops.import_anim.bvh(filepath=str(shared_data / "cmu" / "07_01.bvh"), global_scale=0.056444)
+    target = bpy.context.active_object
+    target.name = "cmu"
+    report = import_pose(target, observed, camera, scene)
+    assert report.rig_map == "CMU mocap (BVH import)"
+    errors = direction_errors(observed, keypoints(scene, "cmu", FRAMES, hands=False))
+    assert errors.mean() <= 2.0
