@@ -62,24 +62,15 @@ def camera_projection(scene, camera_obj, frames, resolution=None) -> CameraProje
     ``resolution`` (width, height) replaces the scene's output size, as if rendering at that size
     (the scene's pixel aspect still applies). The scene's current frame is restored afterwards.
     """
+    from .sampling import sample_frames
+
+    if camera_obj is None:
+        raise ValueError("no camera to sample")
     if resolution is None:
         width, height = render_size(scene)
     else:
         width, height = int(resolution[0]), int(resolution[1])
     if width <= 0 or height <= 0:
         raise ValueError(f"output size must be positive, got {width}x{height}")
-    frame_numbers = np.asarray(list(frames), dtype=np.int64).reshape(-1)
-    pixel_aspect = (scene.render.pixel_aspect_x, scene.render.pixel_aspect_y)
-
-    world_to_camera = np.empty((len(frame_numbers), 4, 4))
-    projections = np.empty((len(frame_numbers), 4, 4))
-    saved = (scene.frame_current, scene.frame_subframe)
-    try:
-        for index, frame in enumerate(frame_numbers):
-            scene.frame_set(int(frame))
-            world_to_camera[index], projections[index] = read_camera(
-                scene_depsgraph(scene), camera_obj, width, height, pixel_aspect
-            )
-    finally:
-        scene.frame_set(saved[0], subframe=saved[1])
-    return CameraProjection(world_to_camera, projections, width, height, frame_numbers)
+    _, projection = sample_frames(scene, [int(f) for f in frames], [], camera_obj, width, height)
+    return projection

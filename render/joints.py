@@ -13,19 +13,6 @@ import numpy as np
 from ..pose.rigmap import RigMap, bake, detect_preset, evaluate
 
 
-def _depsgraph(scene):
-    import bpy
-
-    if scene is None or scene == bpy.context.scene:
-        return bpy.context.evaluated_depsgraph_get()
-    return scene.view_layers[0].depsgraph
-
-
-def _split_frame(frame) -> tuple[int, float]:
-    whole = int(np.floor(frame))
-    return whole, float(frame) - whole
-
-
 def bone_names(armature_obj) -> list[str]:
     """Bone names in ``pose.bones`` order, the order of every array this module returns."""
     # A new object has no pose until the depsgraph has evaluated it once.
@@ -53,35 +40,19 @@ def read_rest(armature_obj) -> tuple[np.ndarray, list[str], np.ndarray]:
     return rest, names, lengths.astype(np.float64)
 
 
-def read_bone_matrices(armature_obj, frames, scene=None, depsgraph=None):
+def read_bone_matrices(armature_obj, frames, scene=None):
     """World-space pose matrices of every bone at every frame.
 
     Returns ``(matrices (frames, bones, 4, 4) float64, bone_names, lengths (bones,))``. Frames
     may be fractional (subframes). The scene's current frame is restored afterwards, even on
-    error.
+    error. (One armature's view of ``sampling.sample_frames``.)
     """
     import bpy
 
-    scene = scene if scene is not None else bpy.context.scene
-    frames = list(frames)
-    _, names, lengths = read_rest(armature_obj)  # rest lengths (PoseBone.length is the posed one)
-    count = len(names)
+    from .sampling import sample_frames
 
-    local = np.empty((len(frames), count * 16), np.float32)
-    world = np.empty((len(frames), 4, 4), np.float64)
-    before = scene.frame_current, scene.frame_subframe
-    try:
-        for i, frame in enumerate(frames):
-            whole, sub = _split_frame(frame)
-            scene.frame_set(whole, subframe=sub)
-            graph = depsgraph if depsgraph is not None else _depsgraph(scene)
-            evaluated = armature_obj.evaluated_get(graph)
-            evaluated.pose.bones.foreach_get("matrix", local[i])
-            world[i] = np.array(evaluated.matrix_world)
-    finally:
-        scene.frame_set(before[0], subframe=before[1])
-    pose = local.reshape(len(frames), count, 4, 4).transpose(0, 1, 3, 2).astype(np.float64)
-    return np.matmul(world[:, None], pose), names, lengths
+    (rig,), _ = sample_frames(scene if scene is not None else bpy.context.scene, frames, [armature_obj])
+    return rig.matrices, rig.bone_names, rig.lengths
 
 
 def bake_for(armature_obj, rigmap: RigMap) -> RigMap:

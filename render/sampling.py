@@ -21,9 +21,15 @@ class RigSamples:
     lengths: np.ndarray  # (bones,) rest lengths
 
 
-def sample_frames(scene, frames, armatures, camera, width: int, height: int):
-    """(one RigSamples per armature, CameraProjection) for ``frames``; restores the frame."""
-    frames = [int(f) for f in frames]
+def _split_frame(frame) -> tuple[int, float]:
+    whole = int(np.floor(frame))
+    return whole, float(frame) - whole
+
+
+def sample_frames(scene, frames, armatures, camera=None, width: int = 1, height: int = 1):
+    """(one RigSamples per armature, CameraProjection or None without a camera) for ``frames``
+    (fractional frames are subframes); the scene's frame is restored afterwards, even on error."""
+    frames = list(frames)
     rests = [joints.read_rest(obj) for obj in armatures]
     local = [np.empty((len(frames), len(names) * 16), np.float32) for _, names, _ in rests]
     world = np.empty((len(armatures), len(frames), 4, 4))
@@ -33,13 +39,15 @@ def sample_frames(scene, frames, armatures, camera, width: int, height: int):
     before = scene.frame_current, scene.frame_subframe
     try:
         for i, frame in enumerate(frames):
-            scene.frame_set(frame)
+            whole, sub = _split_frame(frame)
+            scene.frame_set(whole, subframe=sub)
             graph = scene_depsgraph(scene)
             for a, obj in enumerate(armatures):
                 evaluated = obj.evaluated_get(graph)
                 evaluated.pose.bones.foreach_get("matrix", local[a][i])
                 world[a, i] = evaluated.matrix_world
-            world_to_camera[i], projection[i] = read_camera(graph, camera, width, height, pixel_aspect)
+            if camera is not None:
+                world_to_camera[i], projection[i] = read_camera(graph, camera, width, height, pixel_aspect)
     finally:
         scene.frame_set(before[0], subframe=before[1])
     samples = []
@@ -47,4 +55,6 @@ def sample_frames(scene, frames, armatures, camera, width: int, height: int):
         # foreach_get hands matrices over column by column: transpose to numpy's rows.
         pose = local[a].reshape(len(frames), len(names), 4, 4).transpose(0, 1, 3, 2)
         samples.append(RigSamples(np.matmul(world[a][:, None], pose), names, lengths))
-    return samples, CameraProjection(world_to_camera, projection, width, height, frames)
+    if camera is None:
+        return samples, None
+    return samples, CameraProjection(world_to_camera, projection, width, height, np.floor(frames))

@@ -390,9 +390,13 @@ def test_frame_is_restored_after_an_error(empty_scene):
     scene = empty_scene
     camera = animated_camera(scene)
     scene.frame_set(5)
-    with pytest.raises(AttributeError):
-        camera_projection(scene, None, [2, 3])  # fails inside the frame loop, after frame_set(2)
+    from posebridge.render.sampling import sample_frames
+
+    with pytest.raises(TypeError):
+        sample_frames(scene, [2, "x"], [], camera)  # fails inside the frame loop, after frame_set(2)
     assert scene.frame_current == 5
+    with pytest.raises(ValueError, match="no camera"):
+        camera_projection(scene, None, [2, 3])
 
 
 def test_resolution_override(empty_scene):
