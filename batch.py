@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 EXIT_USAGE = 2
+EXIT_FAILURE = 1
 
 
 class CommandError(Exception):
@@ -134,6 +135,8 @@ def run_import_pose(args, scene, log=print) -> int:
 
     if args.save and args.save.exists() and not args.overwrite:
         raise CommandError(f"{args.save} exists; pass --overwrite to replace it")
+    if args.save and not args.save.resolve().parent.is_dir():
+        raise CommandError(f"cannot save to {args.save}: its folder does not exist")
     options = import_job.ImportOptions(
         keypoints=str(args.keypoints), armature=args.armature, camera=args.camera,
         layout=args.layout, coordinates=args.coordinates, canvas=args.canvas,
@@ -181,3 +184,6 @@ def main(argv: list[str], scene=None) -> int:
     except CommandError as error:
         print(f"posebridge: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as error:  # a render farm must see a failure, not Blender's exit code 0
+        print(f"posebridge: failed: {type(error).__name__}: {error}", file=sys.stderr)
+        return EXIT_FAILURE

@@ -8,6 +8,7 @@ import bpy
 from ..pose.png import write_png
 from ..render import pose_maps
 from .render_pose_maps import plan_from_settings
+from .stepped import job_running
 
 _previews = None  # bpy.utils.previews collection, created on first use
 PREVIEW_KEY = "pose_map"
@@ -58,6 +59,10 @@ class POSEBRIDGE_OT_preview_pose_map(bpy.types.Operator):
     bl_idname = "posebridge.preview_pose_map"
     bl_label = "Preview Pose Map"
     bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context):
+        return not job_running()  # a running job owns the scene's frame
 
     def execute(self, context):
         scene = context.scene

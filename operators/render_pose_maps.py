@@ -62,6 +62,7 @@ class POSEBRIDGE_OT_render_pose_maps(SteppedOperator, bpy.types.Operator):
 
     def finish(self, context, cancelled: bool):
         # Cancelling keeps the frames already written; the report says how many.
+        self._report.cancelled = self._report.cancelled or cancelled
         level = {"WARNING"} if cancelled else {"INFO"}
         self.report(level, self._report.summary(self._job))
         return {"CANCELLED"} if cancelled else {"FINISHED"}

@@ -14,10 +14,27 @@ from ..render.pose_maps import JobError
 TICK_BUDGET_S = 0.05
 
 
+# Events a running job lets through to Blender: view navigation only. Everything else (undo,
+# playback, scrubbing, another Render press) would fight the job's own frame changes.
+_PASS_THROUGH = {
+    "MOUSEMOVE", "INBETWEEN_MOUSEMOVE", "WHEELUPMOUSE", "WHEELDOWNMOUSE", "MIDDLEMOUSE",
+    "TRACKPADPAN", "TRACKPADZOOM", "MOUSEROTATE", "NDOF_MOTION", "WINDOW_DEACTIVATE",
+}
+_running = set()  # the jobs running modally now (one at a time)
+
+
+def job_running() -> bool:
+    return bool(_running)
+
+
 class SteppedOperator:
     """Mixin for operators that run a job generator; subclasses define ``finish``."""
 
     status_text = "PoseBridge: working"
+
+    @classmethod
+    def poll(cls, context):
+        return not job_running()
 
     def run_steps(self, context, steps, interactive: bool):
         self._steps = steps
@@ -25,14 +42,15 @@ class SteppedOperator:
             try:
                 for _ in steps:
                     pass
-            except JobError as error:
-                self.report({"ERROR"}, str(error))
+            except Exception as error:  # JobError, or a failure mid-job: report it
+                self.report({"ERROR"}, self._message(error))
                 return {"CANCELLED"}
             return self.finish(context, cancelled=False)
         window_manager = context.window_manager
         self._timer = window_manager.event_timer_add(0.01, window=context.window)
         window_manager.progress_begin(0, 100)
         window_manager.modal_handler_add(self)
+        _running.add(self.bl_idname)
         self._show_status(context, None)
         return {"RUNNING_MODAL"}
 
@@ -42,7 +60,7 @@ class SteppedOperator:
             self._end(context)
             return self.finish(context, cancelled=True)
         if event.type != "TIMER":
-            return {"PASS_THROUGH"}
+            return {"PASS_THROUGH"} if event.type in _PASS_THROUGH else {"RUNNING_MODAL"}
         deadline = time.perf_counter() + TICK_BUDGET_S
         try:
             while time.perf_counter() < deadline:
@@ -57,9 +75,17 @@ class SteppedOperator:
         except Exception as error:  # JobError or a failure mid-job: report it, keep what was done
             self._steps.close()
             self._end(context)
-            self.report({"ERROR"}, str(error) if isinstance(error, JobError) else f"{self.bl_label} failed: {error}")
+            self.report({"ERROR"}, self._message(error))
             return {"CANCELLED"}
         return {"RUNNING_MODAL"}
+
+    def cancel(self, context):
+        """Blender ends the operator (file loaded, window closed): stop the job cleanly now."""
+        self._steps.close()
+        self._end(context)
+
+    def _message(self, error) -> str:
+        return str(error) if isinstance(error, JobError) else f"{self.bl_label} failed: {error}"
 
     def _show_status(self, context, stage):
         if context.workspace is not None:
@@ -67,6 +93,7 @@ class SteppedOperator:
             context.workspace.status_text_set(f"{self.status_text}{detail} (ESC to cancel)")
 
     def _end(self, context):
+        _running.discard(self.bl_idname)
         context.window_manager.event_timer_remove(self._timer)
         context.window_manager.progress_end()
         if context.workspace is not None:

@@ -35,9 +35,21 @@ def resolve_camera(scene, name: str | None = None):
     return camera
 
 
-def scene_depsgraph(scene):
-    """The depsgraph ``scene.frame_set`` evaluates (it updates every view layer's)."""
-    return scene.view_layers[0].depsgraph
+def scene_depsgraph(scene, objects=()):
+    """A depsgraph in which ``objects`` are evaluated (``scene.frame_set`` updates every view
+    layer's): the active view layer when it holds them, else the first layer that does. An object
+    excluded from a layer is not animated in that layer's depsgraph."""
+    import bpy
+
+    layers = list(scene.view_layers)
+    active = getattr(bpy.context, "view_layer", None)
+    if active is not None and active in layers:
+        layers.insert(0, active)
+    for layer in layers:
+        if all(obj.name in layer.objects for obj in objects if obj is not None):
+            return layer.depsgraph
+    names = ", ".join(obj.name for obj in objects if obj is not None)
+    raise ValueError(f"no view layer of scene {scene.name!r} holds {names}")
 
 
 def read_camera(depsgraph, camera_obj, width: int, height: int, pixel_aspect=(1.0, 1.0)):

@@ -209,7 +209,7 @@ def armature_camera(scene, camera_obj, frames, size, matrix_world) -> ArmatureCa
     width, height = size
     if _is_static(camera_obj):
         pixel_aspect = (scene.render.pixel_aspect_x, scene.render.pixel_aspect_y)
-        world_to_camera, projection = read_camera(scene_depsgraph(scene), camera_obj, width, height, pixel_aspect)
+        world_to_camera, projection = read_camera(scene_depsgraph(scene, [camera_obj]), camera_obj, width, height, pixel_aspect)
         return ArmatureCamera(world_to_camera @ matrix_world, projection, width, height)
     sampled = camera_projection(scene, camera_obj, [int(f) for f in frames], (width, height))
     return ArmatureCamera(sampled.world_to_camera @ matrix_world, sampled.projection, width, height)

@@ -19,7 +19,7 @@ def render_workbench_frames(scene, frames, folder=None, resolution=None) -> list
     saved = (
         render.engine, render.filepath, render.resolution_x, render.resolution_y,
         render.resolution_percentage, render.image_settings.file_format, render.image_settings.color_mode,
-        scene.frame_current,
+        scene.frame_current, scene.frame_subframe,
     )
     paths = []
     try:
@@ -38,8 +38,8 @@ def render_workbench_frames(scene, frames, folder=None, resolution=None) -> list
     finally:
         (render.engine, render.filepath, render.resolution_x, render.resolution_y,
          render.resolution_percentage, render.image_settings.file_format,
-         render.image_settings.color_mode, frame_before) = saved
-        scene.frame_set(frame_before)
+         render.image_settings.color_mode, frame_before, subframe_before) = saved
+        scene.frame_set(frame_before, subframe=subframe_before)
     return paths
 
 

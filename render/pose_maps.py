@@ -24,7 +24,7 @@ from ..pose.png import write_png
 from . import rig_presets
 from ..pose.rigmap import evaluate
 from .camera import render_size, resolve_camera
-from .sampling import sample_frames
+from .sampling import SCENE_CAMERA, sample_frames
 
 CHUNK_FRAMES = 16
 
@@ -44,7 +44,7 @@ class Character:
 class PoseMapJob:
     output_dir: Path | None
     frames: list[int]
-    camera: bpy.types.Object
+    camera: object  # a camera object, or sampling.SCENE_CAMERA (follows marker camera switches)
     characters: list[Character]
     width: int
     height: int
@@ -99,7 +99,10 @@ def plan_job(
     if end < start:
         raise JobError(f"empty frame range {start}-{end}: the end is before the start")
     try:
+        # Checks there is a camera now; unnamed, the scene's camera is followed frame by frame.
         camera = resolve_camera(scene, camera_name)
+        if camera_name is None:
+            camera = SCENE_CAMERA
     except ValueError as error:
         raise JobError(str(error)) from None
     if resolution is not None:
@@ -108,6 +111,8 @@ def plan_job(
             raise JobError(f"resolution must be positive, got {width}x{height}")
     else:
         width, height = render_size(scene)
+        if width < 1 or height < 1:
+            raise JobError(f"the scene's render size is {width}x{height}: raise the resolution or its percentage")
     characters = resolve_characters(scene, armature_names)
     # No folder is a preview: keypoints and maps in memory only.
     folder = _writable_folder(output_dir) if output_dir is not None else None
@@ -166,7 +171,10 @@ def resolve_characters(scene, armature_names: list[str] | None) -> list[Characte
 def _writable_folder(output_dir) -> Path:
     if not str(output_dir).strip():
         raise JobError("no output folder given")
-    folder = Path(bpy.path.abspath(str(output_dir)))
+    if str(output_dir).startswith("//") and not bpy.data.filepath:
+        raise JobError(f"the output folder {output_dir} is relative to the .blend: save the .blend "
+                       "first or choose an absolute folder")
+    folder = Path(bpy.path.abspath(str(output_dir))).resolve()
     try:
         (folder / "keypoints").mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -13,10 +13,13 @@ from . import joints
 AUTO = "AUTO"
 CUSTOM = "CUSTOM"
 
+# The .blend stores an enum choice by number: each preset keeps its number forever, so a file
+# saved with one choice loads with the same one whatever presets are added later.
+_ENUM_NUMBERS = {AUTO: 0, "rigify_metarig": 1, "rigify_generated": 2, "mixamo": 3, "cmu_bvh": 4, CUSTOM: 100}
 _ENUM_ITEMS = (
-    [(AUTO, "Auto", "Use the preset that fits the bone names")]
-    + [(p.id, p.label, f"The {p.label} bone names") for p in rigmap_presets.PRESETS]
-    + [(CUSTOM, "Custom", "Your own keypoint-to-bone map, saved in the .blend")]
+    [(AUTO, "Auto", "Use the preset that fits the bone names", _ENUM_NUMBERS[AUTO])]
+    + [(p.id, p.label, f"The {p.label} bone names", _ENUM_NUMBERS[p.id]) for p in rigmap_presets.PRESETS]
+    + [(CUSTOM, "Custom", "Your own keypoint-to-bone map, saved in the .blend", _ENUM_NUMBERS[CUSTOM])]
 )
 
 
@@ -58,7 +61,9 @@ def rigmap_for(obj) -> tuple[RigMap, str]:
             )
         rigmap, label = found.rigmap, found.preset.label
     else:
-        preset = rigmap_presets.PRESETS_BY_ID[choice]
+        preset = rigmap_presets.PRESETS_BY_ID.get(choice)
+        if preset is None:  # a file saved by a newer PoseBridge
+            raise NoRigMap(f"armature {obj.name!r} uses a rig map this version does not know; choose one")
         found = rigmap_presets.fit(preset, names)
         if found is None:
             missing = [b for b in preset.essential if b not in set(names)]
@@ -120,7 +125,9 @@ def describe(obj) -> str:
     if choice == AUTO:
         found = rigmap_presets.detect(names)
         return f"Auto: {found.preset.label}" if found else "No preset fits"
-    preset = rigmap_presets.PRESETS_BY_ID[choice]
+    preset = rigmap_presets.PRESETS_BY_ID.get(choice)
+    if preset is None:
+        return "Unknown rig map"
     return preset.label if rigmap_presets.fit(preset, names) else f"{preset.label} (does not fit)"
 
 

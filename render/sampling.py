@@ -26,9 +26,14 @@ def _split_frame(frame) -> tuple[int, float]:
     return whole, float(frame) - whole
 
 
+# Pass as ``camera`` to use whichever camera the scene has at each frame (markers switch it).
+SCENE_CAMERA = "scene camera"
+
+
 def sample_frames(scene, frames, armatures, camera=None, width: int = 1, height: int = 1):
     """(one RigSamples per armature, CameraProjection or None without a camera) for ``frames``
-    (fractional frames are subframes); the scene's frame is restored afterwards, even on error."""
+    (fractional frames are subframes); the scene's frame is restored afterwards, even on error.
+    ``camera`` may be SCENE_CAMERA: the scene's active camera at each frame."""
     frames = list(frames)
     rests = [joints.read_rest(obj) for obj in armatures]
     local = [np.empty((len(frames), len(names) * 16), np.float32) for _, names, _ in rests]
@@ -41,13 +46,16 @@ def sample_frames(scene, frames, armatures, camera=None, width: int = 1, height:
         for i, frame in enumerate(frames):
             whole, sub = _split_frame(frame)
             scene.frame_set(whole, subframe=sub)
-            graph = scene_depsgraph(scene)
+            current = scene.camera if camera == SCENE_CAMERA else camera
+            if camera == SCENE_CAMERA and current is None:
+                raise ValueError(f"scene {scene.name!r} has no active camera at frame {frame}")
+            graph = scene_depsgraph(scene, list(armatures) + [current])
             for a, obj in enumerate(armatures):
                 evaluated = obj.evaluated_get(graph)
                 evaluated.pose.bones.foreach_get("matrix", local[a][i])
                 world[a, i] = evaluated.matrix_world
-            if camera is not None:
-                world_to_camera[i], projection[i] = read_camera(graph, camera, width, height, pixel_aspect)
+            if current is not None:
+                world_to_camera[i], projection[i] = read_camera(graph, current, width, height, pixel_aspect)
     finally:
         scene.frame_set(before[0], subframe=before[1])
     samples = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -65,10 +66,15 @@ def frame_document(seq: KeypointSequence, frame: int, parts=None) -> dict:
 def write_json_atomic(path: Path, document) -> None:
     """Write through a temporary file so an interrupted job never leaves half a file."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(document, handle, separators=(",", ":"))
-    os.replace(tmp, path)
+    # A unique temporary name: parallel writers (farm nodes) never share a half-written file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, separators=(",", ":"))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def frame_file_name(frame_number: int, prefix: str = "pose") -> str:

@@ -142,3 +142,22 @@ def test_rig_made_poses_match_controlnet_aux(demo_scene):
             assert hands.sum() > 15 and seq.present[index].sum() > 60, "hands and face are drawn too"
             diff, drawn = assert_matches(util, seq.data[index], *size)
             assert diff == 0, f"{diff} of {drawn} pixels differ"
+
+
+def test_relative_output_needs_a_saved_blend(demo_scene):
+    with pytest.raises(pose_maps.JobError, match="save the .blend first"):
+        pose_maps.plan_job(demo_scene, output_dir="//posebridge/")
+
+
+def test_camera_switched_by_a_marker_is_followed(demo_scene, tmp_path):
+    """Unnamed, the camera is the scene's at each frame, as the render would use it."""
+    original = demo_scene.camera
+    away = original.copy()
+    demo_scene.collection.objects.link(away)
+    away.rotation_euler.z += 3.1416  # sees nobody
+    demo_scene.timeline_markers.new("start", frame=1).camera = original
+    demo_scene.timeline_markers.new("cut", frame=7).camera = away
+    job = pose_maps.plan_job(demo_scene, output_dir=str(tmp_path))
+    report = pose_maps.render_pose_maps(demo_scene, job)
+    assert report.people_per_frame == [1] * 6 + [0] * 6
+
