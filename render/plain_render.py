@@ -21,9 +21,13 @@ def render_workbench_frames(scene, frames, folder=None, resolution=None) -> list
         render.resolution_percentage, render.image_settings.file_format, render.image_settings.color_mode,
         scene.frame_current, scene.frame_subframe,
     )
+    # Blender 5.0 splits image and movie outputs: a scene writing video must switch to images first.
+    media_type = getattr(render.image_settings, "media_type", None)
     paths = []
     try:
         render.engine = "BLENDER_WORKBENCH"
+        if media_type is not None:
+            render.image_settings.media_type = "IMAGE"
         render.image_settings.file_format = "PNG"
         render.image_settings.color_mode = "RGB"
         if resolution:
@@ -36,6 +40,8 @@ def render_workbench_frames(scene, frames, folder=None, resolution=None) -> list
             bpy.ops.render.render(write_still=True, scene=scene.name)
             paths.append(path)
     finally:
+        if media_type is not None:
+            render.image_settings.media_type = media_type
         (render.engine, render.filepath, render.resolution_x, render.resolution_y,
          render.resolution_percentage, render.image_settings.file_format,
          render.image_settings.color_mode, frame_before, subframe_before) = saved

@@ -161,3 +161,15 @@ def test_camera_switched_by_a_marker_is_followed(demo_scene, tmp_path):
     report = pose_maps.render_pose_maps(demo_scene, job)
     assert report.people_per_frame == [1] * 6 + [0] * 6
 
+
+
+def test_plain_renders_restore_a_video_output(demo_scene, tmp_path):
+    from posebridge.render.plain_render import render_workbench_frames
+
+    settings = demo_scene.render.image_settings
+    if hasattr(settings, "media_type"):  # Blender 5.0+
+        settings.media_type = "VIDEO"
+    settings.file_format = "FFMPEG"
+    (path,) = render_workbench_frames(demo_scene, [2], tmp_path, resolution=(64, 48))
+    assert read_png(path).shape[:2] == (48, 64)
+    assert settings.file_format == "FFMPEG" and demo_scene.frame_current == 5
