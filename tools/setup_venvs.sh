@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Create or reuse the test virtual environments, one per supported Blender (bpy) release.
+# Create or reuse the test virtual environments: one per supported Blender (bpy) release, and one
+# for the generation backend (torch, diffusers).
 #
 #   source tools/setup_venvs.sh && posebridge_ensure_venvs    # from another bash script
 #   bash tools/setup_venvs.sh                                  # stand-alone
@@ -7,7 +8,13 @@
 # Layout: "${POSEBRIDGE_VENVS:-$HOME/.cache/posebridge/venvs}/<name>", where <name> is
 #   bpy50   bpy==5.0.1   (Blender 5.0, whose wheel asks for numpy>=1.26,<2)
 #   bpy42   bpy==4.2.23  (Blender 4.2 LTS, which ships numpy 1.26: numpy<2 is pinned here)
+#   backend backend/requirements.txt (CPU torch, diffusers, transformers, ...; numpy 2)
 # each with pytest and the test-only compat packages of tests/requirements-compat.txt.
+#
+# A spec whose second field is "-r FILE" (FILE relative to the repository) is a venv made from
+# that requirements file instead of a bpy release: its third field (numpy requirement) is empty,
+# so nothing constrains numpy but the file's own pins, and its check imports the file's packages
+# instead of bpy. Its pins are exact ("name==version"): the venv's check verifies every one.
 #
 # tests/requirements-compat.txt: ordinary requirement lines ("name==version", comments, blanks).
 # A line ending in "# no-deps", and any line for controlnet-aux (whose declared dependencies pull
@@ -25,10 +32,11 @@
 POSEBRIDGE_SETUP_REV=1
 POSEBRIDGE_VENVS="${POSEBRIDGE_VENVS:-$HOME/.cache/posebridge/venvs}"
 POSEBRIDGE_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# name|bpy requirement|numpy requirement
+# name|bpy requirement (or "-r FILE")|numpy requirement (empty for "-r FILE")
 POSEBRIDGE_VENV_SPECS=(
   "bpy50|bpy==5.0.1|numpy<2"
   "bpy42|bpy==4.2.23|numpy<2"
+  "backend|-r backend/requirements.txt|"
 )
 # Shared libraries the bpy wheels link against, and the Debian packages that hold them.
 POSEBRIDGE_BPY_DEBS=(libx11-6 libxrender1 libxxf86vm1 libxfixes3 libxi6 libxext6 libxkbcommon0
@@ -76,9 +84,36 @@ _pb_compat_lines() {
   done <"$file"
 }
 
+# The requirement lines of a requirements file (comments and blanks dropped).
+_pb_req_file_lines() {
+  local raw line
+  while IFS= read -r raw || [ -n "$raw" ]; do
+    line="$(printf '%s' "${raw%%#*}" | sed -E 's/^[[:space:]]+|[[:space:]]+$//g')"
+    [ -n "$line" ] && printf '%s\n' "$line"
+  done <"$1"
+}
+
+# "-r FILE" spec -> the file's absolute path; nothing (and status 1) for a bpy spec.
+_pb_spec_req_file() {
+  case "$1" in
+    "-r "*) printf '%s\n' "$POSEBRIDGE_REPO/${1#-r }" ;;
+    *) return 1 ;;
+  esac
+}
+
 # Everything that decides a venv's contents, one item a line.
 _pb_venv_recipe() {
-  local base_python="$1" bpy_req="$2" numpy_req="$3"
+  local base_python="$1" bpy_req="$2" numpy_req="$3" req_file
+  if req_file="$(_pb_spec_req_file "$bpy_req")"; then
+    # A requirements-file venv (its own recipe; the bpy venvs' recipe below is unchanged).
+    printf 'setup-rev=%s\n' "$POSEBRIDGE_SETUP_REV"
+    printf 'python=%s\n' "$("$base_python" -c 'import sys; print(sys.version.split()[0])')"
+    printf 'req-file=%s\n' "${bpy_req#-r }"
+    _pb_req_file_lines "$req_file" | sed 's/^/req=/'
+    _pb_compat_lines normal | sed 's/^/compat=/'
+    _pb_compat_lines nodeps | sed 's/^/nodeps=/'
+    return 0
+  fi
   printf 'setup-rev=%s\n' "$POSEBRIDGE_SETUP_REV"
   printf 'python=%s\n' "$("$base_python" -c 'import sys; print(sys.version.split()[0])')"
   printf 'req=%s\n' "$bpy_req" "$numpy_req" "pytest"
@@ -108,10 +143,11 @@ _pb_ensure_system_libs() {
 
 posebridge_venv_dir() { printf '%s\n' "$POSEBRIDGE_VENVS/$1"; }
 
-# posebridge_ensure_venv NAME BPY_REQ NUMPY_REQ: create or update one venv.
+# posebridge_ensure_venv NAME BPY_REQ NUMPY_REQ: create or update one venv
+# (BPY_REQ "-r FILE" and an empty NUMPY_REQ: a venv from that requirements file).
 posebridge_ensure_venv() {
   local name="$1" bpy_req="$2" numpy_req="$3"
-  local venv="$POSEBRIDGE_VENVS/$name" marker base_python recipe want have tmp start
+  local venv="$POSEBRIDGE_VENVS/$name" marker base_python recipe want have tmp start req_file=""
   marker="$venv/.posebridge-setup.sha256"
   base_python="$(posebridge_base_python)" || return 1
   recipe="$(_pb_venv_recipe "$base_python" "$bpy_req" "$numpy_req")"
@@ -137,8 +173,19 @@ posebridge_ensure_venv() {
   rm -f "$marker"
 
   tmp="$(mktemp -d)"
-  printf '%s\n' "$numpy_req" >"$tmp/constraints.txt"
-  printf '%s\n' "$bpy_req" "$numpy_req" "pytest" >"$tmp/requirements.txt"
+  if req_file="$(_pb_spec_req_file "$bpy_req")"; then
+    if [ ! -f "$req_file" ]; then
+      rm -rf "$tmp"
+      _pb_log "ERROR: $name: no requirements file $req_file"
+      return 1
+    fi
+    : >"$tmp/constraints.txt"
+    _pb_req_file_lines "$req_file" >"$tmp/requirements.txt"
+  else
+    req_file=""
+    printf '%s\n' "$numpy_req" >"$tmp/constraints.txt"
+    printf '%s\n' "$bpy_req" "$numpy_req" "pytest" >"$tmp/requirements.txt"
+  fi
   _pb_compat_lines normal >>"$tmp/requirements.txt"
   _pb_compat_lines nodeps >"$tmp/requirements-nodeps.txt"
 
@@ -158,6 +205,13 @@ posebridge_ensure_venv() {
     return 1
   fi
   rm -rf "$tmp"
+
+  if [ -n "$req_file" ]; then
+    _pb_check_req_venv "$name" "$venv" "$req_file" || return 1
+    printf '%s\n' "$want" >"$marker"
+    _pb_log "$name: ready in $((SECONDS - start)) s"
+    return 0
+  fi
 
   _pb_ensure_system_libs "$venv" || return 1
   # Check the result before writing the marker: the pinned bpy and numpy import and agree.
@@ -183,6 +237,38 @@ PY
   fi
   printf '%s\n' "$want" >"$marker"
   _pb_log "$name: ready in $((SECONDS - start)) s"
+}
+
+# Check a requirements-file venv before its marker is written: every exact pin of the file holds,
+# and torch, when pinned, imports as a CPU-or-GPU build of that version (its module loads).
+_pb_check_req_venv() {
+  local name="$1" venv="$2" req_file="$3"
+  if ! _pb_req_file_lines "$req_file" | "$venv/bin/python" -c '
+import sys
+from importlib import import_module
+from importlib.metadata import version
+
+from packaging.requirements import Requirement
+
+names = []
+for line in sys.stdin.read().split("\n"):
+    if not line.strip() or line.startswith("-"):
+        continue
+    req = Requirement(line)
+    have = version(req.name)
+    if not req.specifier.contains(have, prereleases=True):
+        sys.exit(f"{req.name} {have} does not satisfy {line}")
+    names.append(f"{req.name} {have}")
+for module in ("torch", "diffusers", "transformers"):
+    try:
+        import_module(module)
+    except ModuleNotFoundError:
+        pass
+print(", ".join(names), file=sys.stderr)
+'; then
+    _pb_log "ERROR: $name: the venv does not match $req_file"
+    return 1
+  fi
 }
 
 # Ensure every venv of POSEBRIDGE_VENV_SPECS (or only the names given as arguments).

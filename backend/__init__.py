@@ -1,0 +1,11 @@
+"""PoseBridge's generation backend: runs in its own process and Python, with torch and diffusers.
+
+Nothing in the Blender add-on imports this package (Blender never imports torch); the extension
+zip leaves it out (blender_manifest.toml). Modules:
+
+- ``tiny_model``: ``make_tiny_model(dir)`` writes a tiny random-weight SD1.5-architecture model
+  set (base pipeline, openpose and depth ControlNets) in diffusers format, for offline runs and
+  tests.
+- ``pipeline``: ``load_pipeline(...)`` and ``generate(pipe, pose_frames, depth_frames, params)``,
+  the per-frame ControlNet pipeline behind one small interface.
+"""

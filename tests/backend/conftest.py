@@ -1,0 +1,28 @@
+"""Backend tier: tiny random-weight models built once per session, loaded like real ones.
+
+Runs only in the "backend" venv (torch, diffusers): tools/test.sh passes --ignore=tests/backend to
+the bpy runs. Everything torch-related is imported inside the fixtures.
+"""
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """The tiny SD1.5-architecture model set written by backend.tiny_model.make_tiny_model."""
+    from backend.tiny_model import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def pipe(tiny_model):
+    """The tiny model loaded from its local folders (pose and depth ControlNets), on the CPU."""
+    from backend.pipeline import load_pipeline
+
+    return load_pipeline(
+        str(tiny_model.base),
+        str(tiny_model.openpose),
+        str(tiny_model.depth),
+        device="cpu",
+        local_files_only=True,
+    )
