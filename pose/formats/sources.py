@@ -33,14 +33,17 @@ class RawClip:
     notes: list[str] = field(default_factory=list)
 
 
-_LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
+# The last number; a minus right after "_" (or at the start) is a sign, as in our own
+# pose_-005_keypoints.json for frame -5, while "cam01-0012" keeps "-" as a separator.
+_LAST_NUMBER = re.compile(r"(?:(?<=_)-|^-)?\d+(?!.*\d)")
 
 
 def frame_number_from_name(name: str) -> int | None:
-    """The last number in a file name, without its ``.json``: ``cam01.0012.json`` -> 12."""
+    """The last number in a file name, without its ``.json``: ``cam01.0012.json`` -> 12,
+    ``pose_-005_keypoints.json`` -> -5."""
     stem = name[:-5] if name.lower().endswith(".json") else name
     match = _LAST_NUMBER.search(stem)
-    return int(match.group(1)) if match else None
+    return int(match.group(0)) if match else None
 
 
 def _load_json(path: Path):

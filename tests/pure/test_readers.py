@@ -364,3 +364,12 @@ def test_bad_arguments_are_value_errors(tmp_path):
         load_keypoints(path, layout="body99")
     with pytest.raises(ValueError, match="canvas"):
         load_keypoints(path, canvas="big")
+
+
+def test_frame_numbers_keep_the_sign_our_writer_gives_negative_frames():
+    from posebridge.pose.formats.sources import frame_number_from_name
+
+    assert frame_number_from_name("pose_-005_keypoints.json") == -5
+    assert frame_number_from_name("pose_0012_keypoints.json") == 12
+    assert frame_number_from_name("cam01-0012.json") == 12
+    assert frame_number_from_name("cam01.0003.json") == 3
