@@ -1,6 +1,8 @@
 """Render Pose Maps: the panel's main button. Thin: reads settings, runs the job, reports."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import bpy
 from bpy.props import BoolProperty
 
@@ -35,17 +37,20 @@ class POSEBRIDGE_OT_render_pose_maps(SteppedOperator, bpy.types.Operator):
     run_in_background: BoolProperty(options={"HIDDEN", "SKIP_SAVE"})
 
     def invoke(self, context, event):
+        # Check the settings without creating the output folder: the user may still say no.
         try:
-            job = plan_from_settings(context.scene)
+            job = plan_from_settings(context.scene, with_output=False)
         except pose_maps.JobError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
         self.run_in_background = True
-        existing = job.existing_outputs()
+        folder = Path(bpy.path.abspath(context.scene.posebridge.output_dir))
+        existing = job.existing_outputs(folder)
         if existing:
             return context.window_manager.invoke_confirm(
                 self, event, title="Replace pose maps?",
-                message=f"{len(existing)} pose map(s) of this range already exist in {job.output_dir}.",
+                message=f"{len(existing)} pose map(s) of this range and their keypoint files "
+                f"already exist in {folder}.",
                 confirm_text="Replace",
             )
         return self.execute(context)

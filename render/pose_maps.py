@@ -57,11 +57,16 @@ class PoseMapJob:
         return ("body",) + (("hand_left", "hand_right") if self.hands else ()) + (("face",) if self.face else ())
 
     def pose_path(self, frame: int) -> Path:
-        return self.output_dir / f"pose_{frame:04d}.png"
+        return pose_map_path(self.output_dir, frame)
 
-    def existing_outputs(self) -> list[Path]:
-        """Pose maps of this range already in the output folder (re-running replaces them)."""
-        return [p for p in map(self.pose_path, self.frames) if p.exists()]
+    def existing_outputs(self, folder: Path | None = None) -> list[Path]:
+        """Pose maps of this range already in ``folder`` (default: the job's output folder)."""
+        folder = self.output_dir if folder is None else folder
+        return [p for p in (pose_map_path(folder, f) for f in self.frames) if p.exists()]
+
+
+def pose_map_path(folder: Path, frame: int) -> Path:
+    return Path(folder) / f"pose_{frame:04d}.png"
 
 
 @dataclass

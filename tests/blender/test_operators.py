@@ -122,3 +122,9 @@ def test_settings_and_custom_map_survive_save_and_reload(scene, tmp_path):
     assert reloaded.posebridge.hands is False
     assert reloaded.objects["DemoCharacter"].posebridge.preset == "CUSTOM"
     assert len(reloaded.objects["DemoCharacter"].posebridge.custom_map) == count
+
+
+def test_invoke_runs_the_job_when_nothing_would_be_replaced(scene, tmp_path):
+    """From the UI the operator is invoked; without a window it runs to the end at once."""
+    assert bpy.ops.posebridge.render_pose_maps("INVOKE_DEFAULT") == {"FINISHED"}
+    assert len(list((tmp_path / "maps").glob("pose_*.png"))) == 4
