@@ -16,7 +16,7 @@ from ..pose.formats.readers import ImportedKeypoints, KeypointFileError, load_ke
 from ..pose.tracking import TrackResult, track_person
 from .camera import render_size, resolve_camera
 from .import_pose import ImportPoseError, ImportReport, import_pose
-from .pose_maps import JobError
+from .pose_maps import JobError, find_armature
 
 
 @dataclass
@@ -63,21 +63,11 @@ class ImportSummary:
         return "; ".join(parts)
 
 
-def _armature(scene, name: str):
-    obj = scene.objects.get(name) if name else None
-    if obj is None:
-        known = ", ".join(o.name for o in scene.objects if o.type == "ARMATURE") or "none"
-        raise JobError(f"unknown armature {name!r} (armatures in the scene: {known})")
-    if obj.type != "ARMATURE":
-        raise JobError(f"{name!r} is a {obj.type.lower()}, not an armature")
-    return obj
-
-
 def import_steps(scene, options: ImportOptions, summary: ImportSummary) -> Iterator[tuple[float, str]]:
     """Run the import, yielding (fraction done, next stage) between stages.
 
     Closing the generator before it finishes leaves the scene untouched."""
-    armature = _armature(scene, options.armature)
+    armature = find_armature(scene, options.armature)
     try:
         camera = resolve_camera(scene, options.camera)
     except ValueError as error:

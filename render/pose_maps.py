@@ -127,6 +127,17 @@ def plan_job(
     return PoseMapJob(folder, list(range(start, end + 1)), camera, characters, width, height, hands, face, style)
 
 
+def find_armature(scene, name: str):
+    """The scene's armature called ``name``; JobError naming the problem otherwise."""
+    obj = scene.objects.get(name) if name else None
+    if obj is None:
+        known = ", ".join(o.name for o in scene.objects if o.type == "ARMATURE") or "none"
+        raise JobError(f"unknown armature {name!r} (armatures in the scene: {known})")
+    if obj.type != "ARMATURE":
+        raise JobError(f"{name!r} is a {obj.type.lower()}, not an armature")
+    return obj
+
+
 def resolve_characters(scene, armature_names: list[str] | None) -> list[Character]:
     """The armatures to render, each with its rig map.
 
@@ -137,12 +148,7 @@ def resolve_characters(scene, armature_names: list[str] | None) -> list[Characte
     if armature_names:
         characters = []
         for name in armature_names:
-            obj = scene.objects.get(name)
-            if obj is None:
-                known = ", ".join(o.name for o in scene.objects if o.type == "ARMATURE") or "none"
-                raise JobError(f"unknown armature {name!r} (armatures in the scene: {known})")
-            if obj.type != "ARMATURE":
-                raise JobError(f"{name!r} is a {obj.type.lower()}, not an armature")
+            obj = find_armature(scene, name)
             try:
                 rigmap, label = rig_presets.rigmap_for(obj)
             except rig_presets.NoRigMap as error:

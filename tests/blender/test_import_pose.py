@@ -19,10 +19,10 @@ from posebridge.render import actions, pose_maps
 from posebridge.pose.canvas import fit_into_frame
 from posebridge.render.import_pose import ImportPoseError, import_pose
 
+from limb_metrics import direction_errors
+
 IDX = OPENPOSE_FULL.index
 LIMB_JOINTS = [IDX(f"{s}_{j}") for s in "lr" for j in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")]
-LIMB_PAIRS = [(IDX(f"{s}_{a}"), IDX(f"{s}_{b}")) for s in "lr"
-              for a, b in (("shoulder", "elbow"), ("elbow", "wrist"), ("hip", "knee"), ("knee", "ankle"))]
 SIZE = (512, 512)
 FRAMES = list(range(1, 74))  # the builders' three seconds of walk at 24 fps
 
@@ -49,19 +49,6 @@ def joint_errors(a: KeypointSequence, b: KeypointSequence) -> np.ndarray:
     pa, pb = a.data[:, 0], b.data[:, 0]
     seen = (pa[:, LIMB_JOINTS, 2] > 0) & (pb[:, LIMB_JOINTS, 2] > 0)
     return np.linalg.norm(pa[:, LIMB_JOINTS, :2] - pb[:, LIMB_JOINTS, :2], axis=-1)[seen]
-
-
-def direction_errors(a: KeypointSequence, b: KeypointSequence) -> np.ndarray:
-    """Angles (degrees) between the image vectors shoulder->elbow, elbow->wrist, hip->knee,
-    knee->ankle of two sequences, where all four points are present."""
-    pa, pb = a.data[:, 0], b.data[:, 0]
-    out = []
-    for i, j in LIMB_PAIRS:
-        seen = (pa[:, i, 2] > 0) & (pa[:, j, 2] > 0) & (pb[:, i, 2] > 0) & (pb[:, j, 2] > 0)
-        va, vb = pa[seen, j, :2] - pa[seen, i, :2], pb[seen, j, :2] - pb[seen, i, :2]
-        cross = va[:, 0] * vb[:, 1] - va[:, 1] * vb[:, 0]
-        out.append(np.degrees(np.abs(np.arctan2(cross, np.sum(va * vb, axis=1)))))
-    return np.concatenate(out)
 
 
 def scale_limbs(obj, factors):

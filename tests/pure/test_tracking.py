@@ -9,6 +9,8 @@ from posebridge.pose.keypoints import KeypointSequence
 from posebridge.pose.formats.readers import load_keypoints
 from posebridge.pose.tracking import identify_people, track_person
 
+from limb_metrics import direction_errors, mean_acceleration
+
 BODY = layouts.OPENPOSE_BODY
 
 # A standing person seen from the front, 1 unit tall, feet at 0, y up (the person's left is on
@@ -205,37 +207,13 @@ def test_real_clip_follows_the_performer_in_every_frame(shared_data):
         assert (taken[np.arange(100) != 37] == 1).all() and taken[37] == 2
 
 
-def _mean_acceleration(data, mask):
-    """Mean |x[t+1] - 2 x[t] + x[t-1]| in px over points present at all three frames."""
-    acc = data[2:, ..., :2] - 2 * data[1:-1, ..., :2] + data[:-2, ..., :2]
-    m = mask[2:] & mask[1:-1] & mask[:-2]
-    return float(np.linalg.norm(acc, axis=-1)[m].mean())
-
-
-_LIMBS = [(s + a, s + b) for s in ("l_", "r_") for a, b in
-          (("shoulder", "elbow"), ("elbow", "wrist"), ("hip", "knee"), ("knee", "ankle"))]
-
-
-def _direction_error(layout, a, b, mask):
-    """Mean absolute angle (degrees) between the limbs of a and b, where both ends are present."""
-    errors = []
-    for p, q in _LIMBS:
-        i, j = layout.index(p), layout.index(q)
-        m = mask[..., i] & mask[..., j]
-        va = a[..., j, :2] - a[..., i, :2]
-        vb = b[..., j, :2] - b[..., i, :2]
-        ang = np.degrees(np.arctan2(va[..., 1], va[..., 0]) - np.arctan2(vb[..., 1], vb[..., 0]))
-        errors.append(np.abs((ang + 180) % 360 - 180)[m])
-    return float(np.concatenate(errors).mean())
-
-
 def test_real_clip_cleaning_halves_jitter_and_keeps_limb_directions(shared_data):
     seq, _ = shuffle_people(load_pose2sim(shared_data))
     raw = track_person(seq, fps=_FPS).sequence
     cleaned, report = clean(raw, CleanOptions(fps=_FPS))
     mask = raw.present & cleaned.present
-    ratio = _mean_acceleration(cleaned.data, mask) / _mean_acceleration(raw.data, mask)
-    error = _direction_error(raw.layout, cleaned.data, raw.data, mask)
+    ratio = mean_acceleration(cleaned, mask=mask) / mean_acceleration(raw, mask=mask)
+    error = float(direction_errors(cleaned, raw).mean())
     print(f"acceleration ratio {ratio:.3f}, limb direction error {error:.2f} deg, {report}")
     assert ratio <= 0.5
     assert error <= 3.0
