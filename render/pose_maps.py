@@ -214,10 +214,10 @@ def sample_keypoints(scene, job: PoseMapJob, frames: list[int]) -> KeypointSeque
 def run_job(scene, job: PoseMapJob, report: JobReport | None = None) -> Iterator[float]:
     """Render the job; yields the finished fraction after every frame.
 
-    Closing the generator early (the user cancelled) keeps every frame already written.
+    Closing the generator early (the user cancelled) keeps every frame already written. The
+    scene's frame is never left changed: sampling restores it after every chunk.
     """
     report = report if report is not None else JobReport()
-    frame_before = scene.frame_current, scene.frame_subframe
     chunks: list[KeypointSequence] = []
     total = len(job.frames)
     try:
@@ -234,7 +234,6 @@ def run_job(scene, job: PoseMapJob, report: JobReport | None = None) -> Iterator
         report.cancelled = True
         raise
     finally:
-        scene.frame_set(frame_before[0], subframe=frame_before[1])
         if report.frames_written:
             _write_sequence(job, chunks, report.frames_written)
 
@@ -255,12 +254,8 @@ def _write_sequence(job: PoseMapJob, chunks: list[KeypointSequence], count: int)
 
 
 def preview_map(scene, job: PoseMapJob, frame: int) -> np.ndarray:
-    """One frame's pose map in memory, nothing written."""
-    frame_before = scene.frame_current, scene.frame_subframe
-    try:
-        seq = sample_keypoints(scene, job, [frame])
-    finally:
-        scene.frame_set(frame_before[0], subframe=frame_before[1])
+    """One frame's pose map in memory, nothing written (the scene's frame is restored)."""
+    seq = sample_keypoints(scene, job, [frame])
     return draw_pose_map(seq.data[0], job.width, job.height, job.style)
 
 
