@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import time
 from pathlib import Path
 
 EXIT_USAGE = 2
@@ -33,6 +34,27 @@ def _resolution(text: str) -> tuple[int, int]:
     if not match or int(match.group(1)) < 1 or int(match.group(2)) < 1:
         raise argparse.ArgumentTypeError(f"resolution must look like 512x512, got {text!r}")
     return int(match.group(1)), int(match.group(2))
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
 
 
 def _person(text: str):
@@ -88,6 +110,28 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--ground", action="store_true", help="keep the feet on the ground")
     imp.add_argument("--save", type=Path, help="save the result as this .blend")
     imp.add_argument("--overwrite", action="store_true", help="allow --save to replace an existing file")
+
+    gen = commands.add_parser(
+        "generate", help="send pose (and depth) maps to the generation backend; frames land as one VSE strip")
+    gen.add_argument("--backend", default="http://127.0.0.1:8765", help="backend URL (default: %(default)s)")
+    gen.add_argument("--token", help="the backend's token (or set POSEBRIDGE_TOKEN)")
+    gen.add_argument("--poses", required=True, type=Path, help="folder of pose_NNNN.png (as `poses` writes)")
+    gen.add_argument("--depth", type=Path, help="folder of depth_NNNN.png (default: none)")
+    gen.add_argument("--prompt", required=True, help="what the frames show")
+    gen.add_argument("--negative", default="", help="what they should not show")
+    gen.add_argument("--seed", type=_non_negative_int, default=0)
+    gen.add_argument("--steps", type=_positive_int, default=20)
+    gen.add_argument("--guidance", type=_non_negative_float, default=7.5)
+    gen.add_argument("--pose-scale", type=_non_negative_float, default=1.0)
+    gen.add_argument("--depth-scale", type=_non_negative_float, default=1.0)
+    gen.add_argument("--batch", type=_positive_int, default=4, help="frames per UNet call on the backend")
+    gen.add_argument("--out", required=True, type=Path, help="folder for frame_NNNN.png")
+    gen.add_argument("--name", help="name of the VSE strip (default: the output folder's name)")
+    gen.add_argument("--overwrite", action="store_true",
+                     help="regenerate frames in --out made with other settings or other pose maps")
+    gen.add_argument("--mp4", type=Path, help="also export the strip as this MP4")
+    gen.add_argument("--compare", type=Path, help="also write the first-vs-last frame sheet as this PNG")
+    gen.add_argument("--save", type=Path, help="save the .blend with the strip as this file")
 
     demo = commands.add_parser("demo", help="build the demo shot, render its pose maps and a contact sheet")
     demo.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)")
@@ -160,6 +204,63 @@ def run_import_pose(args, scene, log=print) -> int:
     return 0
 
 
+def run_generate(args, scene, log=print) -> int:
+    import os
+
+    import bpy
+
+    from .render import generate_job, video_export, vse
+    from .render.pose_maps import JobError
+
+    if args.save and args.save.exists() and not args.overwrite:
+        raise CommandError(f"{args.save} exists; pass --overwrite to replace it")
+    for path, what in ((args.mp4, "--mp4"), (args.compare, "--compare")):
+        if path and path.exists() and not args.overwrite:
+            raise CommandError(f"{what} {path} exists; pass --overwrite to replace it")
+    if not args.poses.is_dir():
+        raise CommandError(f"--poses {args.poses}: no such folder")
+    params = dict(prompt=args.prompt, negative=args.negative, seed=args.seed, steps=args.steps,
+                  guidance=args.guidance, pose_scale=args.pose_scale, depth_scale=args.depth_scale,
+                  batch=args.batch)
+    out_dir = args.out.resolve()
+    request = generate_job.GenerateRequest(
+        backend_url=args.backend, token=args.token or os.environ.get("POSEBRIDGE_TOKEN") or None,
+        out_dir=out_dir, params=params, strip_name=args.name or out_dir.name,
+        poses_dir=args.poses.resolve(), depth_dir=args.depth.resolve() if args.depth else None,
+        overwrite=args.overwrite,
+    )
+    outcome = generate_job.GenerateOutcome()
+    shown = None
+    try:
+        for step in generate_job.generate_steps(scene, request, outcome):
+            if step is None:
+                time.sleep(0.05)
+                continue
+            fraction, stage = step
+            line = f"{int(fraction * 100):3d}% {stage}"
+            if line != shown:
+                shown = line
+                log(f"posebridge: {line}")
+    except JobError as error:
+        # The backend failed or went away: say so, and how many frames are kept (exit 1).
+        print(f"posebridge: failed: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    log(f"posebridge: {outcome.summary()}")
+    if args.mp4:
+        strip = vse.find_strip(scene, outcome.strip)
+        result = video_export.export_mp4(strip, args.mp4, overwrite=args.overwrite)
+        log(f"posebridge: wrote {result.path} ({result.frames} frames, {result.codec})")
+    if args.compare:
+        from .pose.compare_sheet import write_first_last_sheet
+
+        first, last = write_first_last_sheet(out_dir, args.compare, request.poses_dir)
+        log(f"posebridge: wrote {args.compare} (frames {first} and {last})")
+    if args.save:
+        bpy.ops.wm.save_as_mainfile(filepath=str(args.save.resolve()), copy=True)
+        log(f"posebridge: saved {args.save}")
+    return 0
+
+
 def run_demo(args, log=print) -> int:
     from .render import demo
 
@@ -180,6 +281,8 @@ def main(argv: list[str], scene=None) -> int:
         scene = scene or bpy.context.scene
         if args.command == "import-pose":
             return run_import_pose(args, scene)
+        if args.command == "generate":
+            return run_generate(args, scene)
         return run_poses(args, scene)
     except CommandError as error:
         print(f"posebridge: error: {error}", file=sys.stderr)

@@ -1,19 +1,22 @@
 """Registers the extension's properties, operators and panels with Blender."""
 import bpy
 
-from . import properties
-from .operators import CLASSES as OPERATOR_CLASSES, release_previews
+from . import preferences, properties
+from .operators import CLASSES as OPERATOR_CLASSES, release_previews, stop_local_backend
 from .panels import CLASSES as PANEL_CLASSES
+
+CLASSES = (preferences.POSEBRIDGE_AP_preferences,) + OPERATOR_CLASSES + PANEL_CLASSES
 
 
 def register():
     properties.register()
-    for cls in OPERATOR_CLASSES + PANEL_CLASSES:
+    for cls in CLASSES:
         bpy.utils.register_class(cls)
 
 
 def unregister():
-    for cls in reversed(OPERATOR_CLASSES + PANEL_CLASSES):
+    for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)
     release_previews()
+    stop_local_backend()  # a backend this Blender started goes with it
     properties.unregister()

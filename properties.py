@@ -108,11 +108,42 @@ class POSEBRIDGE_PG_import(bpy.types.PropertyGroup):
     ground: BoolProperty(name="Feet on ground", default=False)
 
 
+class POSEBRIDGE_PG_generate(bpy.types.PropertyGroup):
+    """The Generate panel: what the backend is asked for, and where its frames land."""
+
+    prompt: StringProperty(name="Prompt", description="What the generated frames show")
+    negative: StringProperty(name="Negative", description="What they should not show",
+                             default="blurry, deformed, extra limbs")
+    seed: IntProperty(name="Seed", default=0, min=0,
+                      description="Every frame starts from this seed's noise (the same for all frames)")
+    steps: IntProperty(name="Steps", default=20, min=1, max=200, description="Denoising steps")
+    guidance: FloatProperty(name="Guidance", default=7.5, min=0.0, max=30.0,
+                            description="Classifier-free guidance scale")
+    pose_scale: FloatProperty(name="Pose", default=1.0, min=0.0, max=2.0,
+                              description="Pose ControlNet conditioning scale")
+    depth_scale: FloatProperty(name="Depth", default=1.0, min=0.0, max=2.0,
+                               description="Depth ControlNet conditioning scale (used when depth maps exist)")
+    batch: IntProperty(name="Batch", default=4, min=1, max=64,
+                       description="Frames per UNet call on the backend (more is faster, needs more memory)")
+    output_dir: StringProperty(
+        name="Output", subtype="DIR_PATH", default="//posebridge/generated/",
+        description="Folder for frame_NNNN.png (pose maps go to its poses/ subfolder)",
+    )
+    overwrite: BoolProperty(
+        name="Overwrite changed frames", default=False,
+        description="Regenerate frames in the output folder that were made with other settings or "
+        "other pose maps (off: Generate stops and says which)",
+    )
+    name: StringProperty(name="Strip", default="PoseBridge",
+                         description="Name of the image strip the frames land in (re-running updates it)")
+
+
 class POSEBRIDGE_PG_scene(bpy.types.PropertyGroup):
     """What the Render button renders; defaults follow the scene."""
 
     character_index: IntProperty(name="Character", description="Armature selected in the list")
     importer: PointerProperty(type=POSEBRIDGE_PG_import)
+    generate: PointerProperty(type=POSEBRIDGE_PG_generate)
     output_dir: StringProperty(
         name="Output", subtype="DIR_PATH", default="//posebridge/",
         description="Folder for pose_NNNN.png and keypoints/ (// is the .blend's folder)",
@@ -141,7 +172,10 @@ class POSEBRIDGE_PG_scene(bpy.types.PropertyGroup):
     )
 
 
-CLASSES = (POSEBRIDGE_PG_map_entry, POSEBRIDGE_PG_rig, POSEBRIDGE_PG_import, POSEBRIDGE_PG_scene)
+CLASSES = (
+    POSEBRIDGE_PG_map_entry, POSEBRIDGE_PG_rig, POSEBRIDGE_PG_import, POSEBRIDGE_PG_generate,
+    POSEBRIDGE_PG_scene,
+)
 
 
 def register():

@@ -39,6 +39,15 @@ DEVICES = ("auto", "cuda", "mps", "cpu")
 DTYPES = ("auto", "fp16", "bf16", "fp32")
 
 
+class GenerationCancelled(Exception):
+    """Raised by ``generate`` when its ``should_stop`` answered True at a denoising step."""
+
+
+class _StopAtStep(Exception):
+    """Raised inside diffusers' step callback to leave the denoising loop at once (setting
+    ``pipe._interrupt`` would still run the remaining loop turns and the VAE decode)."""
+
+
 class ModelNotAvailableError(ValueError):
     """A model (hub id or folder) that cannot be loaded from here: names it and says why."""
 
@@ -185,6 +194,47 @@ def _from_pretrained(cls, name: str, *, local_files_only: bool, cache_dir, dtype
         ) from exc
 
 
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
+
+
+def is_single_file(name: str | None) -> bool:
+    """A single-file checkpoint (``.safetensors``/``.ckpt``) rather than a hub id or folder."""
+    return bool(name) and str(name).lower().endswith(SINGLE_FILE_SUFFIXES)
+
+
+def _from_single_file(cls, name: str, *, config, local_files_only: bool, cache_dir, dtype, **kwargs):
+    """cls.from_single_file(name) with a missing file or configuration turned into
+    ModelNotAvailableError. config: a diffusers-format folder (or hub id) of the same
+    architecture, which diffusers reads the model's configuration from; without it diffusers
+    infers the architecture and fetches its configuration from the hub (or the HF cache)."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    path = os.path.expanduser(name)
+    if not os.path.isfile(path):
+        raise ModelNotAvailableError(name, f"no such checkpoint file: {path}")
+    if config is not None:
+        config = os.path.expanduser(config) if _looks_like_path(config) else config
+        if _looks_like_path(config) and not os.path.isdir(config):
+            raise ModelNotAvailableError(name, f"its configuration folder does not exist: {config}")
+    try:
+        return cls.from_single_file(
+            path, config=config, dtype=dtype, local_files_only=local_files_only, cache_dir=cache_dir, **kwargs
+        )
+    except (OSError, HfHubHTTPError) as exc:
+        raise ModelNotAvailableError(
+            name,
+            "diffusers could not get the configuration for this single-file checkpoint (offline?);"
+            " pass a diffusers-format folder of the same architecture (--model-config /"
+            f" --controlnet-config). ({type(exc).__name__}: {exc})",
+        ) from exc
+
+
+def _load_controlnet(cls, name: str, config: str | None, **common):
+    if is_single_file(name):
+        return _from_single_file(cls, name, config=config, **common)
+    return _from_pretrained(cls, name, **common)
+
+
 def load_pipeline(
     model: str = DEFAULT_MODEL,
     pose_controlnet: str = DEFAULT_POSE_CONTROLNET,
@@ -194,6 +244,8 @@ def load_pipeline(
     local_files_only: bool | None = None,
     cache_dir: str | os.PathLike | None = None,
     cpu_offload: bool = False,
+    model_config: str | None = None,
+    controlnet_config: str | None = None,
 ) -> ControlNetPipeline:
     """Load the base model and its ControlNets once; return them ready on the device.
 
@@ -201,6 +253,10 @@ def load_pipeline(
     depth_controlnet None loads pose only. local_files_only: None follows HF_HUB_OFFLINE (read at
     call time); True never touches the network. cpu_offload: keep modules on the CPU and move
     each to the GPU while it runs (small GPUs; cuda only; needs accelerate).
+
+    Any of the three may be a single-file checkpoint (``.safetensors``/``.ckpt``), loaded with
+    diffusers' from_single_file; model_config / controlnet_config then name a diffusers-format
+    folder (or hub id) holding its configuration, which offline use needs.
     """
     import torch
     from diffusers import ControlNetModel, MultiControlNetModel, StableDiffusionControlNetPipeline
@@ -214,17 +270,24 @@ def load_pipeline(
         raise ValueError("cpu_offload needs a cuda device")
     common = dict(local_files_only=local_files_only, cache_dir=cache_dir, dtype=torch_dtype)
 
-    pose = _from_pretrained(ControlNetModel, pose_controlnet, **common)
-    depth = _from_pretrained(ControlNetModel, depth_controlnet, **common) if depth_controlnet else None
-    pose_pipe = _from_pretrained(
-        StableDiffusionControlNetPipeline,
-        model,
-        controlnet=pose,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-        **common,
-    )
+    pose = _load_controlnet(ControlNetModel, pose_controlnet, controlnet_config, **common)
+    depth = None
+    if depth_controlnet:
+        depth = _load_controlnet(ControlNetModel, depth_controlnet, controlnet_config, **common)
+    no_safety_checker = dict(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    if is_single_file(model):
+        pose_pipe = _from_single_file(
+            StableDiffusionControlNetPipeline,
+            model,
+            config=model_config,
+            controlnet=pose,
+            **no_safety_checker,
+            **common,
+        )
+    else:
+        pose_pipe = _from_pretrained(
+            StableDiffusionControlNetPipeline, model, controlnet=pose, **no_safety_checker, **common
+        )
     # SDPA (torch's fused scaled_dot_product_attention) everywhere; diffusers' default on torch 2,
     # set explicitly so a model saved with another processor does not bring it back.
     for module in (pose_pipe.unet, pose, depth):
@@ -302,6 +365,8 @@ def generate(
     depth_frames: Sequence | None = None,
     params: GenerateParams | None = None,
     on_frame: Callable[[int, np.ndarray], Any] | None = None,
+    on_step: Callable[[int, int, int, int], Any] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Iterator[np.ndarray]:
     """Generate one frame per pose frame; yield them (uint8 (H, W, 3)) in order as they finish.
 
@@ -309,6 +374,11 @@ def generate(
     loaded with a depth ControlNet. on_frame(index, frame) is called for every frame before it is
     yielded. Input is checked before anything runs: bad input raises ValueError naming the
     problem here, not on the first next(). Stop iterating to stop between batches.
+
+    on_step(first, count, done, steps) is called after every denoising step of a batch: frames
+    first..first+count-1 have done ``done`` of ``steps`` steps. should_stop() is asked after
+    every step; True ends the run there: GenerationCancelled is raised (frames already yielded
+    stay yielded).
     """
     params = params or GenerateParams()
     params.validate()
@@ -329,10 +399,25 @@ def generate(
     height = params.height or poses[0].size[1]
     if width % 8 or height % 8:
         raise ValueError(f"frame size must be a multiple of 8 (got {width}x{height}); set width/height")
-    return _run(pipe, poses, depths, params, width, height, on_frame)
+    return _run(pipe, poses, depths, params, width, height, on_frame, on_step, should_stop)
 
 
-def _run(pipe, poses, depths, params, width, height, on_frame) -> Iterator[np.ndarray]:
+def _step_callback(first: int, count: int, steps: int, on_step, should_stop):
+    """diffusers' callback_on_step_end for one batch: report the step, stop when asked."""
+
+    def callback(diffusers_pipe, step_index, timestep, callback_kwargs):
+        if on_step is not None:
+            # The scheduler's own step count: a second-order scheduler runs more than ``steps``.
+            total = getattr(diffusers_pipe, "num_timesteps", None) or steps
+            on_step(first, count, min(step_index + 1, total), total)
+        if should_stop is not None and should_stop():
+            raise _StopAtStep
+        return callback_kwargs
+
+    return callback
+
+
+def _run(pipe, poses, depths, params, width, height, on_frame, on_step, should_stop) -> Iterator[np.ndarray]:
     import torch
 
     diffusers_pipe = pipe.pose_pipe if depths is None else pipe.pose_depth_pipe
@@ -356,22 +441,29 @@ def _run(pipe, poses, depths, params, width, height, on_frame) -> Iterator[np.nd
         # One control image per frame; with depth, diffusers' nested form: [[pose, depth], ...].
         image = chunk if depths is None else [[p, d] for p, d in zip(chunk, depths[start : start + n])]
         latents = noise.expand(n, -1, -1, -1).to(device=pipe.device, dtype=pipe.dtype)
-        with torch.inference_mode():
-            out = diffusers_pipe(
-                prompt=[params.prompt] * n,
-                negative_prompt=[params.negative] * n,
-                image=image,
-                height=height,
-                width=width,
-                num_inference_steps=params.steps,
-                guidance_scale=float(params.guidance),
-                latents=latents.clone(),
-                # One generator per frame, all seeded alike: a scheduler that adds noise at each
-                # step (ancestral, eta > 0) adds the same noise to every frame, in any batch.
-                generator=[torch.Generator("cpu").manual_seed(params.seed) for _ in range(n)],
-                output_type="np",
-                **extra,
-            )
+        hooked = on_step is not None or should_stop is not None
+        callback = _step_callback(start, n, params.steps, on_step, should_stop) if hooked else None
+        try:
+            with torch.inference_mode():
+                out = diffusers_pipe(
+                    prompt=[params.prompt] * n,
+                    negative_prompt=[params.negative] * n,
+                    image=image,
+                    height=height,
+                    width=width,
+                    num_inference_steps=params.steps,
+                    guidance_scale=float(params.guidance),
+                    latents=latents.clone(),
+                    # One generator per frame, all seeded alike: a scheduler that adds noise at
+                    # each step (ancestral, eta > 0) adds the same noise to every frame, in any
+                    # batch.
+                    generator=[torch.Generator("cpu").manual_seed(params.seed) for _ in range(n)],
+                    output_type="np",
+                    callback_on_step_end=callback,
+                    **extra,
+                )
+        except _StopAtStep:
+            raise GenerationCancelled("generation cancelled at a denoising step") from None
         frames = (np.clip(out.images, 0.0, 1.0) * 255.0).round().astype(np.uint8)
         for offset, frame in enumerate(frames):
             if on_frame is not None:

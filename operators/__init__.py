@@ -1,5 +1,6 @@
 """Operators: one user action each. They read properties, call render/ and pose/, report."""
 from .custom_map import CLASSES as _MAP_CLASSES
+from .generate import CLASSES as _GENERATE_CLASSES, stop_local_backend
 from .import_pose import POSEBRIDGE_OT_import_pose
 from .preview import POSEBRIDGE_OT_preview_pose_map, release_previews
 from .render_pose_maps import POSEBRIDGE_OT_render_pose_maps
@@ -8,6 +9,6 @@ CLASSES = (
     POSEBRIDGE_OT_render_pose_maps,
     POSEBRIDGE_OT_preview_pose_map,
     POSEBRIDGE_OT_import_pose,
-) + _MAP_CLASSES
+) + _MAP_CLASSES + _GENERATE_CLASSES
 
-__all__ = ["CLASSES", "release_previews"]
+__all__ = ["CLASSES", "release_previews", "stop_local_backend"]

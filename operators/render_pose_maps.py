@@ -10,12 +10,10 @@ from ..render import pose_maps
 from .stepped import SteppedOperator
 
 
-def plan_from_settings(scene, with_output: bool = True) -> pose_maps.PoseMapJob:
-    """The job the panel's settings describe (raises JobError naming a problem)."""
+def pose_settings(scene) -> dict:
+    """The Pose Maps panel's settings as plan_job's keyword arguments (all but the folder)."""
     settings = scene.posebridge
-    return pose_maps.plan_job(
-        scene,
-        output_dir=settings.output_dir if with_output else None,
+    return dict(
         frame_start=None if settings.use_scene_frames else settings.frame_start,
         frame_end=None if settings.use_scene_frames else settings.frame_end,
         resolution=None if settings.use_scene_resolution else (settings.resolution_x, settings.resolution_y),
@@ -24,6 +22,12 @@ def plan_from_settings(scene, with_output: bool = True) -> pose_maps.PoseMapJob:
         face=settings.face,
         line_widths=settings.line_widths,
     )
+
+
+def plan_from_settings(scene, with_output: bool = True) -> pose_maps.PoseMapJob:
+    """The job the panel's settings describe (raises JobError naming a problem)."""
+    output_dir = scene.posebridge.output_dir if with_output else None
+    return pose_maps.plan_job(scene, output_dir=output_dir, **pose_settings(scene))
 
 
 class POSEBRIDGE_OT_render_pose_maps(SteppedOperator, bpy.types.Operator):

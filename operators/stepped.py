@@ -1,7 +1,8 @@
 """Long work in small steps: all at once from scripts, a step per timer tick in the UI.
 
-A job is a generator yielding its finished fraction (or ``(fraction, what comes next)``). In the
-UI the operator goes modal: Blender stays responsive, the status bar shows progress and ESC
+A job is a generator yielding its finished fraction (or ``(fraction, what comes next)``), or None
+while it waits on something outside Blender (the tick then ends early instead of spinning). In
+the UI the operator goes modal: Blender stays responsive, the status bar shows progress and ESC
 closes the generator, which is how every job here cancels cleanly.
 """
 from __future__ import annotations
@@ -12,6 +13,8 @@ from ..render.pose_maps import JobError
 
 # How long one timer tick may work before handing control back to Blender's UI.
 TICK_BUDGET_S = 0.05
+# How long a scripted run sleeps when the job waits on something outside Blender.
+WAIT_S = 0.05
 
 
 # Events a running job lets through to Blender: view navigation only. Everything else (undo,
@@ -40,8 +43,9 @@ class SteppedOperator:
         self._steps = steps
         if not interactive or context.window is None:
             try:
-                for _ in steps:
-                    pass
+                for step in steps:
+                    if step is None:
+                        time.sleep(WAIT_S)
             except Exception as error:  # JobError, or a failure mid-job: report it
                 self.report({"ERROR"}, self._message(error))
                 return {"CANCELLED"}
@@ -65,6 +69,8 @@ class SteppedOperator:
         try:
             while time.perf_counter() < deadline:
                 step = next(self._steps)
+                if step is None:  # waiting on the backend: give the UI the rest of this tick
+                    break
                 fraction, stage = step if isinstance(step, tuple) else (step, None)
                 context.window_manager.progress_update(int(fraction * 100))
                 if stage:

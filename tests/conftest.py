@@ -45,3 +45,21 @@ def _exit_without_bpy_handlers():
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(_SESSION["status"])
+
+
+@pytest.fixture(scope="session")
+def backend_server(tmp_path_factory):
+    """One real backend process for the session (tests/backend_process.py): tiny model, CPU,
+    loopback, token backend_process.TEST_TOKEN. Skips when no backend venv Python is found."""
+    tests_dir = str(Path(__file__).resolve().parent)
+    if tests_dir not in sys.path:
+        sys.path.insert(0, tests_dir)
+    import backend_process
+
+    if backend_process.backend_python() is None:
+        pytest.skip("no backend Python (set POSEBRIDGE_BACKEND_PYTHON or create the backend venv)")
+    server = backend_process.start_backend(
+        tmp_path_factory.mktemp("backend-server"), token=backend_process.TEST_TOKEN
+    )
+    yield server
+    server.stop()

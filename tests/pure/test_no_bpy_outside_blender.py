@@ -13,8 +13,10 @@ from cli import load_extension
 load_extension()
 import importlib, pkgutil
 import posebridge.pose as pose
-for info in pkgutil.walk_packages(pose.__path__, "posebridge.pose."):
-    importlib.import_module(info.name)
+import posebridge.generate as generate
+for package in (pose, generate):
+    for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        importlib.import_module(info.name)
 import posebridge.batch
 print("ok")
 """

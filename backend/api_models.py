@@ -1,0 +1,87 @@
+"""The HTTP API's JSON shapes (docs/backend_api.md), as pydantic models: they check requests
+(unknown keys are refused, naming the field) and give the OpenAPI schema its shapes."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .pipeline import GenerateParams
+
+_DEFAULTS = GenerateParams()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class JobParams(_Strict):
+    """Generation parameters; every key optional. ``batch`` None takes the server's --batch."""
+
+    prompt: str = _DEFAULTS.prompt
+    negative: str = _DEFAULTS.negative
+    seed: int = Field(_DEFAULTS.seed, ge=0, lt=2**63)
+    steps: int = Field(_DEFAULTS.steps, ge=1, le=500)  # schedulers have 1000 training steps
+    guidance: float = Field(_DEFAULTS.guidance, ge=0, allow_inf_nan=False)
+    pose_scale: float = Field(_DEFAULTS.pose_scale, ge=0, allow_inf_nan=False)
+    depth_scale: float = Field(_DEFAULTS.depth_scale, ge=0, allow_inf_nan=False)
+    control_start: float = Field(_DEFAULTS.control_start, ge=0, le=1)
+    control_end: float = Field(_DEFAULTS.control_end, ge=0, le=1)
+    batch: int | None = Field(None, ge=1, le=64)
+    width: int | None = Field(None, ge=8, le=4096, multiple_of=8)
+    height: int | None = Field(None, ge=8, le=4096, multiple_of=8)
+
+    @model_validator(mode="after")
+    def _control_window(self):
+        if self.control_start >= self.control_end:
+            raise ValueError(
+                f"control_start ({self.control_start}) must be below control_end ({self.control_end})"
+            )
+        return self
+
+
+class JobFrame(_Strict):
+    frame: int = Field(description="frame number (may be negative); unique in the job")
+    pose: str = Field(description="the pose map, a base64 PNG")
+    depth: str | None = Field(None, description="the depth map, a base64 PNG (every frame or none)")
+
+
+class JobRequest(_Strict):
+    name: str = Field("", max_length=200)
+    params: JobParams = Field(default_factory=JobParams)
+    frames: list[JobFrame]
+
+
+class JobStatus(BaseModel):
+    id: str
+    name: str
+    state: Literal["queued", "running", "done", "failed", "cancelled"]
+    frames: list[int] = Field(description="the job's frame numbers, in order")
+    frames_done: list[int] = Field(description="finished frames, downloadable now")
+    progress: float = Field(description="0..1, counts denoising steps")
+    queue_position: int = Field(description="jobs ahead of it (0 when running or finished)")
+    error: str | None = None
+    params: dict
+    created: float = Field(description="submission time (Unix seconds)")
+    started: float | None = None
+    finished: float | None = None
+    codec_seconds: float = Field(0.0, description="time spent decoding control PNGs and encoding frame PNGs")
+
+
+class JobList(BaseModel):
+    jobs: list[JobStatus]
+
+
+class Health(BaseModel):
+    status: Literal["ready", "loading", "error"]
+    device: str | None = None
+    dtype: str | None = None
+    models: dict | None = None
+    has_depth: bool | None = None
+    version: str | None = None
+    error: str | None = None
+
+
+class ErrorBody(BaseModel):
+    detail: str

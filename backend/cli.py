@@ -1,0 +1,240 @@
+"""``posebridge-backend`` (also ``python -m posebridge.backend``): serve | make-tiny-model.
+
+    posebridge-backend serve --model DIR --device cpu --token T
+    posebridge-backend make-tiny-model DIR
+
+Usage errors exit 2 with a message, as argparse does. ``serve`` prints one line,
+``PoseBridge backend listening on http://HOST:PORT``, once its socket is bound; callers (Blender's
+"start local backend", tests) wait for it or for /health.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import shutil
+import socket
+import sys
+import tempfile
+
+from .model_set import read_model_set, write_model_set
+from .pipeline import (
+    DEFAULT_DEPTH_CONTROLNET,
+    DEFAULT_MODEL,
+    DEFAULT_POSE_CONTROLNET,
+    DEVICES,
+    DTYPES,
+    is_single_file,
+)
+
+TOKEN_ENV = "POSEBRIDGE_BACKEND_TOKEN"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0..65535 (got {value})")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0 (got {value})")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="posebridge-backend", description="PoseBridge's generation backend (docs/backend_api.md)."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{serve,make-tiny-model}")
+
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve.set_defaults(command_parser=serve)  # its usage errors name "serve"
+    add = serve.add_argument
+    add("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    add("--port", type=_port, default=8765, help="port (default 8765)")
+    add(
+        "--model",
+        default=DEFAULT_MODEL,
+        help="base model: hub id, diffusers folder, .safetensors/.ckpt file, or a folder with"
+        f" posebridge-models.json (default {DEFAULT_MODEL})",
+    )
+    add("--pose-controlnet", help=f"openpose ControlNet (default {DEFAULT_POSE_CONTROLNET})")
+    add(
+        "--depth-controlnet",
+        help=f"depth ControlNet, or 'none' for pose only (default {DEFAULT_DEPTH_CONTROLNET})",
+    )
+    add("--model-config", help="diffusers-format folder holding a single-file --model's configuration")
+    add("--controlnet-config", help="diffusers-format folder holding single-file ControlNets' configuration")
+    add("--device", choices=DEVICES, default="auto")
+    add("--dtype", choices=DTYPES, default="auto")
+    add(
+        "--token",
+        default=os.environ.get(TOKEN_ENV) or None,
+        help=f"bearer token the API requires (or the environment variable {TOKEN_ENV})",
+    )
+    add("--batch", type=_positive_int, default=4, help="frames per UNet call when a job names none")
+    add("--cpu-offload", action="store_true", help="keep weights on the CPU between uses (cuda)")
+    add("--work-dir", help="where job frames are written (default: a temporary folder, removed at exit)")
+    add("--max-frames", type=_positive_int, default=1000, help="most frames in one job (default 1000)")
+    add("--max-request-mb", type=_positive_float, default=256.0, help="largest request, MiB (default 256)")
+
+    tiny = commands.add_parser("make-tiny-model", help="write the tiny random-weight model set")
+    tiny.add_argument("directory")
+    return parser
+
+
+def is_loopback(host: str) -> bool:
+    """True when every address ``host`` names is a loopback one."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
+
+
+def _missing_local_model(name: str | None) -> bool:
+    """A name that can only be a local path (not a hub id) and does not exist."""
+    if not name:
+        return False
+    local = os.path.isabs(name) or name.startswith((".", "~")) or is_single_file(name)
+    return local and not os.path.exists(os.path.expanduser(name))
+
+
+def resolve_models(args, parser) -> tuple[str, str, str | None]:
+    """(model, pose ControlNet, depth ControlNet or None) from the flags and any model-set file."""
+    model, pose, depth = args.model, DEFAULT_POSE_CONTROLNET, DEFAULT_DEPTH_CONTROLNET
+    if os.path.isdir(os.path.expanduser(args.model)):
+        try:
+            model_set = read_model_set(args.model)
+        except ValueError as exc:
+            parser.error(str(exc))
+        if model_set is not None:
+            model, pose, depth = model_set.base, model_set.openpose, model_set.depth
+    if args.pose_controlnet:
+        pose = args.pose_controlnet
+    if args.depth_controlnet:
+        depth = None if args.depth_controlnet.lower() == "none" else args.depth_controlnet
+    for flag, name in (("--model", model), ("--pose-controlnet", pose), ("--depth-controlnet", depth)):
+        if _missing_local_model(name):
+            parser.error(f"{flag}: no such file or folder: {name}")
+    configs = (("--model-config", args.model_config), ("--controlnet-config", args.controlnet_config))
+    for flag, folder in configs:
+        if folder and not os.path.isdir(os.path.expanduser(folder)):
+            parser.error(f"{flag}: no such folder: {folder}")
+    return model, pose, depth
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def serve(args, parser) -> int:
+    if not is_loopback(args.host) and not args.token:
+        parser.error(
+            f"refusing to listen on {args.host} (not a loopback address) without --token:"
+            " anyone on the network could use the backend"
+        )
+    model, pose, depth = resolve_models(args, parser)
+
+    import uvicorn
+
+    from .jobs import fail_at_frame_from_env
+    from .pipeline import load_pipeline
+    from .server import ServerLimits, create_app
+
+    def load():
+        return load_pipeline(
+            model,
+            pose,
+            depth,
+            device=args.device,
+            dtype=args.dtype,
+            cpu_offload=args.cpu_offload,
+            model_config=args.model_config,
+            controlnet_config=args.controlnet_config,
+        )
+
+    own_work_dir = args.work_dir is None
+    work_dir = tempfile.mkdtemp(prefix="posebridge-backend-") if own_work_dir else args.work_dir
+    limits = ServerLimits(
+        max_frames=args.max_frames,
+        max_request_bytes=int(args.max_request_mb * 2**20),
+        default_batch=args.batch,
+    )
+    app = create_app(
+        load, work_dir=work_dir, token=args.token, limits=limits, fail_at_frame=fail_at_frame_from_env()
+    )
+    try:
+        sock = bind_socket(args.host, args.port)
+    except OSError as exc:
+        print(f"posebridge-backend: error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    # One worker (one process): the pipeline and the job queue live in this process.
+    config = uvicorn.Config(
+        app, workers=1, log_level="warning", access_log=False, timeout_graceful_shutdown=5
+    )
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"PoseBridge backend listening on http://{host}:{sock.getsockname()[1]}", flush=True)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
+        if own_work_dir:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    return 0
+
+
+def make_tiny_model_command(args) -> int:
+    from .tiny_model import make_tiny_model
+
+    paths = make_tiny_model(args.directory)
+    depth = paths.depth.relative_to(paths.root).as_posix()
+    written = write_model_set(
+        paths.root,
+        paths.base.relative_to(paths.root).as_posix(),
+        paths.openpose.relative_to(paths.root).as_posix(),
+        depth,
+    )
+    print(f"tiny model set written to {paths.root} ({written.name})", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return serve(args, args.command_parser)
+    return make_tiny_model_command(args)

@@ -1,0 +1,93 @@
+"""A job request's frames -> checked FrameInputs: base64 PNGs decoded, sizes compared.
+
+Every problem raises BadJobInput naming it (the server answers 400 with the message). Images are
+decoded once here to prove they are images; the job keeps the encoded bytes and decodes them
+again batch by batch (backend/jobs.py), so a long job's images are not all held decoded.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+
+from .jobs import FrameInput
+
+
+class BadJobInput(ValueError):
+    """A job request that is well-formed JSON but cannot be run: the message names the problem."""
+
+
+def _image_bytes(text: str, frame: int, what: str) -> tuple[bytes, tuple[int, int]]:
+    """(bytes, (width, height)) of a base64 image, fully decoded once to prove it is one."""
+    from PIL import Image
+
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadJobInput(f"frame {frame}: {what} is not an image (not valid base64)") from None
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            size = image.size
+    except Image.DecompressionBombError:
+        raise BadJobInput(f"frame {frame}: {what} image is too large (decompression bomb guard)") from None
+    except Exception:  # Pillow raises many kinds for bytes that are no image
+        raise BadJobInput(f"frame {frame}: {what} is not an image (Pillow cannot read it)") from None
+    if 0 in size:
+        raise BadJobInput(f"frame {frame}: {what} image is empty ({size[0]}x{size[1]})")
+    return data, size
+
+
+def _size_text(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+def decode_frames(frames, *, has_depth: bool) -> list[FrameInput]:
+    """``frames``: objects with .frame, .pose, .depth (api_models.JobFrame). Checks: not empty,
+    unique frame numbers, depth for all frames or none, depth only with a depth ControlNet,
+    every image decodable, all pose images one size, each depth image its pose's size."""
+    if not frames:
+        raise BadJobInput("empty job: no frames given")
+    seen, duplicates = set(), []
+    for f in frames:
+        if f.frame in seen and f.frame not in duplicates:
+            duplicates.append(f.frame)
+        seen.add(f.frame)
+    if duplicates:
+        raise BadJobInput(f"duplicate frame numbers: {', '.join(map(str, duplicates))}")
+    with_depth = [f.frame for f in frames if f.depth is not None]
+    if with_depth and not has_depth:
+        raise BadJobInput("depth given, but the backend was started without a depth ControlNet")
+    if with_depth and len(with_depth) != len(frames):
+        missing = [f.frame for f in frames if f.depth is None]
+        raise BadJobInput(f"depth must be given for every frame or none; missing for frames {missing[:10]}")
+
+    decoded, first_size = [], None
+    for f in frames:
+        pose, pose_size = _image_bytes(f.pose, f.frame, "pose")
+        if first_size is None:
+            first_size = pose_size
+        elif pose_size != first_size:
+            raise BadJobInput(
+                f"frames of different sizes: frame {frames[0].frame} is {_size_text(first_size)},"
+                f" frame {f.frame} is {_size_text(pose_size)}"
+            )
+        depth = None
+        if f.depth is not None:
+            depth, depth_size = _image_bytes(f.depth, f.frame, "depth")
+            if depth_size != pose_size:
+                raise BadJobInput(
+                    f"frame {f.frame}: pose/depth size mismatch: pose is {_size_text(pose_size)},"
+                    f" depth {_size_text(depth_size)}"
+                )
+        decoded.append(FrameInput(f.frame, pose, depth))
+    return decoded
+
+
+def frame_size(frames: list[FrameInput]) -> tuple[int, int]:
+    """(width, height) of a decoded job's frames."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(frames[0].pose)) as image:
+        return image.size

@@ -1,0 +1,327 @@
+"""The generation job queue: jobs run one at a time, in submission order, on one worker thread.
+
+    queue = JobQueue(pipe, work_dir)
+    queue.start()
+    job = queue.submit([FrameInput(1, pose_png_bytes), ...], GenerateParams(steps=20), name="shot010")
+    queue.status(job.id)      # {"state": "running", "frames_done": [1], "progress": 0.3, ...}
+    queue.cancel(job.id)
+    queue.stop()
+
+Each job writes its finished frames as ``frame_NNNN.png`` (RGB) into ``work_dir/<job id>/`` as
+they finish, so they can be downloaded while the job runs, and stay after a cancel or a failure.
+A job that raises is marked "failed" with the message, and the next job runs.
+
+Frames are held as given (PNG bytes or PIL images) and decoded a batch at a time, so a long job
+does not hold all its decoded images in memory. Since every frame starts from the same noise
+(backend.pipeline), running a job batch by batch gives the same frames as one call.
+
+Nothing here knows about HTTP (backend/server.py maps it), so it is tested directly.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .pipeline import GenerateParams, GenerationCancelled, generate
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+FINISHED_STATES = (DONE, FAILED, CANCELLED)
+
+# Test-only fault: with this variable set to a frame number, a job fails just before the batch
+# holding that frame (the server passes it to JobQueue.fail_at_frame). Lets tests make a real
+# server process fail a job midway; unset in normal use.
+FAIL_AT_FRAME_ENV = "POSEBRIDGE_BACKEND_TEST_FAIL_AT_FRAME"
+
+
+def frame_filename(frame: int) -> str:
+    """``frame_0001.png``; negative numbers keep their sign: ``frame_-005.png``."""
+    return f"frame_{frame:04d}.png"
+
+
+def fail_at_frame_from_env() -> int | None:
+    value = os.environ.get(FAIL_AT_FRAME_ENV, "").strip()
+    return int(value) if value else None
+
+
+@dataclass
+class FrameInput:
+    """One frame of a job: its number, its pose image, its depth image (or None). Images are
+    encoded image bytes (PNG) or PIL images; they are decoded when their batch runs."""
+
+    frame: int
+    pose: Any
+    depth: Any = None
+
+
+@dataclass
+class Job:
+    """One job's record. Read it through JobQueue.status(): the worker changes it under the
+    queue's lock."""
+
+    id: str
+    name: str
+    frames: list[int]
+    params: GenerateParams
+    folder: Path
+    state: str = QUEUED
+    frames_done: list[int] = field(default_factory=list)
+    progress: float = 0.0
+    error: str | None = None
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    cancel_requested: bool = False
+    inputs: list[FrameInput] | None = None  # dropped once the job has finished
+    # Time spent decoding control PNGs and encoding frame PNGs: the backend's share of
+    # "transport and encoding" (the rest of started..finished is the pipeline itself).
+    codec_seconds: float = 0.0
+
+    def frame_path(self, frame: int) -> Path:
+        return self.folder / frame_filename(frame)
+
+
+def _decode(image):
+    """PIL RGB image from encoded bytes or a PIL image."""
+    from PIL import Image
+
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        with Image.open(io.BytesIO(image)) as opened:
+            return opened.convert("RGB")
+    return image
+
+
+def _write_png(frame, path: Path) -> None:
+    """Write atomically (temp file, then rename): a download never sees half a PNG."""
+    from PIL import Image
+
+    temp = path.with_name("." + path.name + ".tmp")
+    Image.fromarray(frame, "RGB").save(temp, format="PNG")
+    os.replace(temp, path)
+
+
+class JobQueue:
+    """Jobs in submission order and the one worker thread that runs them.
+
+    generate_fn: backend.pipeline.generate or a stand-in with its signature (tests).
+    fail_at_frame: see FAIL_AT_FRAME_ENV (tests only).
+    """
+
+    def __init__(
+        self,
+        pipe,
+        work_dir: str | os.PathLike,
+        *,
+        generate_fn: Callable = generate,
+        fail_at_frame: int | None = None,
+    ):
+        self.pipe = pipe
+        self.work_dir = Path(work_dir)
+        self.generate_fn = generate_fn
+        self.fail_at_frame = fail_at_frame
+        self._jobs: dict[str, Job] = {}  # insertion order is submission order
+        self._waiting: list[str] = []  # queued job ids, oldest first
+        self._current: Job | None = None
+        self._lock = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        # A daemon thread: stopping the server must not wait for a long job to finish.
+        self._thread = threading.Thread(target=self._work, name="posebridge-jobs", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        """Cancel the running job, leave the queued ones, end the worker."""
+        with self._lock:
+            self._stopping = True
+            if self._current is not None:
+                self._current.cancel_requested = True
+            self._lock.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # --- requests -------------------------------------------------------------------------------
+
+    def submit(self, frames: list[FrameInput], params: GenerateParams, name: str = "") -> Job:
+        """Queue a job (frames already checked by the caller); return its record."""
+        params.validate()
+        if not frames:
+            raise ValueError("empty job: no frames")
+        job_id = secrets.token_hex(8)
+        job = Job(
+            id=job_id,
+            name=name,
+            frames=[f.frame for f in frames],
+            params=params,
+            folder=self.work_dir / job_id,
+            inputs=list(frames),
+        )
+        job.folder.mkdir(parents=True)
+        with self._lock:
+            self._jobs[job_id] = job
+            self._waiting.append(job_id)
+            self._lock.notify_all()
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def cancel(self, job_id: str) -> Job | None:
+        """Queued: cancelled at once. Running: stops at its next denoising step (state turns
+        "cancelled" then). Finished: unchanged. None for an unknown id."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            if job.state == QUEUED:
+                self._waiting.remove(job_id)
+                self._finish(job, CANCELLED)
+            elif job.state == RUNNING:
+                job.cancel_requested = True
+            return job
+
+    def status(self, job_id: str) -> dict | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            return None if job is None else self._status(job)
+
+    def statuses(self) -> list[dict]:
+        """Every job's status, in submission order."""
+        with self._lock:
+            return [self._status(job) for job in self._jobs.values()]
+
+    def finished_frame_path(self, job_id: str, frame: int) -> Path | None:
+        """The PNG of a finished frame, or None (unknown job, frame not in it or not done)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or frame not in job.frames_done:
+                return None
+            return job.frame_path(frame)
+
+    def wait(self, job_id: str, timeout: float | None = None) -> dict | None:
+        """Block until the job has finished (or the timeout passed); return its status."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while True:
+                job = self._jobs.get(job_id)
+                if job is None or job.state in FINISHED_STATES:
+                    return None if job is None else self._status(job)
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return self._status(job)
+                self._lock.wait(left)
+
+    # --- internals (the caller holds the lock where noted) --------------------------------------
+
+    def _status(self, job: Job) -> dict:  # lock held
+        return {
+            "id": job.id,
+            "name": job.name,
+            "state": job.state,
+            "frames": list(job.frames),
+            "frames_done": list(job.frames_done),
+            "progress": round(job.progress, 4),
+            "queue_position": self._queue_position(job),
+            "error": job.error,
+            "params": asdict(job.params),
+            "created": job.created,
+            "started": job.started,
+            "finished": job.finished,
+            "codec_seconds": round(job.codec_seconds, 4),
+        }
+
+    def _queue_position(self, job: Job) -> int:  # lock held
+        if job.state != QUEUED:
+            return 0
+        busy = 1 if self._current is not None else 0
+        return busy + self._waiting.index(job.id)
+
+    def _finish(self, job: Job, state: str, error: str | None = None) -> None:  # lock held
+        job.state = state
+        job.error = error
+        job.finished = time.time()
+        if state == DONE:
+            job.progress = 1.0
+        job.inputs = None
+        self._lock.notify_all()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while not self._waiting and not self._stopping:
+                    self._lock.wait()
+                if self._stopping:
+                    return
+                job = self._jobs[self._waiting.pop(0)]
+                job.state = RUNNING
+                job.started = time.time()
+                self._current = job
+            try:
+                self._run(job)
+            except GenerationCancelled:
+                with self._lock:
+                    self._finish(job, CANCELLED)
+            except Exception as exc:  # a failed job must not end the worker: report it, go on
+                with self._lock:
+                    self._finish(job, FAILED, f"{type(exc).__name__}: {exc}")
+            else:
+                with self._lock:
+                    # A cancel that came after the last step still ends as "cancelled".
+                    self._finish(job, CANCELLED if job.cancel_requested else DONE)
+            finally:
+                with self._lock:
+                    self._current = None
+                    self._lock.notify_all()
+
+    def _run(self, job: Job) -> None:
+        """Run a job batch by batch, writing each frame as it finishes."""
+        inputs = job.inputs
+        total = len(inputs)
+        batch = job.params.batch
+
+        for first in range(0, total, batch):
+            chunk = inputs[first : first + batch]
+            if self.fail_at_frame is not None and any(f.frame == self.fail_at_frame for f in chunk):
+                raise RuntimeError(f"test fault at frame {self.fail_at_frame} ({FAIL_AT_FRAME_ENV})")
+            if job.cancel_requested:
+                raise GenerationCancelled("cancelled between batches")
+            clock = time.perf_counter()
+            poses = [_decode(f.pose) for f in chunk]
+            depths = None if chunk[0].depth is None else [_decode(f.depth) for f in chunk]
+            job.codec_seconds += time.perf_counter() - clock
+
+            def on_step(start, count, done, steps, first=first):
+                with self._lock:
+                    job.progress = min(1.0, (first + start + count * done / steps) / total)
+
+            def on_frame(index, frame, first=first, chunk=chunk):
+                number = chunk[index].frame
+                clock = time.perf_counter()
+                _write_png(frame, job.frame_path(number))
+                job.codec_seconds += time.perf_counter() - clock
+                with self._lock:
+                    job.frames_done.append(number)
+                    job.progress = max(job.progress, (first + index + 1) / total)
+
+            frames = self.generate_fn(
+                self.pipe,
+                poses,
+                depths,
+                job.params,
+                on_frame=on_frame,
+                on_step=on_step,
+                should_stop=lambda: job.cancel_requested,
+            )
+            for _ in frames:  # on_frame writes each frame
+                pass

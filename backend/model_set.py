@@ -1,0 +1,54 @@
+"""``posebridge-models.json``: a folder that names its base model and ControlNets.
+
+    {"base": "base", "openpose": "controlnet-openpose", "depth": "controlnet-depth"}
+
+Paths are relative to the folder holding the file ("depth" may be null). ``serve --model DIR``
+with such a folder loads that set; make-tiny-model writes one beside the tiny models.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+MODEL_SET_FILE = "posebridge-models.json"
+
+
+@dataclass(frozen=True)
+class ModelSet:
+    base: str
+    openpose: str
+    depth: str | None
+
+
+def write_model_set(directory, base: str, openpose: str, depth: str | None) -> Path:
+    """Write the file naming these subfolders (relative to ``directory``); return its path."""
+    path = Path(directory) / MODEL_SET_FILE
+    body = {"base": base, "openpose": openpose, "depth": depth}
+    path.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def read_model_set(directory: str | os.PathLike) -> ModelSet | None:
+    """The set in ``directory`` as absolute paths, or None when it holds no model-set file.
+    A malformed file raises ValueError naming it."""
+    folder = Path(directory).expanduser()
+    path = folder / MODEL_SET_FILE
+    if not path.is_file():
+        return None
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(body.get("base"), str) or not isinstance(body.get("openpose"), str):
+            raise ValueError("needs the strings 'base' and 'openpose'")
+        depth = body.get("depth")
+        if depth is not None and not isinstance(depth, str):
+            raise ValueError("'depth' must be a string or null")
+    except (ValueError, AttributeError) as exc:
+        raise ValueError(f"{path} is not a valid model-set file: {exc}") from None
+
+    def resolve(rel: str) -> str:
+        return str((folder / rel).resolve())
+
+    return ModelSet(resolve(body["base"]), resolve(body["openpose"]), resolve(depth) if depth else None)

@@ -1,0 +1,236 @@
+"""The backend's HTTP service (docs/backend_api.md), a FastAPI app around the job queue.
+
+    app = create_app(lambda: load_pipeline(...), token="T", work_dir="/tmp/pb")
+
+The pipeline loads in a background thread once the app starts, so /health answers at once (503
+"loading" until the model is in memory). Endpoints are plain functions: FastAPI runs them on its
+thread pool, which suits the queue's thread locks and the image decoding of POST /jobs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import traceback
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Callable
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+
+from . import __version__
+from .api_models import ErrorBody, Health, JobList, JobRequest, JobStatus
+from .guards import BearerTokenGuard, BodySizeLimit
+from .job_input import BadJobInput, decode_frames, frame_size
+from .jobs import JobQueue
+from .pipeline import GenerateParams
+
+DTYPE_NAMES = {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32"}
+
+
+@dataclass
+class ServerLimits:
+    max_frames: int = 1000
+    max_request_bytes: int = 256 * 2**20
+    default_batch: int = 4
+
+
+class _Backend:
+    """What the routes share: the loading state, the pipeline, the job queue."""
+
+    def __init__(self, load: Callable, work_dir, fail_at_frame: int | None):
+        self.load = load
+        self.work_dir = work_dir
+        self.fail_at_frame = fail_at_frame
+        self.status = "loading"
+        self.error: str | None = None
+        self.pipe = None
+        self.queue: JobQueue | None = None
+
+    def load_in_background(self) -> None:
+        threading.Thread(target=self._load, name="posebridge-load", daemon=True).start()
+
+    def _load(self) -> None:
+        try:
+            pipe = self.load()
+            queue = JobQueue(pipe, self.work_dir, fail_at_frame=self.fail_at_frame)
+            queue.start()
+        except Exception as exc:  # reported by /health; the process stays up to say why
+            traceback.print_exc(file=sys.stderr)
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.status = "error"
+            return
+        self.pipe, self.queue = pipe, queue
+        self.status = "ready"
+        print("PoseBridge backend: model loaded", file=sys.stderr, flush=True)
+
+    def health(self) -> tuple[int, dict]:
+        if self.status == "loading":
+            return 503, {"status": "loading"}
+        if self.status == "error":
+            return 503, {"status": "error", "error": self.error}
+        pipe = self.pipe
+        dtype = str(pipe.dtype).removeprefix("torch.")
+        return 200, {
+            "status": "ready",
+            "device": pipe.device,
+            "dtype": DTYPE_NAMES.get(dtype, dtype),
+            "models": dict(pipe.models),
+            "has_depth": pipe.has_depth,
+            "version": __version__,
+        }
+
+    def ready_queue(self) -> JobQueue:
+        if self.queue is None:
+            what = "is still loading" if self.status == "loading" else f"failed to load ({self.error})"
+            raise HTTPException(503, f"the model {what}")
+        return self.queue
+
+
+def _validation_message(errors) -> str:
+    """One line naming every bad field: 'params.stepz: unknown parameter; params.steps: ...'."""
+    parts = []
+    for error in errors:
+        loc = [str(p) for p in error.get("loc", ()) if p != "body"]
+        where = ".".join(loc) or "request body"
+        if error.get("type") == "extra_forbidden":
+            parts.append(f"{where}: unknown parameter")
+        else:
+            text = f"{where}: {error.get('msg', 'invalid')}"
+            value = error.get("input")
+            if isinstance(value, (int, float, str, bool)) and len(repr(value)) < 40:
+                text += f" (got {value!r})"
+            parts.append(text)
+    return "; ".join(parts) or "invalid request"
+
+
+def _add_security_to_openapi(app: FastAPI) -> None:
+    """Publish the bearer token in the OpenAPI document (the guard middleware enforces it)."""
+    build = app.openapi
+
+    def openapi():
+        if app.openapi_schema is None:
+            schema = build()
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer"}
+            }
+            schema["security"] = [{"bearer": []}]
+            for method in schema.get("paths", {}).get("/health", {}).values():
+                method["security"] = []
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
+def create_app(
+    load: Callable,
+    *,
+    work_dir: str | os.PathLike,
+    token: str | None = None,
+    limits: ServerLimits | None = None,
+    fail_at_frame: int | None = None,
+) -> FastAPI:
+    """The app. load() returns a backend.pipeline.ControlNetPipeline (called once, in a thread,
+    at startup). token: required as 'Authorization: Bearer TOKEN' on all but /health.
+    fail_at_frame: test-only fault (backend.jobs.FAIL_AT_FRAME_ENV)."""
+    limits = limits or ServerLimits()
+    backend = _Backend(load, work_dir, fail_at_frame)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        backend.load_in_background()
+        yield
+        if backend.queue is not None:
+            backend.queue.stop(timeout=5)
+
+    app = FastAPI(
+        title="PoseBridge backend",
+        version=__version__,
+        description="Pose (and depth) frames in, ControlNet-generated frames out. See docs/backend_api.md.",
+        lifespan=lifespan,
+    )
+    app.state.backend = backend
+    errors = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 413, 503)}
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        return JSONResponse(
+            status_code=422,
+            content={"detail": _validation_message(exc.errors()), "errors": jsonable_encoder(exc.errors())},
+        )
+
+    @app.get("/health", response_model=Health, responses={503: {"model": Health}})
+    def health():
+        code, body = backend.health()
+        return JSONResponse(status_code=code, content=body)
+
+    @app.post("/jobs", status_code=201, response_model=JobStatus, responses=errors)
+    def submit_job(request: JobRequest):
+        queue = backend.ready_queue()
+        if len(request.frames) > limits.max_frames:
+            raise HTTPException(
+                413,
+                f"too many frames: {len(request.frames)}, the limit is {limits.max_frames} (--max-frames)",
+            )
+        try:
+            frames = decode_frames(request.frames, has_depth=backend.pipe.has_depth)
+        except BadJobInput as exc:
+            raise HTTPException(400, str(exc)) from None
+        values = request.params.model_dump()
+        if values["batch"] is None:
+            values["batch"] = limits.default_batch
+        params = GenerateParams(**values)
+        width, height = frame_size(frames)
+        if (params.width or width) % 8 or (params.height or height) % 8:
+            raise HTTPException(
+                400,
+                f"frame size must be a multiple of 8 (frames are {width}x{height}); set params width/height",
+            )
+        job = queue.submit(frames, params, name=request.name)
+        return queue.status(job.id)
+
+    @app.get("/jobs", response_model=JobList, responses=errors)
+    def list_jobs():
+        return {"jobs": backend.queue.statuses() if backend.queue is not None else []}
+
+    def _known(job_id: str) -> JobQueue:
+        queue = backend.queue
+        if queue is None or queue.get(job_id) is None:
+            raise HTTPException(404, f"no job {job_id!r}")
+        return queue
+
+    @app.get("/jobs/{job_id}", response_model=JobStatus, responses=errors)
+    def job_status(job_id: str):
+        return _known(job_id).status(job_id)
+
+    @app.get(
+        "/jobs/{job_id}/frames/{frame}",
+        response_class=FileResponse,
+        responses={200: {"content": {"image/png": {}}}, **errors},
+    )
+    def job_frame(job_id: str, frame: int):
+        queue = _known(job_id)
+        path = queue.finished_frame_path(job_id, frame)
+        if path is None:
+            job = queue.get(job_id)
+            why = "is not in the job" if frame not in job.frames else "is not finished"
+            raise HTTPException(404, f"frame {frame} of job {job_id!r} {why}")
+        return FileResponse(path, media_type="image/png")
+
+    @app.delete("/jobs/{job_id}", response_model=JobStatus, responses=errors)
+    def cancel_job(job_id: str):
+        queue = _known(job_id)
+        queue.cancel(job_id)
+        return queue.status(job_id)
+
+    _add_security_to_openapi(app)
+    # Outermost first: the token is checked before the size (no body is read for a stranger).
+    app.add_middleware(BodySizeLimit, max_bytes=limits.max_request_bytes)
+    if token:
+        app.add_middleware(BearerTokenGuard, token=token)
+    return app

@@ -1,0 +1,269 @@
+"""The output folder of a generation: ``frame_NNNN.png`` files and the manifest ``generation.json``.
+
+The manifest records, per frame, which settings made it (a hash of the params that decide the
+pixels and the backend's model ids) and hashes of the control images it came from. ``plan``
+compares that with what is asked now:
+
+* done     - the file is there and was made from the same settings and the same control images;
+* missing  - no file: generate it without asking;
+* stale    - a file is there but it was made otherwise (other settings, a changed pose or depth
+             map, or nothing in the manifest says how it was made). Stale files are the user's
+             previous results: they are only replaced when the caller passes ``overwrite=True``.
+
+Frames are written atomically (temporary name + ``os.replace``) the moment they arrive, then
+recorded in the manifest (also replaced atomically), so a crash keeps every finished frame and
+never leaves a truncated PNG. A crash between the two writes leaves a file without a record,
+which the next plan calls stale: the safe side (ask) rather than the silent one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .controls import OUTPUT_PREFIX, ControlFolderError, ControlFrame, control_frames, frame_file_name
+
+__all__ = [
+    "MANIFEST_NAME", "PARAM_DEFAULTS", "ControlFrame", "ControlFolderError", "FrameWriter", "Plan",
+    "control_frames", "control_hashes", "generation_settings", "output_path", "plan",
+    "settings_hash", "write_bytes_atomic",
+]
+
+MANIFEST_NAME = "generation.json"
+MANIFEST_FORMAT = "posebridge-generation"
+MANIFEST_VERSION = 1
+
+# The backend's defaults (docs/backend_api.md). Filling them in makes "steps left out" and
+# "steps=20" the same settings, so the same pixels are not called stale.
+PARAM_DEFAULTS = {
+    "prompt": "", "negative": "", "seed": 0, "steps": 20, "guidance": 7.5, "pose_scale": 1.0,
+    "depth_scale": 1.0, "control_start": 0.0, "control_end": 1.0, "width": None, "height": None,
+}
+# Parameters that change speed, not pixels: a frame's result does not depend on its batch.
+_NOT_PIXELS = {"batch"}
+_FLOAT_PARAMS = {k for k, v in PARAM_DEFAULTS.items() if isinstance(v, float)}
+
+
+def output_path(out_dir, frame: int) -> Path:
+    """Where frame ``frame`` lands: ``<out_dir>/frame_NNNN.png`` with the pose map's number."""
+    return Path(out_dir) / frame_file_name(OUTPUT_PREFIX, frame)
+
+
+def generation_settings(params: dict, health: dict, uses_depth: bool) -> dict:
+    """The settings that decide the pixels: params (defaults filled in, speed-only ones dropped)
+    and the backend's model ids from ``/health``.
+
+    Device and dtype are left out on purpose: fp16 vs fp32 or CPU vs GPU change pixels only by
+    rounding, and calling a whole shot stale for that would push users to overwrite good work.
+    Without depth maps the depth scale cannot matter, so it is dropped too.
+    """
+    merged = {**PARAM_DEFAULTS, **(params or {})}
+    for key in _NOT_PIXELS:
+        merged.pop(key, None)
+    if not uses_depth:
+        merged.pop("depth_scale", None)
+    for key in _FLOAT_PARAMS & merged.keys():
+        value = merged[key]
+        if isinstance(value, int) and not isinstance(value, bool):
+            merged[key] = float(value)  # 7 and 7.0 are the same guidance
+    return {"params": merged, "models": dict(health.get("models") or {})}
+
+
+def settings_hash(settings: dict) -> str:
+    text = json.dumps(settings, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _file_hash(path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as error:
+        raise ControlFolderError(f"{path}: cannot be read ({error.strerror or error})") from None
+    return digest.hexdigest()
+
+
+def control_hashes(frame: ControlFrame) -> dict:
+    """``{"pose": sha256, "depth": sha256 or None}`` of the files' bytes as they are sent."""
+    return {"pose": _file_hash(frame.pose), "depth": _file_hash(frame.depth) if frame.depth else None}
+
+
+def write_bytes_atomic(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a unique temporary name in the same folder and os.replace:
+    readers (and a crash) see the old file or the whole new one, never half of it."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _empty_manifest() -> dict:
+    return {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "settings": {}, "frames": {}}
+
+
+def read_manifest(out_dir) -> tuple[dict, str | None]:
+    """(manifest, note): an empty manifest and a note saying why when it is absent or unreadable."""
+    path = Path(out_dir) / MANIFEST_NAME
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return _empty_manifest(), None
+    except (OSError, ValueError) as error:
+        return _empty_manifest(), f"{path} could not be read ({error}); existing frames count as stale"
+    if not (isinstance(data, dict) and data.get("format") == MANIFEST_FORMAT
+            and isinstance(data.get("settings"), dict) and isinstance(data.get("frames"), dict)):
+        return _empty_manifest(), f"{path} is not a PoseBridge generation manifest; existing frames count as stale"
+    return data, None
+
+
+def _changed_keys(old: dict, new: dict) -> list[str]:
+    keys = []
+    for group in ("params", "models"):
+        a, b = old.get(group) or {}, new.get(group) or {}
+        keys += [k if group == "params" else f"model {k}" for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
+    return keys
+
+
+def _stale_reason(record, manifest: dict, settings: dict, digest: str, controls: dict) -> str | None:
+    """Why an existing file does not match what is asked now; None when it does."""
+    if not isinstance(record, dict):
+        return "no record in the manifest of how it was made"
+    # Control changes first: with depth added or removed, the settings differ too (depth_scale),
+    # but "now without a depth map" is the reason the user will recognise.
+    if record.get("pose") != controls["pose"]:
+        return "its pose map changed"
+    if record.get("depth") != controls["depth"]:
+        if controls["depth"] is None:
+            return "made with a depth map, now without"
+        return "made without a depth map, now with one" if record.get("depth") is None else "its depth map changed"
+    if record.get("settings") != digest:
+        old = manifest["settings"].get(record.get("settings"))
+        keys = _changed_keys(old, settings) if isinstance(old, dict) else []
+        return "made with other settings" + (f" ({', '.join(keys)})" if keys else "")
+    return None
+
+
+@dataclass
+class Plan:
+    """What a generation into ``out_dir`` has to do; frames in ascending order."""
+
+    out_dir: Path
+    settings: dict
+    settings_hash: str
+    controls: dict[int, ControlFrame]
+    hashes: dict[int, dict]  # frame -> control_hashes()
+    done: list[int]
+    missing: list[int]
+    stale: list[int]
+    stale_reasons: dict[int, str]
+    manifest: dict
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.controls)
+
+    def to_generate(self, overwrite: bool = False) -> list[int]:
+        """Missing frames, plus the stale ones when the caller allows replacing them."""
+        return sorted(self.missing + self.stale) if overwrite else list(self.missing)
+
+    def control_frames(self, frames) -> list[ControlFrame]:
+        return [self.controls[f] for f in frames]
+
+    def summary(self, overwrite: bool = False) -> str:
+        """One line for a status bar or a log: what is done, what will be made, what is kept."""
+        parts = [f"{len(self.done)} of {self.total} frames done", f"{len(self.missing)} missing"]
+        if self.stale:
+            action = "will be replaced" if overwrite else "kept (overwrite to replace)"
+            parts.append(f"{len(self.stale)} made otherwise, {action}")
+        return f"{self.out_dir}: " + ", ".join(parts)
+
+    def stale_description(self, limit: int = 5) -> str:
+        """Which frames are stale and why, e.g. for the dialog asking whether to overwrite."""
+        lines = [f"frame {f}: {self.stale_reasons[f]}" for f in self.stale[:limit]]
+        if len(self.stale) > limit:
+            lines.append(f"... and {len(self.stale) - limit} more")
+        return "\n".join(lines)
+
+
+def plan(out_dir, settings: dict, controls: list[ControlFrame]) -> Plan:
+    """Compare ``out_dir`` with what is asked (``settings`` from ``generation_settings``, the
+    control frames) and sort every frame into done, missing or stale. Reads the control images
+    (to hash them) and the manifest; writes nothing."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ControlFolderError(f"{out_dir}: exists and is not a folder")
+    if not controls:
+        raise ControlFolderError("no control frames to generate from")
+    by_frame = {}
+    for control in controls:
+        if control.frame in by_frame:
+            raise ControlFolderError(f"frame {control.frame} is given twice")
+        by_frame[control.frame] = control
+    manifest, note = read_manifest(out_dir)
+    digest = settings_hash(settings)
+    hashes = {f: control_hashes(c) for f, c in sorted(by_frame.items())}
+    done, missing, stale, reasons = [], [], [], {}
+    for frame in sorted(by_frame):
+        if not output_path(out_dir, frame).is_file():
+            missing.append(frame)
+            continue
+        reason = _stale_reason(manifest["frames"].get(str(frame)), manifest, settings, digest, hashes[frame])
+        if reason is None:
+            done.append(frame)
+        else:
+            stale.append(frame)
+            reasons[frame] = reason
+    notes = [note] if note else []
+    return Plan(out_dir, settings, digest, dict(sorted(by_frame.items())), hashes, done, missing, stale,
+                reasons, manifest, notes)
+
+
+class FrameWriter:
+    """Writes the frames of one plan as they arrive and records each in the manifest.
+
+    Only frames the plan said to generate are accepted: a stale file is replaced only when the
+    writer was made with ``overwrite=True``, whatever the caller later passes in.
+    """
+
+    def __init__(self, plan: Plan, overwrite: bool = False, info: dict | None = None):
+        self.plan = plan
+        self.allowed = set(plan.to_generate(overwrite))
+        self.info = dict(info or {})  # e.g. device/dtype, recorded but not compared
+        self.written: list[int] = []
+        self._manifest = json.loads(json.dumps(plan.manifest))  # our own copy to update
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.plan.out_dir / MANIFEST_NAME
+
+    def write(self, frame: int, png: bytes) -> Path:
+        """Write ``frame`` (PNG bytes as downloaded) to ``frame_NNNN.png`` and record it."""
+        if frame not in self.allowed:
+            raise ValueError(f"frame {frame} was not planned for generation into {self.plan.out_dir}")
+        self.plan.out_dir.mkdir(parents=True, exist_ok=True)
+        path = output_path(self.plan.out_dir, frame)
+        write_bytes_atomic(path, png)
+        record = {"file": path.name, "settings": self.plan.settings_hash, **self.plan.hashes[frame], **self.info}
+        self._manifest["settings"][self.plan.settings_hash] = self.plan.settings
+        self._manifest["frames"][str(frame)] = record
+        # Keep only the settings some frame still refers to, so the manifest does not grow forever.
+        used = {r.get("settings") for r in self._manifest["frames"].values() if isinstance(r, dict)}
+        self._manifest["settings"] = {k: v for k, v in self._manifest["settings"].items() if k in used}
+        write_bytes_atomic(self.manifest_path, (json.dumps(self._manifest, indent=1, sort_keys=True) + "\n").encode("utf-8"))
+        self.written.append(frame)
+        return path

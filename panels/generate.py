@@ -1,0 +1,48 @@
+"""The Generate panel: backend, prompt and settings, and what to do with the frames."""
+from __future__ import annotations
+
+import bpy
+
+from .. import preferences
+from .pose_maps import _SidebarPanel
+
+
+class POSEBRIDGE_PT_generate(_SidebarPanel, bpy.types.Panel):
+    """Pose maps of the range -> the generation backend -> one image strip in the VSE."""
+
+    bl_label = "Generate"
+    bl_idname = "POSEBRIDGE_PT_generate"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.posebridge.generate
+        prefs = preferences.get(context)
+        box = layout.box()
+        if prefs is not None:
+            box.prop(prefs, "backend_url", text="Backend")
+            box.prop(prefs, "token")
+        else:
+            box.label(text=f"Backend: {preferences.DEFAULT_BACKEND_URL}", icon="URL")
+        row = box.row(align=True)
+        row.operator("posebridge.start_backend", icon="PLAY")
+        row.operator("posebridge.stop_backend", icon="PAUSE", text="")
+        layout.prop(settings, "prompt")
+        layout.prop(settings, "negative")
+        row = layout.row(align=True)
+        row.prop(settings, "seed")
+        row.prop(settings, "steps")
+        row = layout.row(align=True)
+        row.prop(settings, "guidance")
+        row.prop(settings, "batch")
+        row = layout.row(align=True)
+        row.label(text="Control")
+        row.prop(settings, "pose_scale")
+        row.prop(settings, "depth_scale")
+        layout.prop(settings, "output_dir")
+        layout.prop(settings, "overwrite")
+        layout.prop(settings, "name")
+        layout.operator("posebridge.generate", icon="SHADERFX")
+        row = layout.row(align=True)
+        row.operator("posebridge.export_video", icon="FILE_MOVIE")
+        row.operator("posebridge.compare_sheet", icon="IMAGE_DATA")

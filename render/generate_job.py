@@ -1,0 +1,187 @@
+"""The Generate job in Blender: pose maps -> backend -> frames on disk -> one VSE strip.
+
+``generate_steps`` is a step generator like the other jobs (operators/stepped.py): the panel's
+operator runs it from a timer, the batch command runs it to the end. The HTTP work happens on the
+GenerationRun's own thread; this generator only looks at its progress, so Blender's UI never
+waits on the network. Closing the generator (ESC) cancels the job on the backend; every frame
+already saved stays, and the next run makes only the missing ones.
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import bpy
+
+from ..generate import controls as control_files
+from ..generate.client import BackendClient, BackendError
+from ..generate.controls import ControlFolderError
+from ..generate.run import CANCELLED, DONE, GenerationRun, plan_generation
+from . import pose_maps, vse
+from .pose_maps import JobError
+
+# The share of the progress bar the pose maps take when Generate renders them first.
+POSE_SHARE = 0.1
+# How long a cancelled run may take to tell the backend (DELETE) before Blender moves on.
+CANCEL_WAIT_S = 3.0
+
+
+@dataclass
+class GenerateRequest:
+    """One Generate press (or batch command): where, what, and with which settings."""
+
+    backend_url: str
+    out_dir: Path
+    params: dict
+    strip_name: str
+    token: str | None = None
+    poses_dir: Path | None = None  # None: render the range's pose maps into out_dir/poses
+    depth_dir: Path | None = None  # None: depth_NNNN.png beside the pose maps, when there are any
+    overwrite: bool = False
+
+
+@dataclass
+class GenerateOutcome:
+    """What a finished (or stopped) Generate did, for the report."""
+
+    frames_total: int = 0
+    frames_made: int = 0
+    frames_reused: int = 0
+    strip: str | None = None
+    channel: int | None = None
+    held: list[int] = field(default_factory=list)
+    cancelled: bool = False
+    message: str = ""
+
+    def summary(self) -> str:
+        if self.cancelled:
+            return f"Generate cancelled: {self.message}"
+        text = (f"Generated {self.frames_made} frame(s), kept {self.frames_reused} already made; "
+                f"strip '{self.strip}' on channel {self.channel}")
+        if self.held:
+            text += f" ({len(self.held)} frame(s) without a pose map hold the previous frame)"
+        return text
+
+
+def multiple_of_8(params: dict, width: int, height: int) -> dict:
+    """Stable Diffusion needs sizes in multiples of 8: ask for the nearest below when the pose
+    maps are not (the strip is fitted to the render size anyway)."""
+    params = dict(params)
+    if width % 8 or height % 8:
+        params.setdefault("width", max(8, width // 8 * 8))
+        params.setdefault("height", max(8, height // 8 * 8))
+    return params
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_online_access(url: str) -> None:
+    """A backend on another machine is online access: Blender's "Allow Online Access" (or
+    --offline-mode) must permit it. One on this machine (loopback) always may be used."""
+    if not is_loopback(url) and not getattr(bpy.app, "online_access", True):
+        raise JobError(f"the backend {url} is on another machine and Blender's online access is off "
+                       "(Preferences > System > Network > Allow Online Access)")
+
+
+def _render_pose_maps(scene, poses_dir: Path, pose_settings: dict):
+    """Step generator: the range's pose maps into poses_dir (Generate's own folder: always redone,
+    so the frames follow the animation as it is now). Returns the job."""
+    job = pose_maps.plan_job(scene, output_dir=str(poses_dir), **pose_settings)
+    report = pose_maps.JobReport()
+    for fraction in pose_maps.run_job(scene, job, report):
+        yield fraction * POSE_SHARE, "rendering pose maps"
+    return job
+
+
+def _controls(request: GenerateRequest, frames=None):
+    depth_dir = request.depth_dir
+    if depth_dir is None and control_files.numbered_pngs(request.poses_dir, control_files.DEPTH_PREFIX):
+        depth_dir = request.poses_dir
+    try:
+        return control_files.control_frames(request.poses_dir, depth_dir, frames=frames)
+    except ControlFolderError as error:
+        raise JobError(str(error)) from None
+
+
+def generate_steps(scene, request: GenerateRequest, outcome: GenerateOutcome, pose_settings=None):
+    """Step generator for one Generate. pose_settings (plan_job's keyword arguments) renders the
+    pose maps first into out_dir/poses; without it request.poses_dir must hold them."""
+    check_online_access(request.backend_url)
+    out_dir = Path(request.out_dir)
+    frames = None
+    share = 0.0
+    if pose_settings is not None:
+        request.poses_dir = out_dir / "poses"
+        job = yield from _render_pose_maps(scene, request.poses_dir, pose_settings)
+        frames = job.frames
+        request.params = multiple_of_8(request.params, job.width, job.height)
+        share = POSE_SHARE
+    elif request.poses_dir is None:
+        raise JobError("no pose maps: give a folder of pose_NNNN.png or render them first")
+    controls = _controls(request, frames)
+    outcome.frames_total = len(controls)
+
+    client = BackendClient(request.backend_url, request.token)
+    try:
+        plan, _health = plan_generation(client, out_dir, controls, request.params)
+    except BackendError as error:
+        raise JobError(str(error)) from None
+    if plan.stale and not request.overwrite:
+        raise JobError(
+            f"{len(plan.stale)} frame(s) in {out_dir} were made with other settings or other pose "
+            f"maps ({plan.stale_description()}); allow overwriting to replace them (Overwrite in "
+            "the panel, --overwrite in the batch command), or pick another output folder"
+        )
+    outcome.frames_reused = len(plan.done)
+
+    run = GenerationRun(client, out_dir, controls, request.params,
+                        overwrite=request.overwrite, name=request.strip_name)
+    run.start()
+    try:
+        last = None
+        while not run.finished:
+            status = run.snapshot()
+            shown = (round(status.progress, 3), status.message)
+            if shown != last:
+                last = shown
+                yield share + (1.0 - share) * status.progress, status.message
+            else:
+                yield None  # nothing new: let Blender breathe
+    except GeneratorExit:
+        run.cancel()
+        run.wait(CANCEL_WAIT_S)
+        raise
+    status = run.snapshot()
+    outcome.frames_made = status.frames_written
+    if status.state == CANCELLED:
+        outcome.cancelled, outcome.message = True, status.message
+        return
+    if status.state != DONE:
+        raise JobError(status.error or status.message)
+    _place_strip(scene, request, controls, outcome)
+
+
+def _place_strip(scene, request: GenerateRequest, controls, outcome: GenerateOutcome) -> None:
+    """Every generated frame of the range (this run's and earlier ones) as one image strip."""
+    out_dir = Path(request.out_dir)
+    present = {
+        c.frame: control_files.frame_file_name(control_files.OUTPUT_PREFIX, c.frame)
+        for c in controls
+        if (out_dir / control_files.frame_file_name(control_files.OUTPUT_PREFIX, c.frame)).is_file()
+    }
+    if not present:
+        raise JobError(f"no generated frames in {out_dir}")
+    elements = vse.timeline_elements(present)
+    strip = vse.place_image_sequence(scene, request.strip_name, out_dir, elements.filenames,
+                                     elements.frame_start)
+    outcome.strip, outcome.channel, outcome.held = strip.name, strip.channel, elements.held

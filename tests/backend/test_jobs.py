@@ -1,0 +1,220 @@
+"""The job queue on the real tiny model: order, PNG frames on disk, progress, cancel, failures."""
+import dataclasses
+import threading
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+from PIL import Image  # noqa: E402
+
+from backend.jobs import (  # noqa: E402
+    CANCELLED,
+    DONE,
+    FAILED,
+    QUEUED,
+    FrameInput,
+    JobQueue,
+    frame_filename,
+)
+from backend.pipeline import GenerateParams, generate  # noqa: E402
+
+SIZE = 64
+PARAMS = dict(prompt="a dancer", seed=5, steps=2, batch=2)
+
+
+def pose(shift: int) -> np.ndarray:
+    """A pose-map-like image: a few coloured bars on black, moved right by ``shift``."""
+    img = np.zeros((SIZE, SIZE, 3), np.uint8)
+    img[8:56, 20 + shift : 24 + shift] = (255, 0, 0)
+    img[20:24, 8 + shift : 40 + shift] = (0, 255, 0)
+    return img
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format="PNG")
+    return out.getvalue()
+
+
+def frames_for(numbers, shifts=None, depth=False):
+    shifts = shifts or [3 * i for i in range(len(numbers))]
+    ramp = np.tile(np.linspace(0, 255, SIZE).astype(np.uint8)[:, None, None], (1, SIZE, 3))
+    return [
+        FrameInput(n, png_bytes(pose(s)), png_bytes(ramp) if depth else None) for n, s in zip(numbers, shifts)
+    ]
+
+
+@pytest.fixture
+def queue(pipe, tmp_path):
+    q = JobQueue(pipe, tmp_path / "work")
+    q.start()
+    yield q
+    q.stop()
+
+
+def read_png(path) -> np.ndarray:
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.mode == "RGB"
+        return np.asarray(image)
+
+
+def test_frame_filename_pads_and_keeps_the_sign():
+    assert frame_filename(1) == "frame_0001.png"
+    assert frame_filename(12345) == "frame_12345.png"
+    assert frame_filename(0) == "frame_0000.png"
+    assert frame_filename(-5) == "frame_-005.png"
+
+
+def test_job_writes_every_frame_as_png_matching_generate(queue, pipe):
+    frames = frames_for([-1, 0, 1])
+    job = queue.submit(frames, GenerateParams(**PARAMS), name="shot010")
+    status = queue.wait(job.id, timeout=120)
+    assert status["state"] == DONE and status["error"] is None
+    assert status["name"] == "shot010"
+    assert status["frames"] == status["frames_done"] == [-1, 0, 1]
+    assert status["progress"] == 1.0 and status["queue_position"] == 0
+    assert status["started"] >= status["created"] and status["finished"] >= status["started"]
+    names = sorted(p.name for p in job.folder.iterdir())
+    assert names == ["frame_-001.png", "frame_0000.png", "frame_0001.png"]
+    # Batch by batch, lazily decoded: the very frames one generate() call gives.
+    expected = list(generate(pipe, [pose(0), pose(3), pose(6)], None, GenerateParams(**PARAMS)))
+    for number, want in zip([-1, 0, 1], expected):
+        got = read_png(queue.finished_frame_path(job.id, number))
+        assert got.shape == (SIZE, SIZE, 3)
+        np.testing.assert_array_equal(got, want)
+
+
+def test_jobs_run_one_at_a_time_in_submission_order(queue):
+    first = queue.submit(frames_for([1, 2, 3]), GenerateParams(**PARAMS))
+    second = queue.submit(frames_for([1, 2]), GenerateParams(**{**PARAMS, "seed": 6}))
+    a, b = queue.wait(first.id, 120), queue.wait(second.id, 120)
+    assert a["state"] == b["state"] == DONE
+    assert a["finished"] <= b["started"]
+    assert [s["id"] for s in queue.statuses()] == [first.id, second.id]
+
+
+def test_progress_counts_denoising_steps(pipe, tmp_path):
+    seen = []
+
+    def recording_generate(*args, on_step, **kwargs):
+        def step(first, count, done, steps):
+            on_step(first, count, done, steps)
+            seen.append(queue.status(job_id)["progress"])
+
+        return generate(*args, on_step=step, **kwargs)
+
+    queue = JobQueue(pipe, tmp_path, generate_fn=recording_generate)
+    queue.start()
+    try:
+        job_id = queue.submit(frames_for([1, 2]), GenerateParams(**{**PARAMS, "steps": 4, "batch": 1})).id
+        assert queue.wait(job_id, 120)["state"] == DONE
+    finally:
+        queue.stop()
+    # Two frames of four steps each: progress moves an eighth per step.
+    assert seen == pytest.approx([0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0])
+
+
+def test_cancel_running_job_stops_at_a_step_and_keeps_finished_frames(pipe, tmp_path):
+    """The cancel comes during the third frame's first step (batch 1): two frames stay."""
+
+    def cancelling_generate(*args, on_step, **kwargs):
+        def step(first, count, done, steps):
+            on_step(first, count, done, steps)
+            if len(queue.status(job_id)["frames_done"]) == 2:
+                queue.cancel(job_id)
+
+        return generate(*args, on_step=step, **kwargs)
+
+    queue = JobQueue(pipe, tmp_path, generate_fn=cancelling_generate)
+    queue.start()
+    try:
+        job_id = queue.submit(frames_for([1, 2, 3, 4]), GenerateParams(**{**PARAMS, "batch": 1})).id
+        status = queue.wait(job_id, 120)
+        assert status["state"] == CANCELLED
+        assert status["frames_done"] == [1, 2]
+        assert sorted(p.name for p in (tmp_path / job_id).iterdir()) == ["frame_0001.png", "frame_0002.png"]
+        assert queue.finished_frame_path(job_id, 3) is None
+        # The queue goes on.
+        after = queue.submit(frames_for([1]), GenerateParams(**PARAMS))
+        assert queue.wait(after.id, 120)["state"] == DONE
+    finally:
+        queue.stop()
+
+
+def test_cancel_queued_job_at_once(pipe, tmp_path):
+    started, release = threading.Event(), threading.Event()
+
+    def blocking_generate(*args, **kwargs):
+        started.set()
+        release.wait(60)
+        return generate(*args, **kwargs)
+
+    queue = JobQueue(pipe, tmp_path, generate_fn=blocking_generate)
+    queue.start()
+    try:
+        running = queue.submit(frames_for([1]), GenerateParams(**PARAMS))
+        assert started.wait(60)
+        waiting = queue.submit(frames_for([1]), GenerateParams(**PARAMS))
+        behind = queue.submit(frames_for([1]), GenerateParams(**PARAMS))
+        assert queue.status(waiting.id)["state"] == QUEUED
+        assert queue.status(waiting.id)["queue_position"] == 1
+        assert queue.status(behind.id)["queue_position"] == 2
+        queue.cancel(waiting.id)
+        status = queue.status(waiting.id)
+        assert status["state"] == CANCELLED and status["frames_done"] == []
+        assert queue.status(behind.id)["queue_position"] == 1
+        release.set()
+        assert queue.wait(running.id, 120)["state"] == DONE
+        assert queue.wait(behind.id, 120)["state"] == DONE
+        assert queue.status(waiting.id)["state"] == CANCELLED
+        assert queue.cancel("no-such-job") is None
+    finally:
+        release.set()
+        queue.stop()
+
+
+def test_failing_job_keeps_its_frames_and_the_next_job_runs(pipe, tmp_path):
+    queue = JobQueue(pipe, tmp_path, fail_at_frame=3)
+    queue.start()
+    try:
+        failing = queue.submit(frames_for([1, 2, 3, 4]), GenerateParams(**{**PARAMS, "batch": 1}))
+        nxt = queue.submit(frames_for([7, 8]), GenerateParams(**PARAMS))
+        status = queue.wait(failing.id, 120)
+        assert status["state"] == FAILED
+        assert "test fault at frame 3" in status["error"]
+        assert status["frames_done"] == [1, 2]
+        assert read_png(queue.finished_frame_path(failing.id, 2)).shape == (SIZE, SIZE, 3)
+        assert queue.wait(nxt.id, 120)["state"] == DONE
+    finally:
+        queue.stop()
+
+
+def test_model_error_at_run_time_fails_the_job(pipe, tmp_path):
+    """A real error from the pipeline (depth frames, but no depth ControlNet loaded)."""
+    pose_only = dataclasses.replace(pipe, pose_depth_pipe=None)
+    queue = JobQueue(pose_only, tmp_path)
+    queue.start()
+    try:
+        job = queue.submit(frames_for([1, 2], depth=True), GenerateParams(**PARAMS))
+        status = queue.wait(job.id, 120)
+        assert status["state"] == FAILED
+        assert "without a depth ControlNet" in status["error"]
+        ok = queue.submit(frames_for([1, 2]), GenerateParams(**PARAMS))
+        assert queue.wait(ok.id, 120)["state"] == DONE
+    finally:
+        queue.stop()
+
+
+def test_pose_and_depth_job(queue):
+    job = queue.submit(frames_for([1, 2], depth=True), GenerateParams(**PARAMS))
+    status = queue.wait(job.id, 120)
+    assert status["state"] == DONE and status["frames_done"] == [1, 2]
+
+
+def test_submit_refuses_an_empty_job(queue):
+    with pytest.raises(ValueError, match="empty job"):
+        queue.submit([], GenerateParams(**PARAMS))

@@ -1,0 +1,474 @@
+"""The backend service as a real process over real HTTP (urllib), on the tiny model.
+
+One server per module with small limits (--max-frames 6, --max-request-mb 1), and a second one
+started pose-only with the test fault hook (POSEBRIDGE_BACKEND_TEST_FAIL_AT_FRAME=3).
+"""
+import base64
+import http.client
+import io
+import json
+import sys
+import time
+import tomllib
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+from PIL import Image  # noqa: E402
+
+TESTS = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(TESTS))
+import backend_process  # noqa: E402
+
+REPO = TESTS.parent
+TOKEN = "s3cret-token"
+SIZE = 64
+FAST = {"steps": 2, "seed": 11, "prompt": "a dancer"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if backend_process.backend_python() is None:
+        pytest.skip("no backend Python")
+    with backend_process.start_backend(
+        tmp_path_factory.mktemp("server"),
+        token=TOKEN,
+        extra_args=("--max-frames", "6", "--max-request-mb", "1", "--batch", "2"),
+    ) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def faulty_server(tmp_path_factory):
+    """Pose only, no token, and every job fails just before its frame 3."""
+    if backend_process.backend_python() is None:
+        pytest.skip("no backend Python")
+    with backend_process.start_backend(
+        tmp_path_factory.mktemp("faulty"),
+        extra_args=("--depth-controlnet", "none", "--batch", "1"),
+        env={"POSEBRIDGE_BACKEND_TEST_FAIL_AT_FRAME": "3"},
+    ) as proc:
+        yield proc
+
+
+# --- HTTP helpers -------------------------------------------------------------------------------
+
+
+def call(server, method, path, body=None, *, token=..., raw: bytes | None = None):
+    """(status, headers, body bytes). token=... uses the server's token; None sends none."""
+    token = server.token if token is ... else token
+    data = raw if raw is not None else None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(server.url + path, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.headers, exc.read()
+
+
+def call_json(server, method, path, body=None, **kwargs):
+    status, _, data = call(server, method, path, body, **kwargs)
+    return status, json.loads(data)
+
+
+def wait_until(server, job_id, states=("done", "failed", "cancelled"), timeout=120):
+    deadline = time.monotonic() + timeout
+    while True:
+        status, job = call_json(server, "GET", f"/jobs/{job_id}")
+        assert status == 200, job
+        if job["state"] in states:
+            return job
+        assert time.monotonic() < deadline, f"job {job_id} still {job['state']}"
+        time.sleep(0.05)
+
+
+def png_b64(image: np.ndarray) -> str:
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format="PNG")
+    return base64.b64encode(out.getvalue()).decode()
+
+
+def pose(shift: int, size=(SIZE, SIZE)) -> np.ndarray:
+    img = np.zeros((size[1], size[0], 3), np.uint8)
+    img[8:56, 20 + shift : 24 + shift] = (255, 0, 0)
+    img[20:24, 8 + shift : 40 + shift] = (0, 255, 0)
+    return img
+
+
+def depth(size=(SIZE, SIZE)) -> np.ndarray:
+    ramp = np.linspace(0, 255, size[1]).astype(np.uint8)
+    return np.tile(ramp[:, None, None], (1, size[0], 3))
+
+
+def job_body(numbers, shifts=None, *, with_depth=False, **params):
+    shifts = shifts if shifts is not None else [4 * i for i in range(len(numbers))]
+    frames = []
+    for n, s in zip(numbers, shifts):
+        frame = {"frame": n, "pose": png_b64(pose(s))}
+        if with_depth:
+            frame["depth"] = png_b64(depth())
+        frames.append(frame)
+    return {"name": "test", "params": {**FAST, **params}, "frames": frames}
+
+
+def submit(server, body):
+    status, job = call_json(server, "POST", "/jobs", body)
+    assert status == 201, job
+    return job
+
+
+def download(server, job_id, frame) -> np.ndarray:
+    status, headers, data = call(server, "GET", f"/jobs/{job_id}/frames/{frame}")
+    assert status == 200, data
+    assert headers["Content-Type"] == "image/png"
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == "PNG" and image.mode == "RGB"
+        return np.asarray(image)
+
+
+def run_job(server, body) -> tuple[dict, list[np.ndarray]]:
+    job = wait_until(server, submit(server, body)["id"])
+    assert job["state"] == "done", job
+    return job, [download(server, job["id"], n) for n in job["frames"]]
+
+
+# --- health, auth, schema -----------------------------------------------------------------------
+
+
+def test_health_is_open_and_ready(server):
+    status, health = call_json(server, "GET", "/health", token=None)
+    assert status == 200
+    assert health["status"] == "ready"
+    assert health["device"] == "cpu" and health["dtype"] == "fp32"
+    assert health["has_depth"] is True
+    assert set(health["models"]) == {"model", "pose_controlnet", "depth_controlnet"}
+    assert health["version"] == backend_version()
+    assert "PoseBridge backend listening on http://127.0.0.1:" in server.stdout_text()
+
+
+def test_token_missing_401_wrong_403(server):
+    for path in ("/jobs", "/jobs/x", "/openapi.json"):
+        status, body = call_json(server, "GET", path, token=None)
+        assert status == 401 and "Authorization: Bearer" in body["detail"]
+        status, body = call_json(server, "GET", path, token="wrong")
+        assert status == 403 and body["detail"] == "wrong token"
+    status, _, _ = call(server, "POST", "/jobs", job_body([1]), token=None)
+    assert status == 401
+    assert call_json(server, "GET", "/jobs")[0] == 200
+
+
+def test_openapi_schema_is_published(server):
+    status, schema = call_json(server, "GET", "/openapi.json")
+    assert status == 200
+    paths = schema["paths"]
+    assert {"/health", "/jobs", "/jobs/{job_id}", "/jobs/{job_id}/frames/{frame}"} <= set(paths)
+    assert {"get", "post"} <= set(paths["/jobs"]) and "delete" in paths["/jobs/{job_id}"]
+    assert schema["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    params = schema["components"]["schemas"]["JobParams"]
+    assert params["additionalProperties"] is False
+    assert {"prompt", "seed", "steps", "pose_scale", "batch", "width"} <= set(params["properties"])
+
+
+# --- jobs ---------------------------------------------------------------------------------------
+
+
+def test_job_runs_and_frames_download_as_png(server):
+    job, frames = run_job(server, job_body([-1, 0, 1], with_depth=True))
+    assert job["frames"] == job["frames_done"] == [-1, 0, 1]
+    assert job["progress"] == 1.0 and job["error"] is None and job["queue_position"] == 0
+    assert job["params"]["batch"] == 2  # the server's --batch
+    assert all(f.shape == (SIZE, SIZE, 3) for f in frames)
+    work = next(Path(server.stdout_path).parent.glob(f"work/{job['id']}"))
+    assert sorted(p.name for p in work.iterdir()) == ["frame_-001.png", "frame_0000.png", "frame_0001.png"]
+    _, listing = call_json(server, "GET", "/jobs")
+    assert job["id"] in [j["id"] for j in listing["jobs"]]
+
+
+def test_width_and_height_set_the_output_size(server):
+    _, frames = run_job(server, job_body([1], width=72, height=56))
+    assert frames[0].shape == (56, 72, 3)
+
+
+def test_same_seed_and_poses_give_identical_frames_other_poses_other_frames(server):
+    _, first = run_job(server, job_body([1, 2], [0, 8]))
+    _, again = run_job(server, job_body([1, 2], [0, 8]))
+    _, other = run_job(server, job_body([1, 2], [16, 24]))
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    for a, c in zip(first, other):
+        assert np.abs(a.astype(int) - c.astype(int)).mean() > 1.0
+
+
+def test_jobs_run_in_submission_order(server):
+    first = submit(server, job_body([1, 2, 3]))
+    second = submit(server, job_body([1, 2], seed=12))
+    assert second["queue_position"] in (0, 1)
+    a, b = wait_until(server, first["id"]), wait_until(server, second["id"])
+    assert a["state"] == b["state"] == "done"
+    assert a["finished"] <= b["started"]
+
+
+def test_cancel_running_and_queued_jobs(server):
+    slow = {"steps": 500, "batch": 1}  # long enough to still be running when cancelled
+    running = submit(server, job_body([1, 2, 3, 4, 5, 6], **slow))
+    queued = submit(server, job_body([1, 2], **slow))
+    assert queued["state"] == "queued" and queued["queue_position"] >= 1
+
+    status, cancelled = call_json(server, "DELETE", f"/jobs/{queued['id']}")
+    assert status == 200 and cancelled["state"] == "cancelled" and cancelled["frames_done"] == []
+
+    wait_until(server, running["id"], states=("running",))
+    status, _ = call_json(server, "DELETE", f"/jobs/{running['id']}")
+    assert status == 200
+    stopped = wait_until(server, running["id"])
+    assert stopped["state"] == "cancelled"
+    for n in stopped["frames_done"]:
+        assert download(server, running["id"], n).shape == (SIZE, SIZE, 3)
+    for n in set(stopped["frames"]) - set(stopped["frames_done"]):
+        assert call(server, "GET", f"/jobs/{running['id']}/frames/{n}")[0] == 404
+
+    # The queue goes on, and the cancelled jobs stay cancelled.
+    run_job(server, job_body([1]))
+    assert call_json(server, "GET", f"/jobs/{queued['id']}")[1]["state"] == "cancelled"
+    assert call_json(server, "GET", f"/jobs/{running['id']}")[1]["frames_done"] == stopped["frames_done"]
+
+
+def test_unknown_job_and_frame_404(server):
+    status, body = call_json(server, "GET", "/jobs/nope")
+    assert status == 404 and "nope" in body["detail"]
+    assert call_json(server, "DELETE", "/jobs/nope")[0] == 404
+    job, _ = run_job(server, job_body([1]))
+    status, body = call_json(server, "GET", f"/jobs/{job['id']}/frames/99")
+    assert status == 404 and "not in the job" in body["detail"]
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+
+def expect_error(server, body, code, *needles, raw=None):
+    status, _, data = call(server, "POST", "/jobs", body, raw=raw)
+    detail = json.loads(data)["detail"]
+    assert status == code, (status, detail)
+    for needle in needles:
+        assert needle in detail, detail
+
+
+def test_not_an_image(server):
+    body = job_body([1, 2])
+    body["frames"][1]["pose"] = base64.b64encode(b"hello, not a png").decode()
+    expect_error(server, body, 400, "frame 2", "pose is not an image")
+    body["frames"][1]["pose"] = "%%% not base64 %%%"
+    expect_error(server, body, 400, "frame 2", "not an image")
+
+
+def test_pose_depth_size_mismatch(server):
+    body = job_body([1], with_depth=True)
+    body["frames"][0]["depth"] = png_b64(depth((32, 32)))
+    expect_error(server, body, 400, "pose/depth size mismatch", "64x64", "32x32")
+
+
+def test_frames_of_different_sizes(server):
+    body = job_body([1, 2])
+    body["frames"][1]["pose"] = png_b64(pose(0, (72, 64)))
+    expect_error(server, body, 400, "different sizes", "frame 2 is 72x64")
+
+
+def test_depth_for_some_frames_only(server):
+    body = job_body([1, 2], with_depth=True)
+    del body["frames"][1]["depth"]
+    expect_error(server, body, 400, "every frame or none")
+
+
+def test_size_not_a_multiple_of_8(server):
+    body = job_body([1])
+    body["frames"][0]["pose"] = png_b64(pose(0, (60, 64)))
+    expect_error(server, body, 400, "multiple of 8")
+
+
+def test_unknown_parameter_names_the_field(server):
+    expect_error(server, job_body([1], stepz=3), 422, "params.stepz", "unknown parameter")
+    body = job_body([1])
+    body["colour"] = "red"
+    expect_error(server, body, 422, "colour", "unknown parameter")
+    body = job_body([1])
+    body["frames"][0]["normal"] = "x"
+    expect_error(server, body, 422, "frames.0.normal", "unknown parameter")
+
+
+def test_bad_values_name_the_field(server):
+    expect_error(server, job_body([1], steps=0), 422, "params.steps", "greater than or equal to 1")
+    expect_error(server, job_body([1], width=63), 422, "params.width", "multiple of 8")
+    expect_error(server, job_body([1], control_start=0.8, control_end=0.2), 422, "control_start")
+    expect_error(server, job_body([1], seed=-1), 422, "params.seed")
+    expect_error(server, None, 422, "", raw=b"{not json")
+
+
+def test_empty_job_and_duplicate_frames(server):
+    expect_error(server, job_body([]), 400, "empty job")
+    expect_error(server, job_body([1, 2, 1, 2]), 400, "duplicate frame numbers: 1, 2")
+
+
+def test_too_many_frames_413(server):
+    expect_error(server, job_body(list(range(7)), [0] * 7), 413, "too many frames", "7", "6")
+
+
+def _connection(server) -> http.client.HTTPConnection:
+    host, port = server.url.removeprefix("http://").split(":")
+    return http.client.HTTPConnection(host, int(port), timeout=60)
+
+
+def test_too_large_body_413_by_content_length_before_reading(server):
+    """Only the headers are sent: the server answers from Content-Length alone."""
+    connection = _connection(server)
+    try:
+        connection.putrequest("POST", "/jobs")
+        connection.putheader("Authorization", f"Bearer {server.token}")
+        connection.putheader("Content-Type", "application/json")
+        connection.putheader("Content-Length", str(2 * 2**20))
+        connection.endheaders()
+        response = connection.getresponse()
+        assert response.status == 413
+        assert "request too large" in json.loads(response.read())["detail"]
+    finally:
+        connection.close()
+
+
+def test_too_large_body_413_by_counting_bytes(server):
+    """Chunked, so no Content-Length: the server counts the bytes as they come. Just over the
+    1 MiB limit is sent (all of it is read, so the server's close is clean)."""
+    connection = _connection(server)
+    try:
+        connection.putrequest("POST", "/jobs")
+        connection.putheader("Authorization", f"Bearer {server.token}")
+        connection.putheader("Content-Type", "application/json")
+        connection.putheader("Transfer-Encoding", "chunked")
+        connection.endheaders()
+        piece = b"x" * 65536
+        for _ in range(16):
+            connection.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+        connection.send(b"10\r\n" + b"y" * 16 + b"\r\n")  # 16 bytes over; no final chunk
+        response = connection.getresponse()
+        assert response.status == 413
+        assert "request too large" in json.loads(response.read())["detail"]
+    finally:
+        connection.close()
+    assert call_json(server, "GET", "/health")[0] == 200  # and it still serves
+
+
+def test_a_body_under_the_limit_is_read(server):
+    body = job_body([1])
+    body["name"] = "n" * 100  # a normal request through the counting path
+    assert call(server, "POST", "/jobs", body)[0] == 201
+
+
+# --- the pose-only, faulty server ---------------------------------------------------------------
+
+
+def test_failing_job_keeps_its_finished_frames_and_the_next_runs(faulty_server):
+    failing = submit(faulty_server, job_body([1, 2, 3, 4]))
+    after = submit(faulty_server, job_body([5, 6]))
+    job = wait_until(faulty_server, failing["id"])
+    assert job["state"] == "failed"
+    assert "test fault at frame 3" in job["error"]
+    assert job["frames_done"] == [1, 2]
+    assert download(faulty_server, job["id"], 2).shape == (SIZE, SIZE, 3)
+    status, body = call_json(faulty_server, "GET", f"/jobs/{job['id']}/frames/3")
+    assert status == 404 and "not finished" in body["detail"]
+    assert wait_until(faulty_server, after["id"])["state"] == "done"
+
+
+def test_depth_without_depth_controlnet(faulty_server):
+    assert call_json(faulty_server, "GET", "/health")[1]["has_depth"] is False
+    expect_error(faulty_server, job_body([1], with_depth=True), 400, "without a depth ControlNet")
+
+
+def test_no_token_server_is_open(faulty_server):
+    assert call_json(faulty_server, "GET", "/jobs", token=None)[0] == 200
+
+
+# --- the command --------------------------------------------------------------------------------
+
+
+def backend_version() -> str:
+    import backend
+
+    return backend.__version__
+
+
+def test_versions_agree():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    manifest = tomllib.loads((REPO / "blender_manifest.toml").read_text())["version"]
+    assert backend_version() == project == manifest
+
+
+def test_cli_refuses_non_loopback_host_without_token(tmp_path):
+    done = backend_process.run_backend_command(tmp_path, "serve", "--host", "0.0.0.0", "--port", "0")
+    assert done.returncode == 2
+    assert "refusing to listen on 0.0.0.0" in done.stderr and "--token" in done.stderr
+
+
+def test_cli_usage_errors_exit_2(tmp_path):
+    for args, needle in (
+        (["serve", "--port", "99999"], "port must be"),
+        (["serve", "--model", str(tmp_path / "missing.safetensors")], "no such file"),
+        (["serve", "--batch", "0"], "at least 1"),
+        (["frobnicate"], "invalid choice"),
+        ([], "required"),
+    ):
+        done = backend_process.run_backend_command(tmp_path, *args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert needle in done.stderr, (args, done.stderr)
+
+
+def test_make_tiny_model_writes_the_model_set_file(tmp_path):
+    model = backend_process.make_tiny_model(tmp_path)
+    names = json.loads((model / "posebridge-models.json").read_text())
+    assert names == {"base": "base", "openpose": "controlnet-openpose", "depth": "controlnet-depth"}
+    for folder in names.values():
+        assert (model / folder).is_dir()
+    assert (model / "base" / "model_index.json").is_file()
+
+
+def test_pyproject_installs_the_command():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert project["project"]["scripts"]["posebridge-backend"] == "posebridge.backend.cli:main"
+    setuptools = project["tool"]["setuptools"]
+    assert setuptools["package-dir"] == {"posebridge": "."}
+    assert "posebridge.backend" in setuptools["packages"]
+    extra = " ".join(project["project"]["optional-dependencies"]["backend"])
+    for name in ("torch", "diffusers", "transformers", "accelerate", "fastapi", "uvicorn", "pillow"):
+        assert name in extra
+
+
+def test_loopback_hosts():
+    from backend.cli import is_loopback
+
+    for host in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"):
+        assert is_loopback(host), host
+    for host in ("0.0.0.0", "::", "192.168.1.10", "10.0.0.1"):
+        assert not is_loopback(host), host
+
+
+def test_token_from_environment_and_model_set_resolution(monkeypatch, tmp_path):
+    from backend.cli import build_parser, resolve_models
+    from backend.model_set import write_model_set
+
+    monkeypatch.setenv("POSEBRIDGE_BACKEND_TOKEN", "from-env")
+    parser = build_parser()
+    for name in ("b", "p", "d"):
+        (tmp_path / name).mkdir()
+    write_model_set(tmp_path, "b", "p", "d")
+    args = parser.parse_args(["serve", "--model", str(tmp_path)])
+    assert args.token == "from-env"
+    assert resolve_models(args, parser) == tuple(str((tmp_path / n).resolve()) for n in "bpd")
+    args = parser.parse_args(["serve", "--model", str(tmp_path), "--depth-controlnet", "none"])
+    assert resolve_models(args, parser)[2] is None
