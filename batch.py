@@ -137,7 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)")
     demo.add_argument("--frames", type=int, default=72, help="length of the demo shot in frames")
     demo.add_argument("--resolution", type=_resolution, default=(512, 512))
-    demo.add_argument("--save", type=Path, help="also save the demo shot as this .blend")
+    demo.add_argument("--save", type=Path,
+                      help="save the demo shot (with the generated strip) as this .blend (default: OUT/demo.blend)")
+    demo.add_argument("--backend", help="generate with the backend at this URL")
+    demo.add_argument("--token", help="that backend's token")
+    demo.add_argument("--backend-python", type=Path,
+                      help="or start a local backend with this Python (torch, diffusers): the default models "
+                      "when they are in the Hugging Face cache, else the tiny random-weight model")
+    demo.add_argument("--steps", type=_positive_int, help="denoising steps (default: 20, 8 with the tiny model)")
     return parser
 
 
@@ -231,6 +238,7 @@ def run_generate(args, scene, log=print) -> int:
     )
     outcome = generate_job.GenerateOutcome()
     shown = None
+    started = time.perf_counter()
     try:
         for step in generate_job.generate_steps(scene, request, outcome):
             if step is None:
@@ -245,7 +253,7 @@ def run_generate(args, scene, log=print) -> int:
         # The backend failed or went away: say so, and how many frames are kept (exit 1).
         print(f"posebridge: failed: {error}", file=sys.stderr)
         return EXIT_FAILURE
-    log(f"posebridge: {outcome.summary()}")
+    log(f"posebridge: {outcome.summary()} in {time.perf_counter() - started:.2f} s")
     if args.mp4:
         strip = vse.find_strip(scene, outcome.strip)
         result = video_export.export_mp4(strip, args.mp4, overwrite=args.overwrite)
@@ -264,9 +272,16 @@ def run_generate(args, scene, log=print) -> int:
 def run_demo(args, log=print) -> int:
     from .render import demo
 
+    backend = demo.DemoBackend(url=args.backend, token=args.token,
+                               python=str(args.backend_python) if args.backend_python else None,
+                               steps=args.steps)
+    if not (backend.url or backend.python):
+        log("posebridge: no --backend or --backend-python: pose maps only, no generated frames")
     result = demo.run_demo(args.out, frame_count=args.frames, resolution=args.resolution,
-                           save_blend=args.save, log=log)
+                           save_blend=args.save or args.out / "demo.blend", log=log, backend=backend)
     log(f"posebridge: contact sheet {result.contact_sheet}")
+    for kind, path in result.generated.items():
+        log(f"posebridge: {kind}: {path}")
     return 0
 
 

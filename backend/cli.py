@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--work-dir", help="where job frames are written (default: a temporary folder, removed at exit)")
     add("--max-frames", type=_positive_int, default=1000, help="most frames in one job (default 1000)")
     add("--max-request-mb", type=_positive_float, default=256.0, help="largest request, MiB (default 256)")
+    add(
+        "--fallback-tiny-model",
+        metavar="DIR",
+        help="when the models cannot be had (offline, not cached), serve the tiny random-weight set"
+        " from DIR instead (made there if absent): for demos and smoke runs, not for real frames",
+    )
 
     tiny = commands.add_parser("make-tiny-model", help="write the tiny random-weight model set")
     tiny.add_argument("directory")
@@ -172,20 +178,26 @@ def serve(args, parser) -> int:
     import uvicorn
 
     from .jobs import fail_at_frame_from_env
-    from .pipeline import load_pipeline
+    from .pipeline import ModelNotAvailableError, load_pipeline
     from .server import ServerLimits, create_app
 
+    options = dict(device=args.device, dtype=args.dtype, cpu_offload=args.cpu_offload)
+
     def load():
-        return load_pipeline(
-            model,
-            pose,
-            depth,
-            device=args.device,
-            dtype=args.dtype,
-            cpu_offload=args.cpu_offload,
-            model_config=args.model_config,
-            controlnet_config=args.controlnet_config,
-        )
+        try:
+            return load_pipeline(
+                model,
+                pose,
+                depth,
+                model_config=args.model_config,
+                controlnet_config=args.controlnet_config,
+                **options,
+            )
+        except ModelNotAvailableError as exc:
+            if not args.fallback_tiny_model:
+                raise
+            print(f"posebridge-backend: {exc}", file=sys.stderr)
+            return load_tiny_fallback(args.fallback_tiny_model, options)
 
     own_work_dir = args.work_dir is None
     work_dir = tempfile.mkdtemp(prefix="posebridge-backend-") if own_work_dir else args.work_dir
@@ -217,18 +229,40 @@ def serve(args, parser) -> int:
     return 0
 
 
-def make_tiny_model_command(args) -> int:
+def load_tiny_fallback(directory, options: dict):
+    """The tiny set in ``directory`` (written first when absent), loaded with ``options``; its
+    models are marked ``"fallback": "tiny"`` so /health tells clients what they are getting."""
+    from .pipeline import load_pipeline
+
+    model_set = read_model_set(directory) if os.path.isdir(directory) else None
+    if model_set is None:
+        write_tiny_model_set(directory)
+        model_set = read_model_set(directory)
+    print(f"posebridge-backend: serving the tiny random-weight model set from {directory} instead",
+          file=sys.stderr, flush=True)
+    pipe = load_pipeline(model_set.base, model_set.openpose, model_set.depth,
+                         local_files_only=True, **options)
+    pipe.models["fallback"] = "tiny"
+    return pipe
+
+
+def write_tiny_model_set(directory) -> Path:
+    """make_tiny_model plus the posebridge-models.json naming its folders."""
     from .tiny_model import make_tiny_model
 
-    paths = make_tiny_model(args.directory)
+    paths = make_tiny_model(directory)
     depth = paths.depth.relative_to(paths.root).as_posix()
-    written = write_model_set(
+    return write_model_set(
         paths.root,
         paths.base.relative_to(paths.root).as_posix(),
         paths.openpose.relative_to(paths.root).as_posix(),
         depth,
     )
-    print(f"tiny model set written to {paths.root} ({written.name})", flush=True)
+
+
+def make_tiny_model_command(args) -> int:
+    written = write_tiny_model_set(args.directory)
+    print(f"tiny model set written to {written.parent} ({written.name})", flush=True)
     return 0
 
 

@@ -293,6 +293,12 @@ def load_pipeline(
     for module in (pose_pipe.unet, pose, depth):
         if module is not None:
             module.set_attn_processor(AttnProcessor2_0())
+    # Each control image is embedded once per call instead of at every step (control_cache.py).
+    from .control_cache import cache_conditioning
+
+    for controlnet in (pose, depth):
+        if controlnet is not None:
+            cache_conditioning(controlnet)
 
     pose_depth_pipe = None
     if depth is not None:
@@ -420,6 +426,8 @@ def _step_callback(first: int, count: int, steps: int, on_step, should_stop):
 def _run(pipe, poses, depths, params, width, height, on_frame, on_step, should_stop) -> Iterator[np.ndarray]:
     import torch
 
+    from .control_cache import fresh_conditioning
+
     diffusers_pipe = pipe.pose_pipe if depths is None else pipe.pose_depth_pipe
     channels = diffusers_pipe.unet.config.in_channels
     noise = initial_noise(params, width, height, pipe.vae_scale_factor, channels)
@@ -444,7 +452,7 @@ def _run(pipe, poses, depths, params, width, height, on_frame, on_step, should_s
         hooked = on_step is not None or should_stop is not None
         callback = _step_callback(start, n, params.steps, on_step, should_stop) if hooked else None
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), fresh_conditioning(diffusers_pipe.controlnet):
                 out = diffusers_pipe(
                     prompt=[params.prompt] * n,
                     negative_prompt=[params.negative] * n,

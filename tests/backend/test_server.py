@@ -472,3 +472,23 @@ def test_token_from_environment_and_model_set_resolution(monkeypatch, tmp_path):
     assert resolve_models(args, parser) == tuple(str((tmp_path / n).resolve()) for n in "bpd")
     args = parser.parse_args(["serve", "--model", str(tmp_path), "--depth-controlnet", "none"])
     assert resolve_models(args, parser)[2] is None
+
+
+def test_fallback_tiny_model_serves_when_the_models_are_not_available(tmp_path):
+    """Offline with an empty Hugging Face cache, the default models cannot load: with
+    --fallback-tiny-model the backend makes and serves the tiny set, and says so in /health."""
+    if backend_process.backend_python() is None:
+        pytest.skip("no backend Python")
+    fallback = tmp_path / "fallback-model"
+    with backend_process.start_backend(
+        tmp_path / "run", model_dir="stable-diffusion-v1-5/stable-diffusion-v1-5",
+        extra_args=("--fallback-tiny-model", str(fallback)),
+        env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "empty-hf-home")},
+    ) as server:
+        with urllib.request.urlopen(server.url + "/health", timeout=10) as response:
+            health = json.loads(response.read())
+        stderr = server.stderr_tail()
+    assert health["status"] == "ready" and health["models"]["fallback"] == "tiny"
+    assert health["models"]["model"] == str((fallback / "base").resolve())
+    assert (fallback / "posebridge-models.json").is_file()
+    assert "is not available" in stderr and "tiny random-weight" in stderr
