@@ -102,28 +102,41 @@ class POSEBRIDGE_OT_start_backend(bpy.types.Operator):
         backend = _local["backend"]
         return backend is None or not backend.running()
 
-    def execute(self, context):
+    def _start(self, context):
+        """The started backend, or None after reporting why not."""
         prefs = preferences.get(context)
         if prefs is None or not prefs.python.strip():
             self.report({"ERROR"}, "set the backend's Python in the PoseBridge add-on preferences first")
-            return {"CANCELLED"}
+            return None
         _url, token = backend_address(context)
         try:
             backend = start_local_backend(bpy.path.abspath(prefs.python), port=prefs.port,
                                           model=prefs.model.strip() or None, token=token)
         except BackendError as error:
             self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
+            return None
         _local["backend"] = backend
         prefs.backend_url = backend.url
-        if context.window is None:  # a script: wait here
-            try:
-                backend.wait_until_ready()
-            except BackendError as error:
-                self.report({"ERROR"}, str(error))
-                return {"CANCELLED"}
-            self.report({"INFO"}, f"Backend ready at {backend.url}")
-            return {"FINISHED"}
+        return backend
+
+    def execute(self, context):
+        """From a script: start and wait until the model is loaded."""
+        backend = self._start(context)
+        if backend is None:
+            return {"CANCELLED"}
+        try:
+            backend.wait_until_ready()
+        except BackendError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Backend ready at {backend.url}")
+        return {"FINISHED"}
+
+    def invoke(self, context, _event):
+        """From the panel: start, then watch it load from a timer (Blender stays responsive)."""
+        backend = self._start(context)
+        if backend is None:
+            return {"CANCELLED"}
         self._timer = context.window_manager.event_timer_add(0.5, window=context.window)
         context.window_manager.modal_handler_add(self)
         self.report({"INFO"}, f"Starting the backend at {backend.url} (log: {backend.log_path})")

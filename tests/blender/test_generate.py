@@ -243,3 +243,27 @@ def test_backend_killed_mid_job_keeps_frames_and_rerun_makes_only_the_rest(backe
     assert len(after) == frames
     assert {k: after[k] for k in kept} == kept  # finished files untouched
     assert len(jobs) == 1 and len(jobs[0]["frames"]) == frames - len(kept)
+
+
+def test_start_and_stop_local_backend_from_the_preferences(demo_scene, tmp_path):
+    """The panel's Start Local Backend runs the configured Python's backend (the real command,
+    through the launcher) and points the preferences at it; Stop ends it."""
+    import backend_process
+
+    from posebridge.generate.client import BackendUnavailable
+
+    python = backend_process.backend_python()
+    if python is None:
+        pytest.skip("no backend Python")
+    addon = bpy.context.preferences.addons.get("posebridge") or bpy.context.preferences.addons.new()
+    addon.module = "posebridge"
+    prefs = addon.preferences
+    prefs.python, prefs.model, prefs.token = python, str(backend_process.make_tiny_model(tmp_path)), ""
+    prefs.port = backend_process.free_port()
+    assert bpy.ops.posebridge.start_backend() == {"FINISHED"}
+    assert prefs.backend_url == f"http://127.0.0.1:{prefs.port}"
+    assert BackendClient(prefs.backend_url).health()["status"] == "ready"
+    assert not bpy.ops.posebridge.start_backend.poll()  # one at a time
+    assert bpy.ops.posebridge.stop_backend() == {"FINISHED"}
+    with pytest.raises(BackendUnavailable):
+        BackendClient(prefs.backend_url, timeout=2).health()
