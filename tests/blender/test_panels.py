@@ -79,3 +79,18 @@ def test_panels_show_the_optional_settings(scene):
     for name in ("frame_start", "resolution_y", "canvas_x", "person_y", "start_frame", "anchor",
                  "custom_head_bone", "posebridge.custom_map_add"):
         assert name in seen, name
+
+
+def test_generate_panel_draws_backend_settings_with_and_without_preferences(scene):
+    seen = []
+    draw_all(seen)  # the add-on loaded by a script: no preferences entry, defaults shown
+    for name in ("prompt", "negative", "seed", "steps", "pose_scale", "depth_scale", "batch", "overwrite",
+                 "posebridge.generate", "posebridge.start_backend", "posebridge.export_video",
+                 "posebridge.compare_sheet"):
+        assert name in seen, name
+    assert "backend_url" not in seen
+    addon = bpy.context.preferences.addons.get("posebridge") or bpy.context.preferences.addons.new()
+    addon.module = "posebridge"
+    seen = []
+    draw_all(seen)
+    assert "backend_url" in seen and "token" in seen
