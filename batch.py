@@ -217,6 +217,7 @@ def run_generate(args, scene, log=print) -> int:
     import bpy
 
     from .render import generate_job, video_export, vse
+    from .render.job_steps import Waiting
     from .render.pose_maps import JobError
 
     if args.save and args.save.exists() and not args.overwrite:
@@ -241,17 +242,19 @@ def run_generate(args, scene, log=print) -> int:
     started = time.perf_counter()
     try:
         for step in generate_job.generate_steps(scene, request, outcome):
-            if step is None:
-                time.sleep(0.05)
-                continue
-            fraction, stage = step
+            fraction, stage = step if isinstance(step, tuple) else (step, "")
             line = f"{int(fraction * 100):3d}% {stage}"
             if line != shown:
                 shown = line
                 log(f"posebridge: {line}")
+            if isinstance(step, Waiting):
+                time.sleep(0.05)
     except JobError as error:
         # The backend failed or went away: say so, and how many frames are kept (exit 1).
         print(f"posebridge: failed: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    if outcome.cancelled:  # someone cancelled the job on the backend
+        print(f"posebridge: failed: {outcome.summary()}", file=sys.stderr)
         return EXIT_FAILURE
     log(f"posebridge: {outcome.summary()} in {time.perf_counter() - started:.2f} s")
     if args.mp4:

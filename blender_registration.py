@@ -1,4 +1,6 @@
 """Registers the extension's properties, operators and panels with Blender."""
+import atexit
+
 import bpy
 
 from . import preferences, properties
@@ -12,6 +14,8 @@ def register():
     properties.register()
     for cls in CLASSES:
         bpy.utils.register_class(cls)
+    # Blender 4.2 quits without unregistering add-ons: a backend it started must still go.
+    atexit.register(stop_local_backend)
 
 
 def unregister():
@@ -19,4 +23,5 @@ def unregister():
         bpy.utils.unregister_class(cls)
     release_previews()
     stop_local_backend()  # a backend this Blender started goes with it
+    atexit.unregister(stop_local_backend)
     properties.unregister()

@@ -1,14 +1,15 @@
 """Long work in small steps: all at once from scripts, a step per timer tick in the UI.
 
-A job is a generator yielding its finished fraction (or ``(fraction, what comes next)``), or None
-while it waits on something outside Blender (the tick then ends early instead of spinning). In
-the UI the operator goes modal: Blender stays responsive, the status bar shows progress and ESC
+A job is a generator yielding its finished fraction (or ``(fraction, what comes next)``), or
+``Waiting(fraction, what)`` while it waits on something outside Blender (render/job_steps.py: the
+tick ends early instead of spinning, and the UI stays usable). In the UI the operator goes modal: Blender stays responsive, the status bar shows progress and ESC
 closes the generator, which is how every job here cancels cleanly.
 """
 from __future__ import annotations
 
 import time
 
+from ..render.job_steps import Waiting
 from ..render.pose_maps import JobError
 
 # How long one timer tick may work before handing control back to Blender's UI.
@@ -44,13 +45,15 @@ class SteppedOperator:
         if not interactive or context.window is None:
             try:
                 for step in steps:
-                    if step is None:
+                    if isinstance(step, Waiting):
                         time.sleep(WAIT_S)
             except Exception as error:  # JobError, or a failure mid-job: report it
                 self.report({"ERROR"}, self._message(error))
                 return {"CANCELLED"}
             return self.finish(context, cancelled=False)
         window_manager = context.window_manager
+        self._waiting = False
+        self._stage = None
         self._timer = window_manager.event_timer_add(0.01, window=context.window)
         window_manager.progress_begin(0, 100)
         window_manager.modal_handler_add(self)
@@ -64,17 +67,21 @@ class SteppedOperator:
             self._end(context)
             return self.finish(context, cancelled=True)
         if event.type != "TIMER":
-            return {"PASS_THROUGH"} if event.type in _PASS_THROUGH else {"RUNNING_MODAL"}
+            if self._waiting or event.type in _PASS_THROUGH:
+                return {"PASS_THROUGH"}
+            return {"RUNNING_MODAL"}
         deadline = time.perf_counter() + TICK_BUDGET_S
         try:
             while time.perf_counter() < deadline:
                 step = next(self._steps)
-                if step is None:  # waiting on the backend: give the UI the rest of this tick
-                    break
+                self._waiting = isinstance(step, Waiting)
                 fraction, stage = step if isinstance(step, tuple) else (step, None)
                 context.window_manager.progress_update(int(fraction * 100))
-                if stage:
+                if stage and stage != self._stage:
+                    self._stage = stage
                     self._show_status(context, stage)
+                if self._waiting:  # nothing to do in Blender: the rest of the tick is the UI's
+                    break
         except StopIteration:
             self._end(context)
             return self.finish(context, cancelled=False)

@@ -140,6 +140,18 @@ def _unfilter(data: bytes, height: int, row_bytes: int, pixel_bytes: int) -> np.
     return out[1:]
 
 
+def png_size(path) -> tuple[int, int] | None:
+    """(width, height) from a PNG's header, or None for anything else (no full decode)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(24)
+    except OSError:
+        return None
+    if len(head) < 24 or head[:8] != _SIGNATURE or head[12:16] != b"IHDR":
+        return None
+    return struct.unpack(">II", head[16:24])
+
+
 def read_png(path) -> np.ndarray:
     """Read a non-interlaced grey, grey+alpha, RGB or RGBA PNG of 8 or 16 bits.
 

@@ -109,6 +109,7 @@ def generate_demo_frames(scene, out_dir: Path, demo_backend: DemoBackend, log) -
     from ..generate.client import BackendClient
     from ..pose.compare_sheet import write_first_last_sheet
     from . import generate_job, video_export
+    from .job_steps import Waiting
     from .pose_maps import JobError
 
     local = None
@@ -132,11 +133,11 @@ def generate_demo_frames(scene, out_dir: Path, demo_backend: DemoBackend, log) -
         outcome = generate_job.GenerateOutcome()
         shown = -10
         for step in generate_job.generate_steps(scene, request, outcome):
-            if step is None:
-                time.sleep(0.05)
-            elif step[0] * 100 >= shown + 10:
+            if step[0] * 100 >= shown + 10:
                 shown = int(step[0] * 100)
                 log(f"posebridge: {shown:3d}% {step[1]}")
+            if isinstance(step, Waiting):
+                time.sleep(0.05)
         if outcome.cancelled:
             raise JobError(outcome.message)
         log(f"posebridge: {outcome.summary()}")

@@ -9,6 +9,7 @@ already saved stays, and the next run makes only the missing ones.
 from __future__ import annotations
 
 import ipaddress
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,13 +20,15 @@ from ..generate import controls as control_files
 from ..generate.client import BackendClient, BackendError
 from ..generate.controls import ControlFolderError
 from ..generate.run import CANCELLED, DONE, GenerationRun, plan_generation
+from ..pose.png import png_size
 from . import pose_maps, vse
+from .job_steps import Waiting
 from .pose_maps import JobError
 
 # The share of the progress bar the pose maps take when Generate renders them first.
 POSE_SHARE = 0.1
-# How long a cancelled run may take to tell the backend (DELETE) before Blender moves on.
-CANCEL_WAIT_S = 3.0
+# How long ESC waits for the run's thread to tell the backend (DELETE); it finishes on its own.
+CANCEL_WAIT_S = 0.5
 
 
 @dataclass
@@ -113,28 +116,55 @@ def _controls(request: GenerateRequest, frames=None):
         raise JobError(str(error)) from None
 
 
+def _in_background(work, fraction: float, stage: str):
+    """Step generator: run ``work()`` on a thread (it talks to the network), yielding Waiting
+    until it ends; returns its result or raises its error here."""
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = work()
+        except BaseException as error:  # handed to the generator's thread below
+            outcome["error"] = error
+
+    thread = threading.Thread(target=target, name="posebridge-plan", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        yield Waiting(fraction, stage)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 def generate_steps(scene, request: GenerateRequest, outcome: GenerateOutcome, pose_settings=None):
     """Step generator for one Generate. pose_settings (plan_job's keyword arguments) renders the
-    pose maps first into out_dir/poses; without it request.poses_dir must hold them."""
+    pose maps first into out_dir/poses; without it request.poses_dir must hold them. While the
+    backend works it yields Waiting: Blender's data is not touched until the strip is placed."""
     check_online_access(request.backend_url)
     out_dir = Path(request.out_dir)
+    scene_name = scene.name
     frames = None
     share = 0.0
     if pose_settings is not None:
         request.poses_dir = out_dir / "poses"
         job = yield from _render_pose_maps(scene, request.poses_dir, pose_settings)
         frames = job.frames
-        request.params = multiple_of_8(request.params, job.width, job.height)
         share = POSE_SHARE
     elif request.poses_dir is None:
         raise JobError("no pose maps: give a folder of pose_NNNN.png or render them first")
     controls = _controls(request, frames)
+    size = png_size(controls[0].pose)
+    if size is None:
+        raise JobError(f"{controls[0].pose} is not a PNG image")
+    request.params = multiple_of_8(request.params, *size)
     outcome.frames_total = len(controls)
 
     client = BackendClient(request.backend_url, request.token)
     try:
-        plan, _health = plan_generation(client, out_dir, controls, request.params)
-    except BackendError as error:
+        plan, _health = yield from _in_background(
+            lambda: plan_generation(client, out_dir, controls, request.params), share,
+            f"asking the backend at {request.backend_url}")
+    except (BackendError, ControlFolderError) as error:
         raise JobError(str(error)) from None
     if plan.stale and not request.overwrite:
         raise JobError(
@@ -148,17 +178,11 @@ def generate_steps(scene, request: GenerateRequest, outcome: GenerateOutcome, po
                         overwrite=request.overwrite, name=request.strip_name)
     run.start()
     try:
-        last = None
         while not run.finished:
             status = run.snapshot()
-            shown = (round(status.progress, 3), status.message)
-            if shown != last:
-                last = shown
-                yield share + (1.0 - share) * status.progress, status.message
-            else:
-                yield None  # nothing new: let Blender breathe
+            yield Waiting(share + (1.0 - share) * status.progress, status.message)
     except GeneratorExit:
-        run.cancel()
+        run.cancel()  # the run's own thread tells the backend; Blender does not wait long
         run.wait(CANCEL_WAIT_S)
         raise
     status = run.snapshot()
@@ -168,6 +192,10 @@ def generate_steps(scene, request: GenerateRequest, outcome: GenerateOutcome, po
         return
     if status.state != DONE:
         raise JobError(status.error or status.message)
+    # The UI was free while the backend worked: the scene may have been renamed or deleted.
+    scene = bpy.data.scenes.get(scene_name)
+    if scene is None:
+        raise JobError(f"the scene '{scene_name}' is gone; the frames are in {out_dir}")
     _place_strip(scene, request, controls, outcome)
 
 

@@ -19,12 +19,13 @@ Placement rules (kept here so the operator and the tests share one definition):
 from __future__ import annotations
 
 import os
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import bpy
+
+from ..pose.png import png_size
 
 # Blender's channels run from 1 to 128 (the RNA hard maximum of Strip.channel).
 MAX_CHANNEL = 128
@@ -127,18 +128,6 @@ def _occupied(collection, exclude=None):
 # --- fitting ----------------------------------------------------------------------------------
 
 
-def _png_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from a PNG's header, or None for anything else (no full decode)."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(24)
-    except OSError:
-        return None
-    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
-        return None
-    return struct.unpack(">II", head[16:24])
-
-
 def _fit_scale(scene, size) -> float:
     """Blender's FIT: the largest scale that shows the whole image inside the render frame."""
     # Blender fits to the full resolution; the percentage only scales the final render.
@@ -148,7 +137,7 @@ def _fit_scale(scene, size) -> float:
 def _refit_if_untouched(scene, strip, first_file: Path) -> None:
     """After an update: scale to the new image size, unless the user changed our fit."""
     remembered = strip.get(_FIT_KEY)
-    size = _png_size(first_file)
+    size = png_size(first_file)
     transform = strip.transform
     if remembered is None or size is None:
         return

@@ -73,6 +73,21 @@ def _stamps(out: Path) -> dict:
     return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in sorted(out.glob("frame_*.png"))}
 
 
+def test_pose_maps_of_any_size_are_sent_at_the_nearest_multiple_of_8(backend_server, tmp_path):
+    """Stable Diffusion needs multiples of 8: 60x36 maps (from a 960x540-like aspect) are
+    generated at 56x32 rather than refused."""
+    from posebridge.pose.png import write_png
+
+    poses = tmp_path / "odd"
+    poses.mkdir()
+    for frame in (1, 2):
+        image = np.zeros((36, 60, 3), np.uint8)
+        image[10:20, 20 + frame * 5:30 + frame * 5] = 255
+        write_png(poses / f"pose_{frame:04d}.png", image)
+    assert _generate(backend_server, poses, tmp_path / "out") == 0
+    assert _frame(tmp_path / "out", 1).shape == (32, 56, 3)
+
+
 def test_generate_command_writes_frames_and_one_strip_saved_in_the_blend(backend_server, pose_folders, tmp_path):
     out = tmp_path / "shot010"
     saved = tmp_path / "with_strip.blend"
@@ -181,26 +196,30 @@ def _effect_length(frames: int) -> dict:
 
 
 def test_closing_the_job_cancels_it_on_the_backend_and_keeps_frames(backend_server, demo_scene, pose_folders, tmp_path):
+    """What ESC does: the job is cancelled on the backend, the frames already saved stay, and
+    no strip is placed. While the backend works the job yields Waiting (the UI stays free)."""
+    from posebridge.render.job_steps import Waiting
+
     out = tmp_path / "gen"
     request = generate_job.GenerateRequest(
         backend_url=backend_server.url, token=backend_server.token, out_dir=out,
-        params=dict(prompt="x", steps=200, batch=1), strip_name="gen", poses_dir=pose_folders[0])
+        params=dict(prompt="x", steps=60, batch=1), strip_name="gen", poses_dir=pose_folders[0])
     steps = generate_job.generate_steps(demo_scene, request, generate_job.GenerateOutcome())
-    client = BackendClient(backend_server.url, backend_server.token)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        step = next(steps)
-        jobs = client.jobs()
-        if jobs and jobs[-1]["state"] == "running" and jobs[-1]["progress"] > 0:
-            break
-        time.sleep(0.05)
-    steps.close()  # what ESC does
+    while not list(out.glob("frame_*.png")) and time.monotonic() < deadline:
+        assert isinstance(next(steps), Waiting)
+        time.sleep(0.02)
+    steps.close()
+    kept = _stamps(out)
+    client = BackendClient(backend_server.url, backend_server.token)
     job_id = client.jobs()[-1]["id"]
     for _ in range(200):
         if client.status(job_id)["state"] == "cancelled":
             break
         time.sleep(0.05)
-    assert client.status(job_id)["state"] == "cancelled"
+    status = client.status(job_id)
+    assert status["state"] == "cancelled" and len(status["frames_done"]) < FRAMES
+    assert 1 <= len(kept) < FRAMES and _stamps(out) == kept
     assert vse.find_strip(demo_scene, "gen") is None
 
 
