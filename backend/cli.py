@@ -17,6 +17,8 @@ import shutil
 import socket
 import sys
 import tempfile
+import threading
+import time
 
 from .model_set import read_model_set, write_model_set
 from .pipeline import (
@@ -98,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--max-frames", type=_positive_int, default=1000, help="most frames in one job (default 1000)")
     add("--max-request-mb", type=_positive_float, default=256.0, help="largest request, MiB (default 256)")
     add(
+        "--parent-pid",
+        type=_positive_int,
+        metavar="PID",
+        help="shut down (as on SIGTERM) once process PID has exited: Blender passes its own, so a"
+        " backend it started does not outlive it, even after a crash",
+    )
+    add(
         "--fallback-tiny-model",
         metavar="DIR",
         help="when the models cannot be had (offline, not cached), serve the tiny random-weight set"
@@ -154,6 +163,64 @@ def resolve_models(args, parser) -> tuple[str, str, str | None]:
     return model, pose, depth
 
 
+PARENT_POLL_SECONDS = 2.0
+
+
+def process_alive_check(pid: int):
+    """A function telling whether process ``pid`` still runs, or None when it cannot be told."""
+    if os.name == "nt":
+        return _windows_alive_check(pid)
+    was_parent = os.getppid() == pid
+
+    def alive() -> bool:
+        # Our own parent: once it exits we are re-parented, even while it is an unreaped zombie.
+        if was_parent and os.getppid() != pid:
+            return False
+        try:
+            os.kill(pid, 0)  # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True  # exists, owned by someone else
+        return True
+
+    return alive
+
+
+def _windows_alive_check(pid: int):
+    """Best effort on Windows (os.kill(pid, 0) would *terminate* the process there): hold a
+    handle to it from the start (so a reused PID cannot fool us) and ask whether it ended."""
+    import ctypes
+    from ctypes import wintypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    kernel32.OpenProcess.restype = wintypes.HANDLE
+    kernel32.OpenProcess.argtypes = (wintypes.DWORD, wintypes.BOOL, wintypes.DWORD)
+    kernel32.WaitForSingleObject.restype = wintypes.DWORD
+    kernel32.WaitForSingleObject.argtypes = (wintypes.HANDLE, wintypes.DWORD)
+    synchronize, wait_timeout, invalid_parameter = 0x00100000, 0x102, 87
+    handle = kernel32.OpenProcess(synchronize, False, pid)
+    if not handle:
+        if ctypes.get_last_error() == invalid_parameter:  # no such process
+            return lambda: False
+        return None  # cannot watch it (access denied...)
+    return lambda: kernel32.WaitForSingleObject(handle, 0) == wait_timeout
+
+
+def watch_parent(pid: int, alive, on_exit, interval: float = PARENT_POLL_SECONDS) -> threading.Thread:
+    """A daemon thread calling ``on_exit()`` once ``alive()`` is False (checked every ``interval`` s)."""
+
+    def run():
+        while alive():
+            time.sleep(interval)
+        print(f"posebridge-backend: parent process {pid} has exited: shutting down", file=sys.stderr, flush=True)
+        on_exit()
+
+    thread = threading.Thread(target=run, name="posebridge-parent-watch", daemon=True)
+    thread.start()
+    return thread
+
+
 def bind_socket(host: str, port: int) -> socket.socket:
     family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     sock = socket.socket(family, kind, proto)
@@ -174,6 +241,14 @@ def serve(args, parser) -> int:
             " anyone on the network could use the backend"
         )
     model, pose, depth = resolve_models(args, parser)
+    parent_alive = None
+    if args.parent_pid is not None:
+        parent_alive = process_alive_check(args.parent_pid)
+        if parent_alive is None:
+            print(f"posebridge-backend: warning: cannot watch process {args.parent_pid}; "
+                  "--parent-pid is ignored", file=sys.stderr, flush=True)
+        elif not parent_alive():
+            parser.error(f"--parent-pid {args.parent_pid}: no such process")
 
     import uvicorn
 
@@ -207,7 +282,8 @@ def serve(args, parser) -> int:
         default_batch=args.batch,
     )
     app = create_app(
-        load, work_dir=work_dir, token=args.token, limits=limits, fail_at_frame=fail_at_frame_from_env()
+        load, work_dir=work_dir, token=args.token, limits=limits,
+        fail_at_frame=fail_at_frame_from_env(), bound_host=args.host,
     )
     try:
         sock = bind_socket(args.host, args.port)
@@ -220,8 +296,12 @@ def serve(args, parser) -> int:
     )
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"PoseBridge backend listening on http://{host}:{sock.getsockname()[1]}", flush=True)
+    server = uvicorn.Server(config)
+    if parent_alive is not None:
+        # should_exit is what uvicorn's own SIGTERM handler sets: the same graceful shutdown.
+        watch_parent(args.parent_pid, parent_alive, lambda: setattr(server, "should_exit", True))
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        server.run(sockets=[sock])
     finally:
         sock.close()
         if own_work_dir:

@@ -3,6 +3,9 @@
 Every problem raises BadJobInput naming it (the server answers 400 with the message). Images are
 decoded once here to prove they are images; the job keeps the encoded bytes and decodes them
 again batch by batch (backend/jobs.py), so a long job's images are not all held decoded.
+
+Only PNG is accepted, and an image's size (from its header) is checked before any pixel is
+decoded: a few KB of PNG can claim 12000x12000 and take gigabytes to decode.
 """
 
 from __future__ import annotations
@@ -13,13 +16,19 @@ import io
 
 from .jobs import FrameInput
 
+# The same bound as params width/height (api_models.JobParams); nothing larger is ever generated.
+# The pixel count is what decoding costs, so it is capped too (should the sides ever differ).
+MAX_SIDE = 4096
+MAX_PIXELS = MAX_SIDE * MAX_SIDE
+
 
 class BadJobInput(ValueError):
     """A job request that is well-formed JSON but cannot be run: the message names the problem."""
 
 
 def _image_bytes(text: str, frame: int, what: str) -> tuple[bytes, tuple[int, int]]:
-    """(bytes, (width, height)) of a base64 image, fully decoded once to prove it is one."""
+    """(bytes, (width, height)) of a base64 PNG, fully decoded once to prove it is one, but only
+    after its header's size is within MAX_SIDE / MAX_PIXELS."""
     from PIL import Image
 
     try:
@@ -27,15 +36,26 @@ def _image_bytes(text: str, frame: int, what: str) -> tuple[bytes, tuple[int, in
     except (binascii.Error, ValueError):
         raise BadJobInput(f"frame {frame}: {what} is not an image (not valid base64)") from None
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        # formats=["PNG"]: no other decoder (JPEG, TIFF, BMP...) ever sees client bytes.
+        image = Image.open(io.BytesIO(data), formats=["PNG"])
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's own guard: its error comes over ~179 M pixels; its warning (over ~89 M) only
+        # when warnings are errors, else our size check below refuses those images anyway.
+        raise BadJobInput(
+            f"frame {frame} {what}: larger than {MAX_SIDE}x{MAX_SIDE} (decompression bomb guard: {exc})"
+        ) from None
+    except Exception:  # UnidentifiedImageError, or one of many kinds for a broken PNG header
+        raise BadJobInput(f"frame {frame} {what}: not a PNG image (Pillow cannot read it as one)") from None
+    with image:
+        size = image.size  # from the header: nothing is decoded yet
+        if size[0] > MAX_SIDE or size[1] > MAX_SIDE or size[0] * size[1] > MAX_PIXELS:
+            raise BadJobInput(f"frame {frame} {what}: {_size_text(size)} is larger than {MAX_SIDE}x{MAX_SIDE}")
+        if 0 in size:
+            raise BadJobInput(f"frame {frame}: {what} image is empty ({_size_text(size)})")
+        try:
             image.load()
-            size = image.size
-    except Image.DecompressionBombError:
-        raise BadJobInput(f"frame {frame}: {what} image is too large (decompression bomb guard)") from None
-    except Exception:  # Pillow raises many kinds for bytes that are no image
-        raise BadJobInput(f"frame {frame}: {what} is not an image (Pillow cannot read it)") from None
-    if 0 in size:
-        raise BadJobInput(f"frame {frame}: {what} image is empty ({size[0]}x{size[1]})")
+        except Exception:  # truncated or corrupt pixel data
+            raise BadJobInput(f"frame {frame} {what}: not a PNG image (its pixel data cannot be decoded)") from None
     return data, size
 
 
@@ -89,5 +109,5 @@ def frame_size(frames: list[FrameInput]) -> tuple[int, int]:
     """(width, height) of a decoded job's frames."""
     from PIL import Image
 
-    with Image.open(io.BytesIO(frames[0].pose)) as image:
+    with Image.open(io.BytesIO(frames[0].pose), formats=["PNG"]) as image:
         return image.size

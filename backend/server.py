@@ -24,7 +24,7 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from . import __version__
 from .api_models import ErrorBody, Health, JobList, JobRequest, JobStatus
-from .guards import BearerTokenGuard, BodySizeLimit
+from .guards import BearerTokenGuard, BodySizeLimit, LocalHostGuard
 from .job_input import BadJobInput, decode_frames, frame_size
 from .jobs import JobQueue
 from .pipeline import GenerateParams
@@ -134,10 +134,12 @@ def create_app(
     token: str | None = None,
     limits: ServerLimits | None = None,
     fail_at_frame: int | None = None,
+    bound_host: str | None = None,
 ) -> FastAPI:
     """The app. load() returns a backend.pipeline.ControlNetPipeline (called once, in a thread,
-    at startup). token: required as 'Authorization: Bearer TOKEN' on all but /health.
-    fail_at_frame: test-only fault (backend.jobs.FAIL_AT_FRAME_ENV)."""
+    at startup). token: required as 'Authorization: Bearer TOKEN' on all but /health; without
+    one, only requests whose Host is a loopback name/address or ``bound_host`` (the --host it
+    listens on) are served. fail_at_frame: test-only fault (backend.jobs.FAIL_AT_FRAME_ENV)."""
     limits = limits or ServerLimits()
     backend = _Backend(load, work_dir, fail_at_frame)
 
@@ -229,8 +231,12 @@ def create_app(
         return queue.status(job_id)
 
     _add_security_to_openapi(app)
-    # Outermost first: the token is checked before the size (no body is read for a stranger).
+    # The last added runs first: the token (or Host) is checked before the size, so no body is
+    # read for a stranger.
     app.add_middleware(BodySizeLimit, max_bytes=limits.max_request_bytes)
     if token:
         app.add_middleware(BearerTokenGuard, token=token)
+    else:
+        # No token: a page in the user's browser could reach us by DNS rebinding; Host tells.
+        app.add_middleware(LocalHostGuard, bound_host=bound_host)
     return app

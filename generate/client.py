@@ -22,6 +22,9 @@ from urllib.parse import quote, urlsplit
 from .controls import ControlFolderError, ControlFrame
 
 DEFAULT_TIMEOUT = 30.0
+# POST /jobs answers only after the backend has decoded every frame: a long job on a busy CPU
+# takes well over DEFAULT_TIMEOUT, and giving up then would leave a queued job we never heard of.
+SUBMIT_TIMEOUT = 600.0
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -138,7 +141,7 @@ class BackendClient:
         if name:
             document["name"] = str(name)
         body = json.dumps(document).encode("utf-8")
-        status, _, answer = self._request("POST", "/jobs", body)
+        status, _, answer = self._request("POST", "/jobs", body, timeout=self.submit_timeout)
         return self._json(status, answer)
 
     def status(self, job_id: str) -> dict:
@@ -169,21 +172,29 @@ class BackendClient:
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def _connection(self) -> http.client.HTTPConnection:
+    @property
+    def submit_timeout(self) -> float:
+        """Seconds ``submit`` waits: never less than SUBMIT_TIMEOUT (the others use ``timeout``)."""
+        return max(self.timeout, SUBMIT_TIMEOUT)
+
+    def _connection(self, timeout: float) -> http.client.HTTPConnection:
         if self._scheme == "https":
             return http.client.HTTPSConnection(
-                self._host, self._port, timeout=self.timeout, context=ssl.create_default_context()
+                self._host, self._port, timeout=timeout, context=ssl.create_default_context()
             )
-        return http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+        return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
 
-    def _request(self, method: str, path: str, body: bytes | None = None, allow=frozenset()):
-        """(status, headers, body) of a 2xx answer (or one in ``allow``); BackendError otherwise."""
+    def _request(self, method: str, path: str, body: bytes | None = None, allow=frozenset(),
+                 timeout: float | None = None):
+        """(status, headers, body) of a 2xx answer (or one in ``allow``); BackendError otherwise.
+        ``timeout``: seconds to wait on the socket (default ``self.timeout``)."""
+        timeout = self.timeout if timeout is None else timeout
         headers = {"Accept": "application/json, image/png"}
         if body is not None:
             headers["Content-Type"] = "application/json"
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        connection = self._connection()
+        connection = self._connection(timeout)
         try:
             try:
                 connection.request(method, self._prefix + path, body=body, headers=headers)
@@ -197,7 +208,7 @@ class BackendClient:
             status, answer_headers = response.status, response.headers
         except (TimeoutError, socket.timeout):
             raise BackendUnavailable(
-                f"no backend at {self.url} answered within {self.timeout:g} s — is it running?",
+                f"no backend at {self.url} answered within {timeout:g} s — is it running?",
                 url=self.url,
             ) from None
         except socket.gaierror:

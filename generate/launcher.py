@@ -64,11 +64,15 @@ def _package_parent(addon_dir: Path, scratch: Path) -> Path:
 TOKEN_ENV = "POSEBRIDGE_BACKEND_TOKEN"
 
 
-def backend_command(python: str, *, host: str, port: int, model: str | None = None, extra_args=()) -> list[str]:
-    """The ``serve`` command line (docs/backend_api.md); the token goes in TOKEN_ENV instead."""
+def backend_command(python: str, *, host: str, port: int, model: str | None = None, extra_args=(),
+                    parent_pid: int | None = None) -> list[str]:
+    """The ``serve`` command line (docs/backend_api.md); the token goes in TOKEN_ENV instead.
+    ``parent_pid``: the backend shuts down once that process has exited."""
     command = [str(python), "-m", f"{PACKAGE_NAME}.backend", "serve", "--host", str(host), "--port", str(int(port))]
     if model:
         command += ["--model", str(model)]
+    if parent_pid is not None:
+        command += ["--parent-pid", str(int(parent_pid))]
     return command + [str(a) for a in extra_args]
 
 
@@ -185,7 +189,9 @@ def start_local_backend(
 ) -> LocalBackend:
     """Start ``python -m posebridge.backend serve`` and return at once (see ``wait_until_ready``).
 
-    ``log_path``: where its output goes (default: ``<temp>/posebridge-backend-<port>.log``).
+    ``log_path``: where its output goes (default: ``backend.log`` in this run's private scratch
+    folder, removed by ``stop()``; pass a path to keep the log). The backend gets
+    ``--parent-pid`` of this process (Blender), so it exits when Blender does, even on a crash.
     ``env``: extra environment variables. ``addon_dir``: the package folder (default: this
     add-on). Raises BackendLaunchError when the Python or the backend package is missing or the
     port is already taken (starting anyway would make us talk to whatever holds it).
@@ -219,10 +225,18 @@ def start_local_backend(
         if token:
             environment[TOKEN_ENV] = str(token)
         environment.update(env or {})
-        log_path = Path(log_path) if log_path else Path(tempfile.gettempdir()) / f"posebridge-backend-{int(port)}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        command = backend_command(python, host=host, port=port, model=model, extra_args=extra_args)
-        log_handle = open(log_path, "wb")
+        # The default lives in our mkdtemp folder (private to this user): a fixed name in the
+        # shared temp folder could be another user's file, or a link planted there.
+        log_path = Path(log_path) if log_path else scratch / "backend.log"
+        command = backend_command(python, host=host, port=port, model=model, extra_args=extra_args,
+                                  parent_pid=os.getpid())
+        try:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log_handle = open(log_path, "wb")
+        except OSError as error:
+            raise BackendLaunchError(
+                f"cannot write the backend's log {log_path}: {error.strerror or error}", url=url
+            ) from None
         try:
             process = subprocess.Popen(
                 command, env=environment, cwd=scratch, stdin=subprocess.DEVNULL,

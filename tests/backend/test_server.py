@@ -7,8 +7,11 @@ import base64
 import http.client
 import io
 import json
+import struct
+import subprocess
 import sys
 import time
+import zlib
 import tomllib
 import urllib.error
 import urllib.request
@@ -265,9 +268,56 @@ def expect_error(server, body, code, *needles, raw=None):
 def test_not_an_image(server):
     body = job_body([1, 2])
     body["frames"][1]["pose"] = base64.b64encode(b"hello, not a png").decode()
-    expect_error(server, body, 400, "frame 2", "pose is not an image")
+    expect_error(server, body, 400, "frame 2 pose: not a PNG image")
     body["frames"][1]["pose"] = "%%% not base64 %%%"
     expect_error(server, body, 400, "frame 2", "not an image")
+
+
+def bilevel_png(width: int, height: int) -> bytes:
+    """A black 1-bit PNG of any size, written row by row: 12000x12000 is ~20 KB of PNG (and
+    ~18 MB of zeros streamed through zlib) but would be 144 MB and more once decoded."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    packer = zlib.compressobj(9)
+    row = bytes(1 + (width + 7) // 8)  # filter byte 0, then the packed bits
+    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1 bit, greyscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def encoded(image: np.ndarray, fmt: str) -> str:
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format=fmt)
+    return base64.b64encode(out.getvalue()).decode()
+
+
+def test_oversized_png_is_refused_before_it_is_decoded(server):
+    big = base64.b64encode(bilevel_png(12000, 12000)).decode()
+    assert len(big) < 100_000  # far under the test server's 1 MiB request limit
+    body = job_body([1, 2, 3])
+    body["frames"][2]["pose"] = big
+    expect_error(server, body, 400, "frame 3 pose: 12000x12000 is larger than 4096x4096")
+    # One side over is enough; 20000x20000 also trips Pillow's own decompression bomb error.
+    body["frames"][2]["pose"] = base64.b64encode(bilevel_png(4104, 64)).decode()
+    expect_error(server, body, 400, "frame 3 pose: 4104x64 is larger than 4096x4096")
+    body["frames"][2]["pose"] = base64.b64encode(bilevel_png(20000, 20000)).decode()
+    expect_error(server, body, 400, "frame 3 pose", "larger than 4096x4096")
+    body = job_body([1], with_depth=True)
+    body["frames"][0]["depth"] = big
+    expect_error(server, body, 400, "frame 1 depth: 12000x12000 is larger than 4096x4096")
+    assert call_json(server, "GET", "/health")[0] == 200  # and it still serves
+
+
+def test_only_png_control_images_are_accepted(server):
+    for fmt in ("JPEG", "BMP", "TIFF", "GIF"):
+        body = job_body([1, 2, 3])
+        body["frames"][2]["pose"] = encoded(pose(8), fmt)
+        expect_error(server, body, 400, "frame 3 pose: not a PNG image")
+    body = job_body([1], with_depth=True)
+    body["frames"][0]["depth"] = encoded(depth(), "JPEG")
+    expect_error(server, body, 400, "frame 1 depth: not a PNG image")
 
 
 def test_pose_depth_size_mismatch(server):
@@ -395,6 +445,54 @@ def test_no_token_server_is_open(faulty_server):
     assert call_json(faulty_server, "GET", "/jobs", token=None)[0] == 200
 
 
+def get_with_host(server, path, host, token=None):
+    """(status, JSON body) of GET path sent to the server's socket with this Host header."""
+    connection = _connection(server)
+    try:
+        connection.putrequest("GET", path, skip_host=True)
+        connection.putheader("Host", host)
+        if token:
+            connection.putheader("Authorization", f"Bearer {token}")
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def test_no_token_server_refuses_other_host_names_dns_rebinding(faulty_server):
+    """A page on evil.example whose DNS now says 127.0.0.1 reaches the port, but its requests
+    still carry Host: evil.example."""
+    port = faulty_server.port
+    for host in ("evil.example", f"evil.example:{port}", f"127.0.0.1.evil.example:{port}", "localhost.evil.example"):
+        for path in ("/jobs", "/health", "/openapi.json"):
+            status, body = get_with_host(faulty_server, path, host)
+            assert status == 403, (host, path, body)
+            assert f"Host header {host!r} is not this machine" in body["detail"]
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", "LocalHost", f"[::1]:{port}", "127.0.0.2", "[::1]"):
+        assert get_with_host(faulty_server, "/jobs", host)[0] == 200, host
+
+
+def test_token_server_takes_any_host_with_the_token(server):
+    assert get_with_host(server, "/jobs", "gpu-box.example:8765", token=server.token)[0] == 200
+    assert get_with_host(server, "/jobs", "gpu-box.example:8765")[0] == 401
+
+
+def test_host_header_parsing():
+    from backend.guards import LocalHostGuard, host_of
+
+    assert host_of("LocalHost:8765") == "localhost"
+    assert host_of("[::1]:8765") == host_of("[::1]") == host_of("::1") == "::1"
+    assert host_of("127.0.0.1") == "127.0.0.1"
+    for bad in ("[::1", "[::1]x", "[::1]:", "127.0.0.1:80x", "host:"):
+        assert host_of(bad) is None, bad
+    guard = LocalHostGuard(None, bound_host="backend.lan")
+    for ok in ("localhost", "localhost:1", "127.0.0.1:9", "127.9.9.9", "[::1]:1", "BACKEND.lan:8765"):
+        assert guard.allowed(ok), ok
+    for bad in ("evil.example", "", "[::2]:1", "0.0.0.0", "10.0.0.1:8765", "[::1]evil", "::1]:80"):
+        assert not guard.allowed(bad), bad
+
+
 # --- the command --------------------------------------------------------------------------------
 
 
@@ -427,6 +525,38 @@ def test_cli_usage_errors_exit_2(tmp_path):
         done = backend_process.run_backend_command(tmp_path, *args)
         assert done.returncode == 2, (args, done.stderr)
         assert needle in done.stderr, (args, done.stderr)
+
+
+def test_backend_exits_when_its_parent_pid_is_gone(tmp_path):
+    """--parent-pid: the backend Blender started must not outlive Blender, even after a crash."""
+    if backend_process.backend_python() is None:
+        pytest.skip("no backend Python")
+    parent = subprocess.Popen(["sleep", "60"])
+    try:
+        backend = backend_process.start_backend(tmp_path, extra_args=("--parent-pid", str(parent.pid)))
+    except BaseException:
+        parent.kill()
+        parent.wait()
+        raise
+    with backend:
+        time.sleep(3)  # a few polls while the parent lives: it stays up
+        assert backend.alive()
+        parent.kill()
+        parent.wait()  # reaped: the PID is gone, as after a crash
+        try:
+            code = backend.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the backend was still running 20 s after its parent exited")
+    assert code == 0  # a graceful shutdown, as on SIGTERM
+    assert f"parent process {parent.pid} has exited" in backend.stderr_tail()
+
+
+def test_parent_pid_that_does_not_exist_is_a_usage_error(tmp_path):
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    done = backend_process.run_backend_command(tmp_path, "serve", "--parent-pid", str(gone.pid), "--port", "0")
+    assert done.returncode == 2
+    assert f"--parent-pid {gone.pid}: no such process" in done.stderr
 
 
 def test_make_tiny_model_writes_the_model_set_file(tmp_path):

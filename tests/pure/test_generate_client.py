@@ -74,6 +74,33 @@ def test_bad_urls_are_refused_up_front():
     assert BackendClient("https://gpu.example/posebridge/").url == "https://gpu.example/posebridge"
 
 
+def test_submit_waits_long_other_calls_time_out_quickly(monkeypatch, tmp_path):
+    """The backend decodes every frame before it answers POST /jobs: submit must outwait that
+    (SUBMIT_TIMEOUT), while health/status keep the client's short timeout."""
+    from posebridge.generate import client as client_module
+
+    used = []
+
+    class NoConnection:
+        def __init__(self, host, port, timeout):
+            used.append(timeout)
+
+        def request(self, *args, **kwargs):
+            raise ConnectionRefusedError
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(client_module.http.client, "HTTPConnection", NoConnection)
+    client = BackendClient("http://127.0.0.1:9", timeout=5)
+    poses = write_poses(tmp_path / "poses", [1])
+    for call in (client.health, lambda: client.status("x"), lambda: client.submit({}, control_frames(poses))):
+        with pytest.raises(BackendUnavailable):
+            call()
+    assert used == [5, 5, client_module.SUBMIT_TIMEOUT] and client_module.SUBMIT_TIMEOUT >= 600
+    assert BackendClient("http://127.0.0.1:9", timeout=900).submit_timeout == 900  # never shorter
+
+
 def test_frames_are_sent_as_the_files_own_png_bytes(tmp_path):
     poses = write_poses(tmp_path / "poses", [3])
     depth = write_poses(tmp_path / "depth", [3], prefix="depth")

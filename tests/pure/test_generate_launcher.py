@@ -1,5 +1,6 @@
 """start_local_backend runs the real ``python -m posebridge.backend serve`` command from this
 checkout (whose folder is not called ``posebridge``: the symlink path is what runs here)."""
+import os
 import socket
 import sys
 from pathlib import Path
@@ -37,6 +38,8 @@ def test_launcher_starts_a_backend_with_the_real_command_and_stops_it(backend_py
     try:
         assert backend.command[1:5] == ["-m", "posebridge.backend", "serve", "--host"]
         assert "launcher-secret" not in " ".join(backend.command)  # the token travels in the environment
+        # The backend watches this process (Blender) and exits with it.
+        assert backend.command[backend.command.index("--parent-pid") + 1] == str(os.getpid())
         health = backend.wait_until_ready(timeout=300)
         assert health["status"] == "ready" and backend.url == f"http://127.0.0.1:{port}"
         assert backend.client().jobs() == []  # the token reached the backend
@@ -81,3 +84,33 @@ def test_launcher_names_what_is_missing(tmp_path):
 def test_package_folder_links_the_addon_as_posebridge(tmp_path):
     parent = launcher._package_parent(launcher.ADDON_DIR, tmp_path)
     assert (parent / "posebridge" / "generate" / "launcher.py").resolve() == Path(launcher.__file__).resolve()
+
+
+def test_default_log_is_private_to_the_run(backend_python, tmp_path):
+    """Not a fixed name in the shared temp folder: backend.log in the run's own mkdtemp folder."""
+    backend = start_local_backend(
+        backend_python, port=backend_process.free_port(), model=str(tmp_path / "no-such-model"),
+        extra_args=("--device", "cpu"), env=OFFLINE,
+    )
+    try:
+        scratch = backend._scratch
+        assert backend.log_path == scratch / "backend.log" and backend.log_path.is_file()
+        if os.name == "posix":
+            assert scratch.stat().st_mode & 0o077 == 0  # only this user can list or write it
+    finally:
+        backend.stop()
+    assert not backend.log_path.exists()
+
+
+def test_a_log_that_cannot_be_written_is_a_launch_error_naming_it(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    for log_path in (tmp_path, tmp_path / "a-file" / "backend.log"):  # a folder; a file as folder
+        with pytest.raises(BackendLaunchError, match="cannot write the backend's log") as caught:
+            start_local_backend(sys.executable, port=backend_process.free_port(), log_path=log_path)
+        assert str(log_path) in str(caught.value)
+
+
+def test_backend_command_passes_the_parent_pid():
+    command = launcher.backend_command("py", host="127.0.0.1", port=1, parent_pid=4321, extra_args=("--x",))
+    assert command[-3:] == ["--parent-pid", "4321", "--x"]
+    assert "--parent-pid" not in launcher.backend_command("py", host="127.0.0.1", port=1)
