@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .pipeline import GenerateParams, GenerationCancelled, generate
+from .pipeline import GenerateParams, GenerationCancelled, generate, rgb8
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED_STATES = (DONE, FAILED, CANCELLED)
@@ -93,7 +93,7 @@ def _decode(image):
 
     if isinstance(image, (bytes, bytearray, memoryview)):
         with Image.open(io.BytesIO(image)) as opened:
-            return opened.convert("RGB")
+            return rgb8(opened)
     return image
 
 

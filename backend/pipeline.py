@@ -327,11 +327,25 @@ def load_pipeline(
 # --- frames -------------------------------------------------------------------------------------
 
 
+# Pillow's modes for 16-bit grey PNGs (16-bit depth maps); convert("RGB") would clip them at 255.
+_WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I")
+
+
+def rgb8(image):
+    """A PIL image as 8-bit RGB; 16-bit grey keeps its top 8 bits instead of being clipped."""
+    from PIL import Image
+
+    if image.mode in _WIDE_GREY_MODES:
+        grey = (np.asarray(image, dtype=np.uint32) >> 8).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    return image.convert("RGB")
+
+
 def _to_pil(frame, what: str, index: int):
     from PIL import Image
 
     if isinstance(frame, Image.Image):
-        return frame.convert("RGB")
+        return rgb8(frame)
     if not isinstance(frame, np.ndarray):
         raise ValueError(f"{what} frame {index} is not an image (got {type(frame).__name__})")
     if frame.dtype != np.uint8:

@@ -218,3 +218,22 @@ def test_pose_and_depth_job(queue):
 def test_submit_refuses_an_empty_job(queue):
     with pytest.raises(ValueError, match="empty job"):
         queue.submit([], GenerateParams(**PARAMS))
+
+
+def test_16_bit_grey_controls_keep_their_levels():
+    """16-bit depth maps (depth_NNNN.png --depth-bits 16) reach the ControlNet as their top 8
+    bits, not clipped to white as a plain convert("RGB") would."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from backend.jobs import _decode
+
+    ramp = (np.arange(64, dtype=np.uint32)[None, :].repeat(8, 0) * 1024).astype(np.uint16)
+    buffer = io.BytesIO()
+    Image.fromarray(ramp).save(buffer, format="PNG")
+    decoded = np.asarray(_decode(buffer.getvalue()))
+    assert decoded.shape == (8, 64, 3)
+    np.testing.assert_array_equal(decoded[:, :, 0], (ramp >> 8).astype(np.uint8))
+    np.testing.assert_array_equal(decoded[:, :, 0], decoded[:, :, 2])
