@@ -57,6 +57,17 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _depth_range(text: str) -> tuple[float, float]:
+    match = re.fullmatch(r"\s*([\d.eE+-]+)\s*,\s*([\d.eE+-]+)\s*", text)
+    try:
+        near, far = (float(match.group(1)), float(match.group(2))) if match else (None, None)
+    except ValueError:
+        near = far = None
+    if near is None or not 0 < near < far < float("inf"):
+        raise argparse.ArgumentTypeError(f"depth range must look like NEAR,FAR with 0 < NEAR < FAR, got {text!r}")
+    return near, far
+
+
 def _person(text: str):
     if text == "auto":
         return "auto"
@@ -87,8 +98,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="controlnet: exactly as ControlNet's preprocessor (default); xinsir: wider "
                        "sticks at high resolutions as newer SDXL openpose models expect; proportional: "
                        "every size scaled with the image")
+    poses.add_argument("--depth", action="store_true",
+                       help="also write depth_NNNN.png beside each pose map (near bright, far dark, "
+                       "background black; one range for the whole shot)")
+    poses.add_argument("--depth-mode", choices=("inverse", "linear"), default="inverse",
+                       help="inverse depth (default, as ControlNet depth models expect) or linear")
+    poses.add_argument("--depth-bits", type=int, choices=(8, 16), default=8, help="grey PNG bit depth")
+    poses.add_argument("--depth-subject", choices=("scene", "characters"), default="scene",
+                       help="the whole scene (default) or the characters only (the set masked out)")
+    poses.add_argument("--depth-range", type=_depth_range, metavar="NEAR,FAR",
+                       help="distances from the camera mapped to white and black (default: the shot's own range)")
     poses.add_argument("--overwrite", action="store_true",
-                       help="replace pose maps already in the output folder")
+                       help="replace pose and depth maps already in the output folder")
 
     imp = commands.add_parser("import-pose", help="import video keypoints onto a rig as a new action")
     imp.add_argument("--keypoints", required=True, type=Path,
@@ -157,13 +178,15 @@ def run_poses(args, scene, log=print) -> int:
             scene, output_dir=str(args.out), frame_start=start, frame_end=end,
             resolution=args.resolution, camera_name=args.camera, armature_names=args.armature,
             hands=args.hands, face=args.face, line_widths=args.line_widths,
+            depth=args.depth, depth_mode=args.depth_mode, depth_bits=args.depth_bits,
+            depth_subject=args.depth_subject, depth_range=args.depth_range,
         )
     except pose_maps.JobError as error:
         raise CommandError(str(error)) from None
     existing = job.existing_outputs()
     if existing and not args.overwrite:
         raise CommandError(
-            f"{len(existing)} pose map(s) of this range already exist in {job.output_dir} "
+            f"{len(existing)} pose/depth map(s) of this range already exist in {job.output_dir} "
             f"(first: {existing[0].name}); pass --overwrite to replace them"
         )
     report = pose_maps.JobReport()
@@ -171,6 +194,11 @@ def run_poses(args, scene, log=print) -> int:
     shown = 0
     for fraction in pose_maps.run_job(scene, job, report):
         percent = int(fraction * 100)
+        if not report.frames_written:
+            if percent >= shown + 10:  # the depth-range pass comes first
+                shown = percent
+                log(f"posebridge: measuring the shot's depth range ({percent}%)")
+            continue
         if percent >= shown + 10 or report.frames_written == total:
             shown = percent
             log(f"posebridge: {report.frames_written}/{total} frames")

@@ -170,6 +170,33 @@ class POSEBRIDGE_PG_scene(bpy.types.PropertyGroup):
         ),
         default="controlnet",
     )
+    depth: BoolProperty(
+        name="Depth", default=False,
+        description="Also write depth_NNNN.png beside each pose map: near bright, far dark, background "
+        "black, one range for the whole shot (Generate sends them to the depth ControlNet)",
+    )
+    depth_mode: EnumProperty(
+        name="Mode",
+        items=(("inverse", "Inverse", "Inverse depth: detail near the camera, as depth ControlNets expect"),
+               ("linear", "Linear", "Grey level proportional to the distance")),
+        default="inverse",
+    )
+    depth_bits: EnumProperty(
+        name="Bits", items=(("8", "8-bit", "256 grey levels"), ("16", "16-bit", "65536 grey levels")),
+        default="8",
+    )
+    depth_subject: EnumProperty(
+        name="Show",
+        items=(("scene", "Scene", "Everything the render shows"),
+               ("characters", "Characters", "Only the characters' meshes; the set is masked out")),
+        default="scene",
+    )
+    depth_use_range: BoolProperty(
+        name="Set near/far", default=False,
+        description="Map these distances to white and black (off: the shot's own depth range)",
+    )
+    depth_near: FloatProperty(name="Near", default=1.0, min=0.0001, subtype="DISTANCE", unit="LENGTH")
+    depth_far: FloatProperty(name="Far", default=20.0, min=0.0002, subtype="DISTANCE", unit="LENGTH")
 
 
 CLASSES = (

@@ -21,6 +21,11 @@ def pose_settings(scene) -> dict:
         hands=settings.hands,
         face=settings.face,
         line_widths=settings.line_widths,
+        depth=settings.depth,
+        depth_mode=settings.depth_mode,
+        depth_bits=int(settings.depth_bits),
+        depth_subject=settings.depth_subject,
+        depth_range=(settings.depth_near, settings.depth_far) if settings.depth_use_range else None,
     )
 
 
@@ -53,7 +58,7 @@ class POSEBRIDGE_OT_render_pose_maps(SteppedOperator, bpy.types.Operator):
         if existing:
             return context.window_manager.invoke_confirm(
                 self, event, title="Replace pose maps?",
-                message=f"{len(existing)} pose map(s) of this range and their keypoint files "
+                message=f"{len(existing)} pose/depth map(s) of this range and their keypoint files "
                 f"already exist in {folder}.",
                 confirm_text="Replace",
             )

@@ -75,8 +75,23 @@ class POSEBRIDGE_PT_pose_maps(_SidebarPanel, bpy.types.Panel):
         row.prop(settings, "hands", toggle=True)
         row.prop(settings, "face", toggle=True)
         layout.prop(settings, "line_widths")
+        _draw_depth(layout, settings)
         layout.prop(settings, "output_dir")
         layout.operator("posebridge.render_pose_maps", icon="RENDER_ANIMATION")
+
+
+def _draw_depth(layout, settings) -> None:
+    """The Depth toggle; its options only while it is on."""
+    column = layout.column(align=True)
+    column.prop(settings, "depth", toggle=True, icon="MOD_OPACITY")
+    if not settings.depth:
+        return
+    column.row(align=True).prop(settings, "depth_mode", expand=True)
+    column.row(align=True).prop(settings, "depth_bits", expand=True)
+    column.row(align=True).prop(settings, "depth_subject", expand=True)
+    column.prop(settings, "depth_use_range")
+    if settings.depth_use_range:
+        _row(column, settings, "depth_near", "depth_far")
 
 
 class POSEBRIDGE_PT_custom_map(_SidebarPanel, bpy.types.Panel):

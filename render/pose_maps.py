@@ -23,10 +23,13 @@ from ..pose.keypoints import KeypointSequence
 from ..pose.png import write_png
 from . import rig_presets
 from ..pose.rigmap import evaluate
+from .depth_maps import DepthFrames, DepthOptions
 from .camera import render_size, resolve_camera
 from .sampling import SCENE_CAMERA, sample_frames
 
 CHUNK_FRAMES = 16
+# The progress bar's share of the depth-range pass (a cheaper second pass over the frames).
+RANGE_SHARE = 0.2
 
 
 class JobError(ValueError):
@@ -51,6 +54,7 @@ class PoseMapJob:
     hands: bool = True
     face: bool = True
     style: PoseStyle = field(default_factory=PoseStyle)
+    depth: DepthOptions | None = None  # None: pose maps only
 
     @property
     def parts(self) -> tuple[str, ...]:
@@ -59,14 +63,24 @@ class PoseMapJob:
     def pose_path(self, frame: int) -> Path:
         return pose_map_path(self.output_dir, frame)
 
+    def depth_path(self, frame: int) -> Path:
+        return depth_map_path(self.output_dir, frame)
+
     def existing_outputs(self, folder: Path | None = None) -> list[Path]:
-        """Pose maps of this range already in ``folder`` (default: the job's output folder)."""
+        """Pose and depth maps of this range already in ``folder`` (default: the job's output
+        folder). Depth maps count even when this job makes none: it removes them, so that a
+        folder never pairs new pose maps with old depth maps (Generate sends both)."""
         folder = self.output_dir if folder is None else folder
-        return [p for p in (pose_map_path(folder, f) for f in self.frames) if p.exists()]
+        paths = (path(folder, f) for f in self.frames for path in (pose_map_path, depth_map_path))
+        return [p for p in paths if p.exists()]
 
 
 def pose_map_path(folder: Path, frame: int) -> Path:
     return Path(folder) / f"pose_{frame:04d}.png"
+
+
+def depth_map_path(folder: Path, frame: int) -> Path:
+    return Path(folder) / f"depth_{frame:04d}.png"
 
 
 @dataclass
@@ -74,14 +88,23 @@ class JobReport:
     frames_written: int = 0
     people_per_frame: list[int] = field(default_factory=list)
     cancelled: bool = False
+    depth_range: object = None  # the DepthRange the depth maps were encoded with
+    unevaluated: list[str] = field(default_factory=list)  # rendered objects missing from depth
 
     def summary(self, job: PoseMapJob) -> str:
         state = "Cancelled after" if self.cancelled else "Wrote"
         names = ", ".join(f"{c.armature.name} ({c.preset_label})" for c in job.characters)
         empty = sum(1 for n in self.people_per_frame if n == 0)
         tail = f"; {empty} frame(s) with nobody in view" if empty else ""
+        if job.depth is not None and self.depth_range is not None:
+            tail += (f"; {job.depth.describe()}, {self.depth_range.near:.3g} to "
+                     f"{self.depth_range.far:.3g} from the camera")
+        if self.unevaluated:
+            tail += (f"; not in the depth maps because hidden in the viewport: "
+                     f"{', '.join(self.unevaluated)}")
+        what = "pose and depth map(s)" if job.depth is not None else "pose map(s)"
         return (
-            f"{state} {self.frames_written} pose map(s) {job.width}x{job.height} to "
+            f"{state} {self.frames_written} {what} {job.width}x{job.height} to "
             f"{job.output_dir} for {names}{tail}"
         )
 
@@ -97,6 +120,11 @@ def plan_job(
     hands: bool = True,
     face: bool = True,
     line_widths: str = "controlnet",
+    depth: bool = False,
+    depth_mode: str = "inverse",
+    depth_bits: int = 8,
+    depth_subject: str = "scene",
+    depth_range: tuple[float, float] | None = None,
 ) -> PoseMapJob:
     """Check the inputs and resolve them to Blender objects; raises JobError naming a problem."""
     start = scene.frame_start if frame_start is None else int(frame_start)
@@ -124,7 +152,15 @@ def plan_job(
     if line_widths not in SCALINGS:
         raise JobError(f"unknown line widths {line_widths!r} (known: {', '.join(SCALINGS)})")
     style = PoseStyle(draw_hands=hands, draw_face=face, scaling=line_widths)
-    return PoseMapJob(folder, list(range(start, end + 1)), camera, characters, width, height, hands, face, style)
+    depth_options = None
+    if depth:
+        near_far = None if depth_range is None else tuple(float(v) for v in depth_range)
+        depth_options = DepthOptions(depth_mode, int(depth_bits), depth_subject, near_far)
+        problem = depth_options.check()
+        if problem:
+            raise JobError(problem)
+    return PoseMapJob(folder, list(range(start, end + 1)), camera, characters, width, height, hands, face, style,
+                      depth_options)
 
 
 def find_armature(scene, name: str):
@@ -195,13 +231,13 @@ def _writable_folder(output_dir) -> Path:
     return folder
 
 
-def sample_keypoints(scene, job: PoseMapJob, frames: list[int]) -> KeypointSequence:
+def sample_keypoints(scene, job: PoseMapJob, frames: list[int], each_frame=None) -> KeypointSequence:
     """Every character's keypoints at ``frames``, projected into the image; points hidden
-    behind the camera or outside the frame are absent."""
+    behind the camera or outside the frame are absent. ``each_frame``: see sample_frames."""
     layout = layouts.OPENPOSE_FULL
     data = np.zeros((len(frames), len(job.characters), len(layout), 3), np.float32)
     armatures = [c.armature for c in job.characters]
-    rigs, camera = sample_frames(scene, frames, armatures, job.camera, job.width, job.height)
+    rigs, camera = sample_frames(scene, frames, armatures, job.camera, job.width, job.height, each_frame)
     for person, (character, rig) in enumerate(zip(job.characters, rigs)):
         points, present = evaluate(character.rigmap, rig.bone_names, rig.matrices, rig.lengths)
         xy, visible = camera.project(points)
@@ -220,16 +256,25 @@ def run_job(scene, job: PoseMapJob, report: JobReport | None = None) -> Iterator
     report = report if report is not None else JobReport()
     chunks: list[KeypointSequence] = []
     total = len(job.frames)
+    depth, start = None, 0.0
     try:
+        if job.depth is not None:
+            depth = DepthFrames(job.depth, [c.armature for c in job.characters], job.width, job.height)
+            if depth.range is None:
+                start = RANGE_SHARE
+                for fraction in depth.measure(scene, job.frames, job.camera):
+                    yield fraction * start
+            report.depth_range, report.unevaluated = depth.range, depth.reader.unevaluated
         for first in range(0, total, CHUNK_FRAMES):
             frames = job.frames[first:first + CHUNK_FRAMES]
-            seq = sample_keypoints(scene, job, frames)
+            images: dict[int, np.ndarray] = {}
+            seq = sample_keypoints(scene, job, frames, depth.collector(images) if depth else None)
             chunks.append(seq)
             for index, frame in enumerate(frames):
-                write_frame(job, seq, index)
+                write_frame(job, seq, index, images.get(index))
                 report.frames_written += 1
                 report.people_per_frame.append(int((seq.data[index, :, :, 2] > 0).any(axis=1).sum()))
-                yield report.frames_written / total
+                yield start + (1.0 - start) * report.frames_written / total
     except GeneratorExit:
         report.cancelled = True
         raise
@@ -238,10 +283,15 @@ def run_job(scene, job: PoseMapJob, report: JobReport | None = None) -> Iterator
             _write_sequence(job, chunks, report.frames_written)
 
 
-def write_frame(job: PoseMapJob, seq: KeypointSequence, index: int) -> None:
+def write_frame(job: PoseMapJob, seq: KeypointSequence, index: int, depth_image=None) -> None:
     frame = int(seq.frame_numbers[index])
     image = draw_pose_map(seq.data[index], job.width, job.height, job.style)
     write_png(job.pose_path(frame), image)
+    if depth_image is not None:
+        write_png(job.depth_path(frame), depth_image, bit_depth=16 if depth_image.dtype == np.uint16 else 8)
+    else:
+        # An old depth map beside this new pose map would be sent with it (see existing_outputs).
+        job.depth_path(frame).unlink(missing_ok=True)
     openpose_json.write_frame(seq, index, job.output_dir / "keypoints", parts=job.parts)
 
 

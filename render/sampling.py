@@ -30,10 +30,13 @@ def _split_frame(frame) -> tuple[int, float]:
 SCENE_CAMERA = "scene camera"
 
 
-def sample_frames(scene, frames, armatures, camera=None, width: int = 1, height: int = 1):
+def sample_frames(scene, frames, armatures, camera=None, width: int = 1, height: int = 1, each_frame=None):
     """(one RigSamples per armature, CameraProjection or None without a camera) for ``frames``
     (fractional frames are subframes); the scene's frame is restored afterwards, even on error.
-    ``camera`` may be SCENE_CAMERA: the scene's active camera at each frame."""
+    ``camera`` may be SCENE_CAMERA: the scene's active camera at each frame.
+
+    ``each_frame(index, depsgraph, world_to_camera, projection)``, with a camera, reads more of
+    the evaluated scene (the depth maps) in this same pass: ``frame_set`` is the expensive step."""
     frames = list(frames)
     rests = [joints.read_rest(obj) for obj in armatures]
     local = [np.empty((len(frames), len(names) * 16), np.float32) for _, names, _ in rests]
@@ -56,6 +59,8 @@ def sample_frames(scene, frames, armatures, camera=None, width: int = 1, height:
                 world[a, i] = evaluated.matrix_world
             if current is not None:
                 world_to_camera[i], projection[i] = read_camera(graph, current, width, height, pixel_aspect)
+                if each_frame is not None:
+                    each_frame(i, graph, world_to_camera[i], projection[i])
     finally:
         scene.frame_set(before[0], subframe=before[1])
     samples = []

@@ -286,3 +286,27 @@ def test_start_and_stop_local_backend_from_the_preferences(demo_scene, tmp_path)
     assert bpy.ops.posebridge.stop_backend() == {"FINISHED"}
     with pytest.raises(BackendUnavailable):
         BackendClient(prefs.backend_url, timeout=2).health()
+
+
+def test_generate_with_depth_on_sends_the_depth_maps(backend_server, demo_scene, tmp_path):
+    """The Pose Maps panel's Depth toggle: Generate renders depth_NNNN.png beside the pose maps
+    and the backend gets them (its depth ControlNet): the manifest records each frame's depth
+    map, and the frames differ from pose-only ones."""
+    import json
+
+    _use_backend(backend_server)
+    settings = demo_scene.posebridge.generate
+    settings.steps, settings.prompt = 2, "a dancer"
+    settings.output_dir = str(tmp_path / "pose_only")
+    assert bpy.ops.posebridge.generate() == {"FINISHED"}
+    demo_scene.posebridge.depth = True
+    settings.output_dir = str(tmp_path / "with_depth")
+    settings.name = "With depth"
+    assert bpy.ops.posebridge.generate() == {"FINISHED"}
+    poses = tmp_path / "with_depth" / "poses"
+    assert len(list(poses.glob("depth_*.png"))) == FRAMES
+    manifest = json.loads((tmp_path / "with_depth" / "generation.json").read_text())
+    assert all(record["depth"] for record in manifest["frames"].values()), manifest["frames"]
+    changed = [np.abs(_frame(tmp_path / "pose_only", f).astype(int) - _frame(tmp_path / "with_depth", f)).mean()
+               for f in range(1, FRAMES + 1)]
+    assert min(changed) > 0.5, changed
