@@ -8,24 +8,7 @@ import pytest
 
 from posebridge.pose import depth_raster
 from posebridge.pose.depth_raster import clip_near, is_orthographic, rasterize_depth
-
-
-def perspective(focal_x, focal_y, near=0.1, far=100.0, shift=(0.0, 0.0)):
-    m = np.zeros((4, 4))
-    m[0, 0], m[1, 1] = focal_x, focal_y
-    m[0, 2], m[1, 2] = shift
-    m[2, 2] = -(far + near) / (far - near)
-    m[2, 3] = -2 * far * near / (far - near)
-    m[3, 2] = -1.0
-    return m
-
-
-def orthographic(half_width, half_height, near=0.1, far=100.0):
-    m = np.eye(4)
-    m[0, 0], m[1, 1] = 1 / half_width, 1 / half_height
-    m[2, 2] = -2 / (far - near)
-    m[2, 3] = -(far + near) / (far - near)
-    return m
+from camera_matrices import orthographic, perspective  # noqa: E402  (tests/pure helper)
 
 
 def quad(corners):
