@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the whole scene (default) or the characters only (the set masked out)")
     poses.add_argument("--depth-range", type=_depth_range, metavar="NEAR,FAR",
                        help="distances from the camera mapped to white and black (default: the shot's own range)")
+    poses.add_argument("--occlusion", action="store_true",
+                       help="leave out keypoints the scene's geometry hides from the camera (other "
+                       "objects, the character's own body mesh), as a detector would not see them")
     poses.add_argument("--overwrite", action="store_true",
                        help="replace pose and depth maps already in the output folder")
 
@@ -179,7 +182,7 @@ def run_poses(args, scene, log=print) -> int:
             resolution=args.resolution, camera_name=args.camera, armature_names=args.armature,
             hands=args.hands, face=args.face, line_widths=args.line_widths,
             depth=args.depth, depth_mode=args.depth_mode, depth_bits=args.depth_bits,
-            depth_subject=args.depth_subject, depth_range=args.depth_range,
+            depth_subject=args.depth_subject, depth_range=args.depth_range, occlusion=args.occlusion,
         )
     except pose_maps.JobError as error:
         raise CommandError(str(error)) from None

@@ -170,6 +170,11 @@ class POSEBRIDGE_PG_scene(bpy.types.PropertyGroup):
         ),
         default="controlnet",
     )
+    occlusion: BoolProperty(
+        name="Occlusion", default=False,
+        description="Leave out keypoints the scene hides from the camera (other objects, the "
+        "character's own body mesh), as a detector looking at the render would not see them",
+    )
     depth: BoolProperty(
         name="Depth", default=False,
         description="Also write depth_NNNN.png beside each pose map: near bright, far dark, background "

@@ -26,6 +26,7 @@ def pose_settings(scene) -> dict:
         depth_bits=int(settings.depth_bits),
         depth_subject=settings.depth_subject,
         depth_range=(settings.depth_near, settings.depth_far) if settings.depth_use_range else None,
+        occlusion=settings.occlusion,
     )
 
 

@@ -75,6 +75,7 @@ class POSEBRIDGE_PT_pose_maps(_SidebarPanel, bpy.types.Panel):
         row.prop(settings, "hands", toggle=True)
         row.prop(settings, "face", toggle=True)
         layout.prop(settings, "line_widths")
+        layout.prop(settings, "occlusion", toggle=True, icon="HIDE_ON")
         _draw_depth(layout, settings)
         layout.prop(settings, "output_dir")
         layout.operator("posebridge.render_pose_maps", icon="RENDER_ANIMATION")

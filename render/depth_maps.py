@@ -64,16 +64,30 @@ def clip_range(projection) -> tuple[float, float]:
 
 def depth_image(triangles, projection, width: int, height: int) -> np.ndarray:
     """(H, W) float32 view-axis depth, inf where empty; occluders punch background holes."""
+    return shown_depth(*depth_layers(triangles, projection, width, height))
+
+
+def depth_layers(triangles, projection, width: int, height: int):
+    """(subject, occluders) z-buffers (H, W) float32 of a frame's two triangle sets, clipped as
+    the camera clips; occluders is None when there are none."""
     near, far = clip_range(projection)
     near = max(near, 1e-6)
 
     def raster(tris):
         return rasterize_depth(tris, projection, width, height, near=near, far=max(far, near * 2))
 
-    depth = raster(triangles.subject)
-    if len(triangles.occluders):
-        depth[raster(triangles.occluders) < depth] = np.inf
-    return depth
+    return raster(triangles.subject), (raster(triangles.occluders) if len(triangles.occluders) else None)
+
+
+def shown_depth(subject, occluders):
+    """What the depth map shows: the subject, background where an occluder is in front."""
+    return subject if occluders is None else np.where(occluders < subject, np.float32(np.inf), subject)
+
+
+def nearest_surface(subject, occluders):
+    """The first surface on each pixel's sight line, whatever it is (the occlusion test's
+    z-buffer: holdouts and a masked-out set hide keypoints as they hide the character)."""
+    return subject if occluders is None else np.minimum(subject, occluders)
 
 
 def range_size(width: int, height: int) -> tuple[int, int]:
@@ -133,9 +147,12 @@ class DepthFrames:
         if self.range is None:
             self.range = yield from measure_range(scene, frames, self.armatures, camera, *self.size, self.reader)
 
-    def collector(self, images: dict):
-        """A sample_frames hook filling ``images`` {chunk index: encoded (H, W) image}."""
+    def collector(self, images: dict, surfaces: dict | None = None):
+        """A sample_frames hook filling ``images`` {chunk index: encoded (H, W) image} and, when
+        given, ``surfaces`` {chunk index: nearest_surface} from the same raster (occlusion)."""
         def collect(index, graph, world_to_camera, projection):
-            depth = depth_image(self.reader.read(graph, world_to_camera), projection, *self.size)
-            images[index] = encode(depth, self.range, self.options)
+            layers = depth_layers(self.reader.read(graph, world_to_camera), projection, *self.size)
+            if surfaces is not None:
+                surfaces[index] = nearest_surface(*layers)
+            images[index] = encode(shown_depth(*layers), self.range, self.options)
         return collect

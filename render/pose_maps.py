@@ -20,10 +20,12 @@ from ..pose import layouts
 from ..pose.draw import SCALINGS, PoseStyle, draw_pose_map
 from ..pose.formats import comfyui, openpose_json
 from ..pose.keypoints import KeypointSequence
+from ..pose.occlusion import hidden_keypoints
 from ..pose.png import write_png
 from . import rig_presets
 from ..pose.rigmap import evaluate
 from .depth_maps import DepthFrames, DepthOptions
+from .occlusion import SurfaceFrames, chunk_frames
 from .camera import render_size, resolve_camera
 from .sampling import SCENE_CAMERA, sample_frames
 
@@ -55,6 +57,8 @@ class PoseMapJob:
     face: bool = True
     style: PoseStyle = field(default_factory=PoseStyle)
     depth: DepthOptions | None = None  # None: pose maps only
+    occlusion: bool = False  # keypoints something hides from the camera are absent
+    left_out: list[str] = field(default_factory=list)  # armatures not rendered, and why
 
     @property
     def parts(self) -> tuple[str, ...]:
@@ -90,6 +94,7 @@ class JobReport:
     cancelled: bool = False
     depth_range: object = None  # the DepthRange the depth maps were encoded with
     unevaluated: list[str] = field(default_factory=list)  # rendered objects missing from depth
+    hidden: int = 0  # keypoints (of the parts written, over all frames) occlusion removed
 
     def summary(self, job: PoseMapJob) -> str:
         state = "Cancelled after" if self.cancelled else "Wrote"
@@ -99,9 +104,13 @@ class JobReport:
         if job.depth is not None and self.depth_range is not None:
             tail += (f"; {job.depth.describe()}, {self.depth_range.near:.3g} to "
                      f"{self.depth_range.far:.3g} from the camera")
+        if job.occlusion:
+            tail += f"; {self.hidden} keypoint(s) hidden by geometry"
         if self.unevaluated:
             tail += (f"; not in the depth maps because hidden in the viewport: "
                      f"{', '.join(self.unevaluated)}")
+        if job.left_out:
+            tail += f"; left out: {', '.join(job.left_out)}"
         what = "pose and depth map(s)" if job.depth is not None else "pose map(s)"
         return (
             f"{state} {self.frames_written} {what} {job.width}x{job.height} to "
@@ -125,6 +134,7 @@ def plan_job(
     depth_bits: int = 8,
     depth_subject: str = "scene",
     depth_range: tuple[float, float] | None = None,
+    occlusion: bool = False,
 ) -> PoseMapJob:
     """Check the inputs and resolve them to Blender objects; raises JobError naming a problem."""
     start = scene.frame_start if frame_start is None else int(frame_start)
@@ -146,7 +156,8 @@ def plan_job(
         width, height = render_size(scene)
         if width < 1 or height < 1:
             raise JobError(f"the scene's render size is {width}x{height}: raise the resolution or its percentage")
-    characters = resolve_characters(scene, armature_names)
+    left_out = []
+    characters = resolve_characters(scene, armature_names, left_out)
     # No folder is a preview: keypoints and maps in memory only.
     folder = _writable_folder(output_dir) if output_dir is not None else None
     if line_widths not in SCALINGS:
@@ -160,7 +171,7 @@ def plan_job(
         if problem:
             raise JobError(problem)
     return PoseMapJob(folder, list(range(start, end + 1)), camera, characters, width, height, hands, face, style,
-                      depth_options)
+                      depth_options, bool(occlusion), left_out)
 
 
 def find_armature(scene, name: str):
@@ -174,17 +185,52 @@ def find_armature(scene, name: str):
     return obj
 
 
-def resolve_characters(scene, armature_names: list[str] | None) -> list[Character]:
+def not_animated_reason(scene, obj) -> str | None:
+    """Why Blender would not evaluate ``obj``'s animation for this scene's view layers (and the
+    pose would stay frozen), or None. Hidden with the eye icon is fine; these are not."""
+    # Walk the layer collections rather than read view_layer.objects, which Blender refreshes
+    # only on its next update (an object linked a moment ago would look absent).
+    def in_layer(layer_collection) -> bool:
+        if layer_collection.exclude:
+            return False
+        if obj.name in layer_collection.collection.objects:
+            return True
+        return any(in_layer(child) for child in layer_collection.children)
+
+    if not any(in_layer(layer.layer_collection) for layer in scene.view_layers):
+        return "its collection is excluded from the view layer"
+    parents = {child.name: parent for parent in bpy.data.collections for child in parent.children}
+    collections = list(obj.users_collection)
+    while collections:
+        collection = collections.pop()
+        if getattr(collection, "hide_viewport", False):
+            return f"its collection '{collection.name}' is disabled in viewports"
+        if collection.name in parents:
+            collections.append(parents[collection.name])
+    if obj.hide_viewport:
+        return "it is disabled in viewports"
+    return None
+
+
+def resolve_characters(scene, armature_names: list[str] | None, left_out: list | None = None) -> list[Character]:
     """The armatures to render, each with its rig map.
 
-    Named armatures must exist, be armatures and have a map that fits; without names every
-    armature in the scene that is included and has a fitting map is a character (one whose
-    map the user chose or made must fit).
+    Named armatures must exist, be armatures, be named once, be evaluated by Blender and have a
+    map that fits; without names every armature in the scene that is included, evaluated and
+    has a fitting map is a character (one whose map the user chose or made must fit). The
+    armatures left out that way are listed in ``left_out`` with the reason, for the report.
     """
+    left_out = [] if left_out is None else left_out
     if armature_names:
+        repeated = sorted({name for name in armature_names if armature_names.count(name) > 1})
+        if repeated:
+            raise JobError(f"armature named more than once: {', '.join(repeated)}")
         characters = []
         for name in armature_names:
             obj = find_armature(scene, name)
+            reason = not_animated_reason(scene, obj)
+            if reason:
+                raise JobError(f"armature '{name}' cannot be posed: {reason}")
             try:
                 rigmap, label = rig_presets.rigmap_for(obj)
             except rig_presets.NoRigMap as error:
@@ -198,19 +244,25 @@ def resolve_characters(scene, armature_names: list[str] | None) -> list[Characte
     for obj in armatures:
         if not rig_presets.is_included(obj):
             continue
+        reason = not_animated_reason(scene, obj)
+        if reason:
+            left_out.append(f"{obj.name} ({reason})")
+            continue
         try:
             rigmap, label = rig_presets.rigmap_for(obj)
         except rig_presets.NoRigMap as error:
             # An armature no preset fits (a prop, a vehicle) is simply not a character, but a
             # map the user chose or made for it must work.
             if rig_presets.chosen_preset(obj) == rig_presets.AUTO:
+                left_out.append(f"{obj.name} (no rig preset fits)")
                 continue
             raise JobError(str(error)) from None
         characters.append(Character(obj, rigmap, label))
     if not characters:
         names = ", ".join(o.name for o in armatures)
         raise JobError(
-            f"no rig preset fits the armatures in the scene ({names}); pick a preset or make a custom map"
+            f"no armature in the scene can be rendered ({names}): "
+            + ("; ".join(left_out) or "none is included") + "; pick a preset or make a custom map"
         )
     return characters
 
@@ -233,18 +285,54 @@ def _writable_folder(output_dir) -> Path:
 
 def sample_keypoints(scene, job: PoseMapJob, frames: list[int], each_frame=None) -> KeypointSequence:
     """Every character's keypoints at ``frames``, projected into the image; points hidden
-    behind the camera or outside the frame are absent. ``each_frame``: see sample_frames."""
+    behind the camera, outside the frame or (job.occlusion) behind geometry are absent.
+    ``each_frame``: see sample_frames."""
+    return _sample(scene, job, frames, each_frame)[0]
+
+
+def _sample(scene, job: PoseMapJob, frames: list[int], each_frame=None, surfaces: dict | None = None):
+    """(keypoints, how many of the written parts' points occlusion hid). With job.occlusion,
+    ``surfaces`` is what ``each_frame`` fills with each frame's nearest surfaces (the depth
+    pass's raster); without it, a raster of its own is added to the same pass."""
     layout = layouts.OPENPOSE_FULL
-    data = np.zeros((len(frames), len(job.characters), len(layout), 3), np.float32)
+    frames = list(frames)
+    shape = (len(frames), len(job.characters), len(layout))
+    data = np.zeros(shape + (3,), np.float32)
     armatures = [c.armature for c in job.characters]
+    if job.occlusion and surfaces is None:
+        surfaces = {}
+        each_frame = _both(each_frame, SurfaceFrames(armatures, job.width, job.height).collector(surfaces))
     rigs, camera = sample_frames(scene, frames, armatures, job.camera, job.width, job.height, each_frame)
+    points, xy = np.zeros(shape + (3,)), np.zeros(shape + (2,))
+    present, visible = np.zeros(shape, bool), np.zeros(shape, bool)
     for person, (character, rig) in enumerate(zip(job.characters, rigs)):
-        points, present = evaluate(character.rigmap, rig.bone_names, rig.matrices, rig.lengths)
-        xy, visible = camera.project(points)
-        keep = present & visible
-        data[:, person, :, :2] = np.where(keep[..., None], xy, 0.0)
-        data[:, person, :, 2] = keep
-    return KeypointSequence(layout, data, (job.width, job.height), frames)
+        points[:, person], present[:, person] = evaluate(character.rigmap, rig.bone_names, rig.matrices, rig.lengths)
+        xy[:, person], visible[:, person] = camera.project(points[:, person])
+    keep = present & visible
+    hidden = 0
+    if job.occlusion:
+        occluded = hidden_keypoints(points, present, keep, xy, camera.world_to_camera, camera.projection,
+                                    surfaces, layout)
+        keep &= ~occluded
+        written = np.zeros(len(layout), bool)
+        for name in job.parts:
+            part = layout.part(name)
+            written[part.start:part.stop] = True
+        hidden = int(occluded[..., written].sum())
+    data[..., :2] = np.where(keep[..., None], xy, 0.0)
+    data[..., 2] = keep
+    return KeypointSequence(layout, data, (job.width, job.height), frames), hidden
+
+
+def _both(first, second):
+    """One sample_frames hook calling two (either may be None)."""
+    if first is None:
+        return second
+
+    def both(*args):
+        first(*args)
+        second(*args)
+    return both
 
 
 def run_job(scene, job: PoseMapJob, report: JobReport | None = None) -> Iterator[float]:
@@ -265,10 +353,22 @@ def run_job(scene, job: PoseMapJob, report: JobReport | None = None) -> Iterator
                 for fraction in depth.measure(scene, job.frames, job.camera):
                     yield fraction * start
             report.depth_range, report.unevaluated = depth.range, depth.reader.unevaluated
-        for first in range(0, total, CHUNK_FRAMES):
-            frames = job.frames[first:first + CHUNK_FRAMES]
+        # Occlusion reads the depth pass's raster when there is one, else rasterises its own
+        # (one reader for the job: rigid meshes are read once).
+        surface_frames = None
+        if job.occlusion and depth is None:
+            surface_frames = SurfaceFrames([c.armature for c in job.characters], job.width, job.height)
+        step = chunk_frames(job.width, job.height, CHUNK_FRAMES) if job.occlusion else CHUNK_FRAMES
+        for first in range(0, total, step):
+            frames = job.frames[first:first + step]
             images: dict[int, np.ndarray] = {}
-            seq = sample_keypoints(scene, job, frames, depth.collector(images) if depth else None)
+            surfaces = {} if job.occlusion else None
+            if depth is not None:
+                hook = depth.collector(images, surfaces)
+            else:
+                hook = surface_frames.collector(surfaces) if surface_frames else None
+            seq, hidden = _sample(scene, job, frames, hook, surfaces)
+            report.hidden += hidden
             chunks.append(seq)
             for index, frame in enumerate(frames):
                 write_frame(job, seq, index, images.get(index))
