@@ -279,3 +279,17 @@ def build_animated_mixamo_rig(name: str = "mixamo", prefix: bool | str = True, s
 
 def build_animated_rigify_metarig(name: str = "metarig", seconds: float = 3.0):
     return animate(build_rigify_metarig(name), RIGIFY_ROLES, seconds=seconds)
+
+
+def add_box(scene, name: str, centre, size, collection=None):
+    """An axis-aligned box object with its own mesh, linked to ``collection`` (default: the
+    scene's), for sets and occluders."""
+    sx, sy, sz = (s / 2 for s in size)
+    verts = [(x * sx, y * sy, z * sz) for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]
+    faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+    mesh = bpy.data.meshes.new(name)
+    mesh.from_pydata(verts, [], faces)
+    obj = bpy.data.objects.new(name, mesh)
+    (collection or scene.collection).objects.link(obj)
+    obj.location = centre
+    return obj

@@ -16,21 +16,14 @@ from posebridge.render.demo_shot import build_demo_shot
 from posebridge.render.depth_scene import SceneTriangles
 from posebridge.render.sampling import sample_frames
 
+import rigs  # tests/blender's scene builders
+
 FRAMES = 8
 SIZE = (160, 120)
 
 
 def _box(scene, name, centre, size, collection=None):
-    """An axis-aligned box object (its own mesh)."""
-    sx, sy, sz = (s / 2 for s in size)
-    verts = [(x * sx, y * sy, z * sz) for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]
-    faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
-    mesh = bpy.data.meshes.new(name)
-    mesh.from_pydata(verts, [], faces)
-    obj = bpy.data.objects.new(name, mesh)
-    (collection or scene.collection).objects.link(obj)
-    obj.location = centre
-    return obj
+    return rigs.add_box(scene, name, centre, size, collection)
 
 
 def _skinned_arm(scene, armature, bone_name="forearm.R"):

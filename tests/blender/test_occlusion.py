@@ -20,6 +20,8 @@ from posebridge.render import pose_maps
 from posebridge.render.demo_shot import build_demo_shot
 from posebridge.render.sampling import sample_frames
 
+import rigs  # tests/blender's scene builders
+
 FRAMES = 24
 SIZE = (384, 384)
 IDX = OPENPOSE_FULL.index
@@ -30,18 +32,10 @@ BODY = {"Torso"} | {f"Demo_{part}.{side}" for part in ("upper_arm", "forearm", "
 
 def _box(scene, name, centre, size, bone_of=None):
     """A box object; with ``bone_of`` (armature, bone) parented to that bone where it stands."""
-    sx, sy, sz = (s / 2 for s in size)
-    verts = [(x * sx, y * sy, z * sz) for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]
-    faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
-    mesh = bpy.data.meshes.new(name)
-    mesh.from_pydata(verts, [], faces)
-    obj = bpy.data.objects.new(name, mesh)
-    scene.collection.objects.link(obj)
+    obj = rigs.add_box(scene, name, centre, size)
     if bone_of:
         obj.parent, obj.parent_type, obj.parent_bone = bone_of[0], "BONE", bone_of[1]
         obj.matrix_world = Matrix.Translation(centre)
-    else:
-        obj.location = centre
     return obj
 
 
