@@ -1,5 +1,6 @@
-"""The demo job: build the demo shot, render its pose maps, show them beside plain renders; then,
-with a backend, generate its frames into one VSE strip, export an MP4 and a first-vs-last sheet."""
+"""The demo job: build the demo shot, render its pose and depth maps, show them beside plain
+renders; then, with a backend, generate its frames into one VSE strip, export an MP4 and a
+first-vs-last sheet."""
 from __future__ import annotations
 
 import socket
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import bpy
+import numpy as np
 
 from ..pose.contact_sheet import contact_sheet
 from ..pose.png import read_png, write_png
@@ -58,14 +60,16 @@ def run_demo(out_dir, frame_count: int = 72, resolution=(512, 512), save_blend=N
     scene = bpy.context.scene
     log(f"posebridge: building the demo shot ({frame_count} frames, {resolution[0]}x{resolution[1]})")
     build_demo_shot(scene, frame_count=frame_count, resolution=resolution)
-    job = pose_maps.plan_job(scene, output_dir=str(out_dir / "poses"), hands=True, face=True)
+    # Depth maps too: the generation stage then runs pose and depth ControlNets together.
+    job = pose_maps.plan_job(scene, output_dir=str(out_dir / "poses"), hands=True, face=True, depth=True)
     report = pose_maps.render_pose_maps(scene, job)
     log(f"posebridge: {report.summary(job)}")
 
     frames = sheet_frames(scene.frame_start, scene.frame_end)
     log(f"posebridge: plain Workbench renders of frames {frames}")
     renders = render_workbench_frames(scene, frames, out_dir / "renders")
-    rows = [(f, [load_rgb(r), read_png(job.pose_path(f))]) for f, r in zip(frames, renders)]
+    rows = [(f, [load_rgb(r), read_png(job.pose_path(f)), _grey_to_rgb(read_png(job.depth_path(f)))])
+            for f, r in zip(frames, renders)]
     sheet_path = out_dir / "contact_sheet.png"
     write_png(sheet_path, contact_sheet(rows))
     result = DemoResult(job.output_dir, sheet_path, report)
@@ -75,6 +79,10 @@ def run_demo(out_dir, frame_count: int = 72, resolution=(512, 512), save_blend=N
         bpy.ops.wm.save_as_mainfile(filepath=str(Path(save_blend).resolve()))
         log(f"posebridge: saved the demo shot as {save_blend}")
     return result
+
+
+def _grey_to_rgb(image):
+    return np.repeat(image[:, :, None], 3, axis=2) if image.ndim == 2 else image[:, :, :3]
 
 
 def _free_port() -> int:

@@ -75,11 +75,12 @@ def test_demo_command_writes_contact_sheet(tmp_path):
     result = run_cli(CLI, "demo", "--out", tmp_path / "demo", "--frames", "6", "--resolution", "96x96")
     assert result.returncode == 0, result.stderr
     sheet = read_png(tmp_path / "demo" / "contact_sheet.png")
-    # Six rows of (render | pose map), both 96 px high, 8 px gaps.
-    assert sheet.shape[0] == 8 + 6 * (96 + 8) and sheet.shape[1] == 8 + 2 * (96 + 8)
+    # Six rows of (render | pose map | depth map), all 96 px high, 8 px gaps.
+    assert sheet.shape[0] == 8 + 6 * (96 + 8) and sheet.shape[1] == 8 + 3 * (96 + 8)
     pose = read_png(tmp_path / "demo" / "poses" / "pose_0006.png")
+    depth = read_png(tmp_path / "demo" / "poses" / "depth_0006.png")
     render = read_png(tmp_path / "demo" / "renders" / "render_0006.png")
-    assert pose.any() and render.std() > 5, "both halves show something"
+    assert pose.any() and render.std() > 5 and depth.std() > 5, "every column shows something"
 
 
 @pytest.fixture
