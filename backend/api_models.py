@@ -28,6 +28,8 @@ class JobParams(_Strict):
     depth_scale: float = Field(_DEFAULTS.depth_scale, ge=0, allow_inf_nan=False)
     control_start: float = Field(_DEFAULTS.control_start, ge=0, le=1)
     control_end: float = Field(_DEFAULTS.control_end, ge=0, le=1)
+    depth_start: float | None = Field(None, ge=0, le=1, description="depth ControlNet's own start (default control_start)")
+    depth_end: float | None = Field(None, ge=0, le=1, description="depth ControlNet's own end (default control_end)")
     batch: int | None = Field(None, ge=1, le=64)
     width: int | None = Field(None, ge=8, le=4096, multiple_of=8)
     height: int | None = Field(None, ge=8, le=4096, multiple_of=8)
@@ -38,6 +40,10 @@ class JobParams(_Strict):
             raise ValueError(
                 f"control_start ({self.control_start}) must be below control_end ({self.control_end})"
             )
+        start = self.control_start if self.depth_start is None else self.depth_start
+        end = self.control_end if self.depth_end is None else self.depth_end
+        if start >= end:
+            raise ValueError(f"depth_start ({start}) must be below depth_end ({end})")
         return self
 
 

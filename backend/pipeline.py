@@ -64,7 +64,8 @@ class GenerateParams:
     width/height: the output size; None takes the control frames' size. Control frames of
     another size are resized to it. Both must be multiples of 8.
     pose_scale/depth_scale: ControlNet conditioning scales. control_start/control_end: the
-    fraction of the denoising steps during which the ControlNets act (both ControlNets).
+    fraction of the denoising steps during which the ControlNets act; depth_start/depth_end give
+    the depth ControlNet a window of its own (None: the same as control_start/control_end).
     batch: frames per UNet call.
     """
 
@@ -77,9 +78,18 @@ class GenerateParams:
     depth_scale: float = 1.0
     control_start: float = 0.0
     control_end: float = 1.0
+    depth_start: float | None = None
+    depth_end: float | None = None
     batch: int = 1
     width: int | None = None
     height: int | None = None
+
+    @property
+    def depth_window(self) -> tuple[float, float]:
+        """(start, end) of the depth ControlNet: its own, or the shared control window."""
+        start = self.control_start if self.depth_start is None else self.depth_start
+        end = self.control_end if self.depth_end is None else self.depth_end
+        return start, end
 
     def validate(self) -> None:
         if not isinstance(self.steps, int) or self.steps < 1:
@@ -92,6 +102,12 @@ class GenerateParams:
             raise ValueError(
                 "control_start and control_end must satisfy 0 <= control_start < control_end <= 1"
                 f" (got {self.control_start!r}, {self.control_end!r})"
+            )
+        start, end = self.depth_window
+        if not 0.0 <= start < end <= 1.0:
+            raise ValueError(
+                "depth_start and depth_end must satisfy 0 <= depth_start < depth_end <= 1"
+                f" (got {start!r}, {end!r})"
             )
         for name in ("guidance", "pose_scale", "depth_scale"):
             value = getattr(self, name)
@@ -454,8 +470,8 @@ def _run(pipe, poses, depths, params, width, height, on_frame, on_step, should_s
     else:
         extra = dict(
             controlnet_conditioning_scale=[float(params.pose_scale), float(params.depth_scale)],
-            control_guidance_start=[float(params.control_start)] * 2,
-            control_guidance_end=[float(params.control_end)] * 2,
+            control_guidance_start=[float(params.control_start), float(params.depth_window[0])],
+            control_guidance_end=[float(params.control_end), float(params.depth_window[1])],
         )
     for start in range(0, len(poses), params.batch):
         chunk = poses[start : start + params.batch]

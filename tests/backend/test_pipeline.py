@@ -214,3 +214,16 @@ def test_noise_adding_scheduler_stays_deterministic_and_batch_independent(tiny_m
     for a, b in zip(single, batched):
         assert np.abs(a.astype(np.int16) - b.astype(np.int16)).max() <= 2
     assert all(np.array_equal(a, b) for a, b in zip(batched, run(own, POSES[:3], batch=3)))
+
+
+def test_depth_controlnet_has_a_window_of_its_own(pipe):
+    """Per-control start/end: the depth ControlNet acting only in the second half of the steps
+    changes the frames; the pose-only pipeline has no depth window to honour."""
+    depths = [depth_ramp("x") for _ in POSES[:2]]
+    shared = run(pipe, POSES[:2], depths)
+    late_depth = run(pipe, POSES[:2], depths, depth_start=0.5)
+    assert all(mean_diff(a, b) > 0.1 for a, b in zip(shared, late_depth))
+    for a, b in zip(run(pipe, POSES[:2]), run(pipe, POSES[:2], depth_start=0.5)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="depth_start and depth_end"):
+        run(pipe, POSES[:1], depths[:1], depth_start=0.6, depth_end=0.4)

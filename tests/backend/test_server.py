@@ -358,6 +358,7 @@ def test_bad_values_name_the_field(server):
     expect_error(server, job_body([1], steps=0), 422, "params.steps", "greater than or equal to 1")
     expect_error(server, job_body([1], width=63), 422, "params.width", "multiple of 8")
     expect_error(server, job_body([1], control_start=0.8, control_end=0.2), 422, "control_start")
+    expect_error(server, job_body([1], depth_start=0.7, depth_end=0.3), 422, "depth_start")
     expect_error(server, job_body([1], seed=-1), 422, "params.seed")
     expect_error(server, None, 422, "", raw=b"{not json")
 
