@@ -17,6 +17,7 @@ import shutil
 import socket
 import sys
 import tempfile
+from pathlib import Path
 import threading
 import time
 

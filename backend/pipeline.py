@@ -274,7 +274,6 @@ def load_pipeline(
     diffusers' from_single_file; model_config / controlnet_config then name a diffusers-format
     folder (or hub id) holding its configuration, which offline use needs.
     """
-    import torch
     from diffusers import ControlNetModel, MultiControlNetModel, StableDiffusionControlNetPipeline
     from diffusers.models.attention_processor import AttnProcessor2_0
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from ..pose.formats.sources import frame_number_from_name
+from ..pose.formats.sources import numbered_pngs as _numbered_pngs
 
 POSE_PREFIX = "pose"
 DEPTH_PREFIX = "depth"
@@ -37,25 +37,12 @@ def frame_file_name(prefix: str, frame: int) -> str:
 
 
 def numbered_pngs(folder: Path, prefix: str) -> dict[int, Path]:
-    """``{frame: path}`` of the ``<prefix>_<number>.png`` files in ``folder``.
-
-    Two files with the same number (``pose_1.png`` and ``pose_0001.png``) are an error rather
-    than a guess. Hidden files (our own temporary ``.pose_0001.png.<id>.tmp``) never match.
-    """
-    found: dict[int, Path] = {}
-    for path in folder.iterdir():
-        name = path.name
-        if not (name.startswith(prefix + "_") and name.lower().endswith(".png") and path.is_file()):
-            continue
-        number = frame_number_from_name(name[:-4])
-        if number is None:
-            continue
-        if number in found:
-            raise ControlFolderError(
-                f"{folder}: {found[number].name} and {name} both carry frame number {number}"
-            )
-        found[number] = path
-    return found
+    """``{frame: path}`` of the ``<prefix>_<number>.png`` files in ``folder``; two files with one
+    frame number are a ControlFolderError rather than a guess."""
+    try:
+        return _numbered_pngs(folder, prefix)
+    except ValueError as error:
+        raise ControlFolderError(str(error)) from None
 
 
 def _existing_folder(folder, what: str) -> Path:

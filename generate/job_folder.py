@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..pose.png import write_bytes_atomic
 from .controls import OUTPUT_PREFIX, ControlFolderError, ControlFrame, control_frames, frame_file_name
 
 __all__ = [
@@ -91,24 +90,6 @@ def _file_hash(path) -> str:
 def control_hashes(frame: ControlFrame) -> dict:
     """``{"pose": sha256, "depth": sha256 or None}`` of the files' bytes as they are sent."""
     return {"pose": _file_hash(frame.pose), "depth": _file_hash(frame.depth) if frame.depth else None}
-
-
-def write_bytes_atomic(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a unique temporary name in the same folder and os.replace:
-    readers (and a crash) see the old file or the whole new one, never half of it."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _empty_manifest() -> dict:

@@ -21,7 +21,6 @@ removed.
 from __future__ import annotations
 
 import threading
-import time
 import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path

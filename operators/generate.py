@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import bpy
-from bpy.props import BoolProperty, StringProperty
+from bpy.props import BoolProperty
 
 from .. import preferences
 from ..generate.client import BackendError

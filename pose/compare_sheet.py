@@ -6,12 +6,10 @@ thin dark gap and may carry their frame number in the contact sheet's bitmap dig
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from .contact_sheet import draw_label
-from .formats.sources import frame_number_from_name
+from .formats.sources import numbered_pngs
 from .png import read_png, write_png
 
 BACKGROUND = 40
@@ -94,25 +92,6 @@ def first_last_sheet(
     return sheet
 
 
-def _numbered_pngs(folder, prefix: str) -> dict[int, Path]:
-    """``{frame: path}`` for ``<prefix>_<number>.png`` in ``folder`` (``frame_-005.png`` is -5),
-    numbers read as generate/controls.py reads them. Two files with one number are an error, not
-    a guess; hidden temporary files (write_png's ``.frame_0001.png.<id>.tmp``) never match."""
-    folder = Path(folder)
-    found: dict[int, Path] = {}
-    for path in folder.iterdir():
-        name = path.name
-        if not (name.startswith(prefix + "_") and name.lower().endswith(".png") and path.is_file()):
-            continue
-        number = frame_number_from_name(name[:-4])
-        if number is None:
-            continue
-        if number in found:
-            raise ValueError(f"{folder}: {found[number].name} and {name} both carry frame number {number}")
-        found[number] = path
-    return found
-
-
 def write_first_last_sheet(
     frames_dir, out_png, poses_dir=None, *, frame_prefix: str = "frame", pose_prefix: str = "pose"
 ) -> tuple[int, int]:
@@ -122,13 +101,13 @@ def write_first_last_sheet(
     Returns (first, last) frame numbers; one frame gives a one-column sheet. Raises
     FileNotFoundError when there are no frames or a pose map for either frame is missing.
     """
-    frames = _numbered_pngs(frames_dir, frame_prefix)
+    frames = numbered_pngs(frames_dir, frame_prefix)
     if not frames:
         raise FileNotFoundError(f"{frames_dir}: no {frame_prefix}_NNNN.png frames")
     first, last = min(frames), max(frames)
     first_pose = last_pose = None
     if poses_dir is not None:
-        poses = _numbered_pngs(poses_dir, pose_prefix)
+        poses = numbered_pngs(poses_dir, pose_prefix)
         absent = [n for n in dict.fromkeys((first, last)) if n not in poses]
         if absent:
             raise FileNotFoundError(

@@ -84,7 +84,12 @@ def write_png(path, image: np.ndarray, bit_depth: int = 8, level: int = 1) -> No
     ``level`` is the zlib level: 1 (the default) is the fastest and already makes a 512x512 pose
     map about 10 KB, since maps are mostly black.
     """
-    data = encode_png(image, bit_depth=bit_depth, level=level)
+    write_bytes_atomic(path, encode_png(image, bit_depth=bit_depth, level=level))
+
+
+def write_bytes_atomic(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a unique temporary name in the same folder and os.replace:
+    readers (and a crash) see the old file or the whole new one, never half of it."""
     path = Path(path)
     # Same folder (os.replace cannot cross file systems); O_EXCL and a random name keep parallel
     # writers apart; mode 0o666 lets the umask decide permissions as for any new file.

@@ -46,6 +46,25 @@ def frame_number_from_name(name: str) -> int | None:
     return int(match.group(0)) if match else None
 
 
+def numbered_pngs(folder, prefix: str) -> dict[int, Path]:
+    """``{frame: path}`` of the ``<prefix>_<number>.png`` files in ``folder`` (``pose_-005.png``
+    is -5). Two files with one number (``pose_1.png`` and ``pose_0001.png``) are a ValueError
+    rather than a guess; hidden files (write_png's ``.pose_0001.png.<id>.tmp``) never match."""
+    folder = Path(folder)
+    found: dict[int, Path] = {}
+    for path in folder.iterdir():
+        name = path.name
+        if not (name.startswith(prefix + "_") and name.lower().endswith(".png") and path.is_file()):
+            continue
+        number = frame_number_from_name(name[:-4])
+        if number is None:
+            continue
+        if number in found:
+            raise ValueError(f"{folder}: {found[number].name} and {name} both carry frame number {number}")
+        found[number] = path
+    return found
+
+
 def _load_json(path: Path):
     try:
         return json.loads(path.read_bytes())

@@ -120,7 +120,7 @@ def shot(empty_scene):
     build_crane()
     alice = rigs.build_animated_rigify_metarig("Alice", seconds=1.0)
     alice.location = (-2.0, 0.0, 0.0)
-    bob = rigs.build_animated_mixamo_rig("Bob", seconds=1.0)
+    rigs.build_animated_mixamo_rig("Bob", seconds=1.0)  # at x=0
     camera = bpy.data.objects.new("Cam", bpy.data.cameras.new("Cam"))
     scene.collection.objects.link(camera)
     camera.location = (0.0, -10.0, 1.0)

@@ -1,7 +1,6 @@
 """GenerationRun against real backend processes (tiny model, CPU, steps 2): frames land as
 frame_NNNN.png, reruns make only what is missing, a crash or a failed job keeps finished frames,
 cancel deletes the job on the backend. Skips when no backend Python exists."""
-import os
 import socket
 import sys
 import time
