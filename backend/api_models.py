@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .pipeline import GenerateParams
+from .pipelines import PIPELINE_NAMES, GenerateParams
 
 _DEFAULTS = GenerateParams()
 
@@ -33,6 +33,17 @@ class JobParams(_Strict):
     batch: int | None = Field(None, ge=1, le=64)
     width: int | None = Field(None, ge=8, le=4096, multiple_of=8)
     height: int | None = Field(None, ge=8, le=4096, multiple_of=8)
+    pipeline: Literal[PIPELINE_NAMES] | None = Field(
+        None, description="'frames' or 'animatediff'; default: the backend's default (/health)"
+    )
+    context_length: int = Field(_DEFAULTS.context_length, ge=1, le=64, description="animatediff: frames per context window")
+    context_stride: int = Field(_DEFAULTS.context_stride, ge=1, le=64, description="animatediff: frames between window starts")
+    identity_scale: float = Field(
+        _DEFAULTS.identity_scale, ge=0, le=4, allow_inf_nan=False, description="IP-Adapter strength of the reference"
+    )
+    prompts: dict[int, str] | None = Field(
+        None, description="prompt travel: frame number -> prompt, blended between keys (wins over prompt)"
+    )
 
     @model_validator(mode="after")
     def _control_window(self):
@@ -44,6 +55,10 @@ class JobParams(_Strict):
         end = self.control_end if self.depth_end is None else self.depth_end
         if start >= end:
             raise ValueError(f"depth_start ({start}) must be below depth_end ({end})")
+        if self.context_stride > self.context_length:
+            raise ValueError(
+                f"context_stride ({self.context_stride}) must not exceed context_length ({self.context_length})"
+            )
         return self
 
 
@@ -57,6 +72,9 @@ class JobRequest(_Strict):
     name: str = Field("", max_length=200)
     params: JobParams = Field(default_factory=JobParams)
     frames: list[JobFrame]
+    reference: str | None = Field(
+        None, description="identity reference of the character, a base64 PNG (needs the IP-Adapter)"
+    )
 
 
 class JobStatus(BaseModel):
@@ -85,6 +103,9 @@ class Health(BaseModel):
     dtype: str | None = None
     models: dict | None = None
     has_depth: bool | None = None
+    pipelines: list[str] | None = Field(None, description="the pipelines this backend runs, the default first")
+    has_ip_adapter: bool | None = None
+    max_context_length: int | None = Field(None, description="the most frames the motion module sees at once")
     version: str | None = None
     error: str | None = None
 

@@ -22,9 +22,11 @@ import threading
 import time
 
 from .model_set import read_model_set, write_model_set
-from .pipeline import (
+from .models import (
     DEFAULT_DEPTH_CONTROLNET,
+    DEFAULT_IP_ADAPTER,
     DEFAULT_MODEL,
+    DEFAULT_MOTION_ADAPTER,
     DEFAULT_POSE_CONTROLNET,
     DEVICES,
     DTYPES,
@@ -86,6 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--depth-controlnet",
         help=f"depth ControlNet, or 'none' for pose only (default {DEFAULT_DEPTH_CONTROLNET})",
     )
+    add(
+        "--motion-adapter",
+        help="AnimateDiff motion adapter for the animatediff pipeline (hub id or folder), or 'none'"
+        f" (default {DEFAULT_MOTION_ADAPTER})",
+    )
+    add(
+        "--ip-adapter",
+        help="IP-Adapter for identity references (hub id or folder laid out as it, with"
+        f" models/ip-adapter_sd15.safetensors and models/image_encoder), or 'none' (default {DEFAULT_IP_ADAPTER})",
+    )
     add("--model-config", help="diffusers-format folder holding a single-file --model's configuration")
     add("--controlnet-config", help="diffusers-format folder holding single-file ControlNets' configuration")
     add("--device", choices=DEVICES, default="auto")
@@ -140,28 +152,52 @@ def _missing_local_model(name: str | None) -> bool:
     return local and not os.path.exists(os.path.expanduser(name))
 
 
-def resolve_models(args, parser) -> tuple[str, str, str | None]:
-    """(model, pose ControlNet, depth ControlNet or None) from the flags and any model-set file."""
-    model, pose, depth = args.model, DEFAULT_POSE_CONTROLNET, DEFAULT_DEPTH_CONTROLNET
+def _flag_model(value: str | None, current: str | None) -> str | None:
+    """A model flag's value: unchanged when not given, None for 'none'."""
+    if not value:
+        return current
+    return None if value.lower() == "none" else value
+
+
+def resolve_models(args, parser) -> dict:
+    """The models to load (load_models' keyword arguments: model, pose_controlnet,
+    depth_controlnet, motion_adapter, ip_adapter) from the flags and any model-set file.
+
+    A model-set folder names what it holds (what it leaves out is not loaded); otherwise the
+    defaults. A flag wins over both; 'none' leaves that model out."""
+    chosen = dict(
+        model=args.model,
+        pose_controlnet=DEFAULT_POSE_CONTROLNET,
+        depth_controlnet=DEFAULT_DEPTH_CONTROLNET,
+        motion_adapter=DEFAULT_MOTION_ADAPTER,
+        ip_adapter=DEFAULT_IP_ADAPTER,
+    )
     if os.path.isdir(os.path.expanduser(args.model)):
         try:
             model_set = read_model_set(args.model)
         except ValueError as exc:
             parser.error(str(exc))
         if model_set is not None:
-            model, pose, depth = model_set.base, model_set.openpose, model_set.depth
+            chosen = dict(
+                model=model_set.base,
+                pose_controlnet=model_set.openpose,
+                depth_controlnet=model_set.depth,
+                motion_adapter=model_set.motion_adapter,
+                ip_adapter=model_set.ip_adapter,
+            )
     if args.pose_controlnet:
-        pose = args.pose_controlnet
-    if args.depth_controlnet:
-        depth = None if args.depth_controlnet.lower() == "none" else args.depth_controlnet
-    for flag, name in (("--model", model), ("--pose-controlnet", pose), ("--depth-controlnet", depth)):
+        chosen["pose_controlnet"] = args.pose_controlnet
+    for key in ("depth_controlnet", "motion_adapter", "ip_adapter"):
+        chosen[key] = _flag_model(getattr(args, key), chosen[key])
+    for key, name in chosen.items():
         if _missing_local_model(name):
+            flag = "--" + key.replace("_", "-")
             parser.error(f"{flag}: no such file or folder: {name}")
     configs = (("--model-config", args.model_config), ("--controlnet-config", args.controlnet_config))
     for flag, folder in configs:
         if folder and not os.path.isdir(os.path.expanduser(folder)):
             parser.error(f"{flag}: no such folder: {folder}")
-    return model, pose, depth
+    return chosen
 
 
 PARENT_POLL_SECONDS = 2.0
@@ -241,7 +277,7 @@ def serve(args, parser) -> int:
             f"refusing to listen on {args.host} (not a loopback address) without --token:"
             " anyone on the network could use the backend"
         )
-    model, pose, depth = resolve_models(args, parser)
+    chosen = resolve_models(args, parser)
     parent_alive = None
     if args.parent_pid is not None:
         parent_alive = process_alive_check(args.parent_pid)
@@ -254,17 +290,15 @@ def serve(args, parser) -> int:
     import uvicorn
 
     from .jobs import fail_at_frame_from_env
-    from .pipeline import ModelNotAvailableError, load_pipeline
+    from .models import ModelNotAvailableError, load_models
     from .server import ServerLimits, create_app
 
     options = dict(device=args.device, dtype=args.dtype, cpu_offload=args.cpu_offload)
 
     def load():
         try:
-            return load_pipeline(
-                model,
-                pose,
-                depth,
+            return load_models(
+                **chosen,
                 model_config=args.model_config,
                 controlnet_config=args.controlnet_config,
                 **options,
@@ -313,16 +347,16 @@ def serve(args, parser) -> int:
 def load_tiny_fallback(directory, options: dict):
     """The tiny set in ``directory`` (written first when absent), loaded with ``options``; its
     models are marked ``"fallback": "tiny"`` so /health tells clients what they are getting."""
-    from .pipeline import load_pipeline
+    from .models import load_models
 
     model_set = read_model_set(directory) if os.path.isdir(directory) else None
-    if model_set is None:
-        write_tiny_model_set(directory)
+    if model_set is None or model_set.motion_adapter is None or model_set.ip_adapter is None:
+        write_tiny_model_set(directory)  # absent, or written before the set had its adapters
         model_set = read_model_set(directory)
     print(f"posebridge-backend: serving the tiny random-weight model set from {directory} instead",
           file=sys.stderr, flush=True)
-    pipe = load_pipeline(model_set.base, model_set.openpose, model_set.depth,
-                         local_files_only=True, **options)
+    pipe = load_models(model_set.base, model_set.openpose, model_set.depth, local_files_only=True,
+                       motion_adapter=model_set.motion_adapter, ip_adapter=model_set.ip_adapter, **options)
     pipe.models["fallback"] = "tiny"
     return pipe
 
@@ -332,12 +366,13 @@ def write_tiny_model_set(directory) -> Path:
     from .tiny_model import make_tiny_model
 
     paths = make_tiny_model(directory)
-    depth = paths.depth.relative_to(paths.root).as_posix()
+
+    def rel(path: Path) -> str:
+        return path.relative_to(paths.root).as_posix()
+
     return write_model_set(
-        paths.root,
-        paths.base.relative_to(paths.root).as_posix(),
-        paths.openpose.relative_to(paths.root).as_posix(),
-        depth,
+        paths.root, rel(paths.base), rel(paths.openpose), rel(paths.depth),
+        motion_adapter=rel(paths.motion_adapter), ip_adapter=rel(paths.ip_adapter),
     )
 
 

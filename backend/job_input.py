@@ -26,7 +26,7 @@ class BadJobInput(ValueError):
     """A job request that is well-formed JSON but cannot be run: the message names the problem."""
 
 
-def _image_bytes(text: str, frame: int, what: str) -> tuple[bytes, tuple[int, int]]:
+def _image_bytes(text: str, label: str) -> tuple[bytes, tuple[int, int]]:
     """(bytes, (width, height)) of a base64 PNG, fully decoded once to prove it is one, but only
     after its header's size is within MAX_SIDE / MAX_PIXELS."""
     from PIL import Image
@@ -34,7 +34,7 @@ def _image_bytes(text: str, frame: int, what: str) -> tuple[bytes, tuple[int, in
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise BadJobInput(f"frame {frame}: {what} is not an image (not valid base64)") from None
+        raise BadJobInput(f"{label} is not an image (not valid base64)") from None
     try:
         # formats=["PNG"]: no other decoder (JPEG, TIFF, BMP...) ever sees client bytes.
         image = Image.open(io.BytesIO(data), formats=["PNG"])
@@ -42,20 +42,20 @@ def _image_bytes(text: str, frame: int, what: str) -> tuple[bytes, tuple[int, in
         # Pillow's own guard: its error comes over ~179 M pixels; its warning (over ~89 M) only
         # when warnings are errors, else our size check below refuses those images anyway.
         raise BadJobInput(
-            f"frame {frame} {what}: larger than {MAX_SIDE}x{MAX_SIDE} (decompression bomb guard: {exc})"
+            f"{label}: larger than {MAX_SIDE}x{MAX_SIDE} (decompression bomb guard: {exc})"
         ) from None
     except Exception:  # UnidentifiedImageError, or one of many kinds for a broken PNG header
-        raise BadJobInput(f"frame {frame} {what}: not a PNG image (Pillow cannot read it as one)") from None
+        raise BadJobInput(f"{label}: not a PNG image (Pillow cannot read it as one)") from None
     with image:
         size = image.size  # from the header: nothing is decoded yet
         if size[0] > MAX_SIDE or size[1] > MAX_SIDE or size[0] * size[1] > MAX_PIXELS:
-            raise BadJobInput(f"frame {frame} {what}: {_size_text(size)} is larger than {MAX_SIDE}x{MAX_SIDE}")
+            raise BadJobInput(f"{label}: {_size_text(size)} is larger than {MAX_SIDE}x{MAX_SIDE}")
         if 0 in size:
-            raise BadJobInput(f"frame {frame}: {what} image is empty ({_size_text(size)})")
+            raise BadJobInput(f"{label} image is empty ({_size_text(size)})")
         try:
             image.load()
         except Exception:  # truncated or corrupt pixel data
-            raise BadJobInput(f"frame {frame} {what}: not a PNG image (its pixel data cannot be decoded)") from None
+            raise BadJobInput(f"{label}: not a PNG image (its pixel data cannot be decoded)") from None
     return data, size
 
 
@@ -85,7 +85,7 @@ def decode_frames(frames, *, has_depth: bool) -> list[FrameInput]:
 
     decoded, first_size = [], None
     for f in frames:
-        pose, pose_size = _image_bytes(f.pose, f.frame, "pose")
+        pose, pose_size = _image_bytes(f.pose, f"frame {f.frame} pose")
         if first_size is None:
             first_size = pose_size
         elif pose_size != first_size:
@@ -95,7 +95,7 @@ def decode_frames(frames, *, has_depth: bool) -> list[FrameInput]:
             )
         depth = None
         if f.depth is not None:
-            depth, depth_size = _image_bytes(f.depth, f.frame, "depth")
+            depth, depth_size = _image_bytes(f.depth, f"frame {f.frame} depth")
             if depth_size != pose_size:
                 raise BadJobInput(
                     f"frame {f.frame}: pose/depth size mismatch: pose is {_size_text(pose_size)},"
@@ -111,3 +111,9 @@ def frame_size(frames: list[FrameInput]) -> tuple[int, int]:
 
     with Image.open(io.BytesIO(frames[0].pose), formats=["PNG"]) as image:
         return image.size
+
+
+def decode_reference(text: str) -> bytes:
+    """The identity reference (a base64 PNG) checked as the frames are; its PNG bytes."""
+    data, _ = _image_bytes(text, "reference")
+    return data

@@ -11,9 +11,14 @@ Each job writes its finished frames as ``frame_NNNN.png`` (RGB) into ``work_dir/
 they finish, so they can be downloaded while the job runs, and stay after a cancel or a failure.
 A job that raises is marked "failed" with the message, and the next job runs.
 
-Frames are held as given (PNG bytes or PIL images) and decoded a batch at a time, so a long job
-does not hold all its decoded images in memory. Since every frame starts from the same noise
-(backend.pipeline), running a job batch by batch gives the same frames as one call.
+Per-frame jobs (pipeline "frames") hold their frames as given (PNG bytes or PIL images) and decode
+them a batch at a time, so a long job does not hold all its decoded images in memory; since every
+frame starts from the same noise, running a job batch by batch gives the same frames as one call.
+
+Temporal jobs (pipeline "animatediff") denoise all their frames together: no frame is final
+before the last step. Their frames are written into ``work_dir/<job id>/.staging/`` as they are
+decoded and only then moved into place and listed as done, all at once: a job that fails or is
+cancelled lists no frame, so a client never takes a frame of an unfinished video.
 
 Nothing here knows about HTTP (backend/server.py maps it), so it is tested directly.
 """
@@ -29,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .pipeline import GenerateParams, GenerationCancelled, generate, rgb8
+from .pipelines import GenerateParams, GenerationCancelled, generate, is_temporal, rgb8
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED_STATES = (DONE, FAILED, CANCELLED)
@@ -79,6 +84,7 @@ class Job:
     finished: float | None = None
     cancel_requested: bool = False
     inputs: list[FrameInput] | None = None  # dropped once the job has finished
+    reference: Any = None  # the identity reference (PNG bytes or PIL image); dropped at the end
     # Time spent decoding control PNGs and encoding frame PNGs: the backend's share of
     # "transport and encoding" (the rest of started..finished is the pipeline itself).
     codec_seconds: float = 0.0
@@ -109,7 +115,7 @@ def _write_png(frame, path: Path) -> None:
 class JobQueue:
     """Jobs in submission order and the one worker thread that runs them.
 
-    generate_fn: backend.pipeline.generate or a stand-in with its signature (tests).
+    generate_fn: backend.pipelines.generate or a stand-in with its signature (tests).
     fail_at_frame: see FAIL_AT_FRAME_ENV (tests only).
     """
 
@@ -152,8 +158,9 @@ class JobQueue:
 
     # --- requests -------------------------------------------------------------------------------
 
-    def submit(self, frames: list[FrameInput], params: GenerateParams, name: str = "") -> Job:
-        """Queue a job (frames already checked by the caller); return its record."""
+    def submit(self, frames: list[FrameInput], params: GenerateParams, name: str = "", reference=None) -> Job:
+        """Queue a job (frames already checked by the caller); return its record. reference:
+        the identity reference image (PNG bytes or PIL image) or None."""
         params.validate()
         if not frames:
             raise ValueError("empty job: no frames")
@@ -165,6 +172,7 @@ class JobQueue:
             params=params,
             folder=self.work_dir / job_id,
             inputs=list(frames),
+            reference=reference,
         )
         job.folder.mkdir(parents=True)
         with self._lock:
@@ -254,6 +262,7 @@ class JobQueue:
         if state == DONE:
             job.progress = 1.0
         job.inputs = None
+        job.reference = None
         self._lock.notify_all()
 
     def _work(self) -> None:
@@ -285,10 +294,26 @@ class JobQueue:
                     self._lock.notify_all()
 
     def _run(self, job: Job) -> None:
-        """Run a job batch by batch, writing each frame as it finishes."""
+        if is_temporal(job.params.pipeline):
+            # The test fault strikes a temporal job halfway through denoising, as a crash would.
+            fault = self.fail_at_frame is not None and any(f.frame == self.fail_at_frame for f in job.inputs)
+            self._run_temporal(job, fail_midway=fault)
+        else:
+            self._run_frames(job)
+
+    def _decode_reference(self, job: Job):
+        return None if job.reference is None else _decode(job.reference)
+
+    def _set_progress(self, job: Job, fraction: float) -> None:
+        with self._lock:
+            job.progress = max(job.progress, min(1.0, fraction))
+
+    def _run_frames(self, job: Job) -> None:
+        """Run a per-frame job batch by batch, writing each frame as it finishes."""
         inputs = job.inputs
         total = len(inputs)
         batch = job.params.batch
+        reference = self._decode_reference(job)
 
         for first in range(0, total, batch):
             chunk = inputs[first : first + batch]
@@ -301,11 +326,20 @@ class JobQueue:
             depths = None if chunk[0].depth is None else [_decode(f.depth) for f in chunk]
             job.codec_seconds += time.perf_counter() - clock
 
-            def on_step(start, count, done, steps, first=first):
-                with self._lock:
-                    job.progress = min(1.0, (first + start + count * done / steps) / total)
+            def on_progress(done, work, first=first, count=len(chunk)):
+                self._set_progress(job, (first + count * done / work) / total)
 
-            def on_frame(index, frame, first=first, chunk=chunk):
+            frames = self.generate_fn(
+                self.pipe,
+                poses,
+                depths,
+                job.params,
+                reference=reference,
+                frame_numbers=[f.frame for f in chunk],
+                on_progress=on_progress,
+                should_stop=lambda: job.cancel_requested,
+            )
+            for index, frame in frames:
                 number = chunk[index].frame
                 clock = time.perf_counter()
                 _write_png(frame, job.frame_path(number))
@@ -314,14 +348,43 @@ class JobQueue:
                     job.frames_done.append(number)
                     job.progress = max(job.progress, (first + index + 1) / total)
 
-            frames = self.generate_fn(
-                self.pipe,
-                poses,
-                depths,
-                job.params,
-                on_frame=on_frame,
-                on_step=on_step,
-                should_stop=lambda: job.cancel_requested,
-            )
-            for _ in frames:  # on_frame writes each frame
-                pass
+    def _run_temporal(self, job: Job, fail_midway: bool = False) -> None:
+        """Run a temporal job in one call; publish its frames only once all are written."""
+        inputs = job.inputs
+        clock = time.perf_counter()
+        poses = [_decode(f.pose) for f in inputs]
+        depths = None if inputs[0].depth is None else [_decode(f.depth) for f in inputs]
+        reference = self._decode_reference(job)
+        job.codec_seconds += time.perf_counter() - clock
+
+        def on_progress(done, work):
+            if fail_midway and done * 2 >= work:
+                raise RuntimeError(f"test fault at frame {self.fail_at_frame} ({FAIL_AT_FRAME_ENV}), mid-denoising")
+            self._set_progress(job, 0.95 * done / work)  # decoding and writing are the last 5%
+
+        frames = self.generate_fn(
+            self.pipe,
+            poses,
+            depths,
+            job.params,
+            reference=reference,
+            frame_numbers=[f.frame for f in inputs],
+            on_progress=on_progress,
+            should_stop=lambda: job.cancel_requested,
+        )
+        staging = job.folder / ".staging"
+        staging.mkdir(exist_ok=True)
+        written = []
+        for index, frame in frames:
+            number = inputs[index].frame
+            clock = time.perf_counter()
+            _write_png(frame, staging / frame_filename(number))
+            job.codec_seconds += time.perf_counter() - clock
+            written.append(number)
+        if len(written) != len(inputs):
+            raise RuntimeError(f"the pipeline returned {len(written)} of {len(inputs)} frames")
+        for number in written:
+            os.replace(staging / frame_filename(number), job.frame_path(number))
+        staging.rmdir()
+        with self._lock:
+            job.frames_done.extend(written)

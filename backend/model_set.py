@@ -1,8 +1,10 @@
 """``posebridge-models.json``: a folder that names its base model and ControlNets.
 
-    {"base": "base", "openpose": "controlnet-openpose", "depth": "controlnet-depth"}
+    {"base": "base", "openpose": "controlnet-openpose", "depth": "controlnet-depth",
+     "motion_adapter": "motion-adapter", "ip_adapter": "ip-adapter"}
 
-Paths are relative to the folder holding the file ("depth" may be null). ``serve --model DIR``
+Paths are relative to the folder holding the file ("depth", "motion_adapter" and "ip_adapter"
+may be null or left out). ``serve --model DIR``
 with such a folder loads that set; make-tiny-model writes one beside the tiny models.
 """
 
@@ -21,12 +23,21 @@ class ModelSet:
     base: str
     openpose: str
     depth: str | None
+    motion_adapter: str | None = None
+    ip_adapter: str | None = None
 
 
-def write_model_set(directory, base: str, openpose: str, depth: str | None) -> Path:
+_OPTIONAL = ("depth", "motion_adapter", "ip_adapter")
+
+
+def write_model_set(
+    directory, base: str, openpose: str, depth: str | None,
+    motion_adapter: str | None = None, ip_adapter: str | None = None,
+) -> Path:
     """Write the file naming these subfolders (relative to ``directory``); return its path."""
     path = Path(directory) / MODEL_SET_FILE
-    body = {"base": base, "openpose": openpose, "depth": depth}
+    body = {"base": base, "openpose": openpose, "depth": depth, "motion_adapter": motion_adapter,
+            "ip_adapter": ip_adapter}
     path.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
     return path
 
@@ -42,13 +53,14 @@ def read_model_set(directory: str | os.PathLike) -> ModelSet | None:
         body = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(body.get("base"), str) or not isinstance(body.get("openpose"), str):
             raise ValueError("needs the strings 'base' and 'openpose'")
-        depth = body.get("depth")
-        if depth is not None and not isinstance(depth, str):
-            raise ValueError("'depth' must be a string or null")
+        for key in _OPTIONAL:
+            if body.get(key) is not None and not isinstance(body[key], str):
+                raise ValueError(f"'{key}' must be a string or null")
     except (ValueError, AttributeError) as exc:
         raise ValueError(f"{path} is not a valid model-set file: {exc}") from None
 
     def resolve(rel: str) -> str:
         return str((folder / rel).resolve())
 
-    return ModelSet(resolve(body["base"]), resolve(body["openpose"]), resolve(depth) if depth else None)
+    optional = {key: resolve(body[key]) if body.get(key) else None for key in _OPTIONAL}
+    return ModelSet(resolve(body["base"]), resolve(body["openpose"]), **optional)

@@ -25,9 +25,9 @@ from fastapi.responses import FileResponse, JSONResponse
 from . import __version__
 from .api_models import ErrorBody, Health, JobList, JobRequest, JobStatus
 from .guards import BearerTokenGuard, BodySizeLimit, LocalHostGuard
-from .job_input import BadJobInput, decode_frames, frame_size
+from .job_input import BadJobInput, decode_frames, decode_reference, frame_size
 from .jobs import JobQueue
-from .pipeline import GenerateParams
+from .pipelines import ANIMATEDIFF, GenerateParams
 
 DTYPE_NAMES = {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32"}
 
@@ -81,6 +81,9 @@ class _Backend:
             "dtype": DTYPE_NAMES.get(dtype, dtype),
             "models": dict(pipe.models),
             "has_depth": pipe.has_depth,
+            "pipelines": pipe.pipelines,
+            "has_ip_adapter": pipe.has_ip_adapter,
+            "max_context_length": pipe.max_context_length,
             "version": __version__,
         }
 
@@ -89,6 +92,25 @@ class _Backend:
             what = "is still loading" if self.status == "loading" else f"failed to load ({self.error})"
             raise HTTPException(503, f"the model {what}")
         return self.queue
+
+
+def _check_params(params: GenerateParams, pipe) -> None:
+    """400 naming a parameter these models cannot honour."""
+    if params.pipeline not in pipe.pipelines:
+        raise HTTPException(
+            400,
+            f"pipeline {params.pipeline!r} is not available on this backend (it runs {', '.join(pipe.pipelines)});"
+            " animatediff needs a motion adapter (serve --motion-adapter)",
+        )
+    longest = pipe.max_context_length
+    if params.pipeline == ANIMATEDIFF and longest is not None and params.context_length > longest:
+        raise HTTPException(
+            400, f"context_length {params.context_length} is longer than the motion module sees ({longest} frames)"
+        )
+    try:
+        params.prompt_schedule()
+    except ValueError as exc:
+        raise HTTPException(400, f"params.prompt: {exc}") from None
 
 
 def _validation_message(errors) -> str:
@@ -136,7 +158,7 @@ def create_app(
     fail_at_frame: int | None = None,
     bound_host: str | None = None,
 ) -> FastAPI:
-    """The app. load() returns a backend.pipeline.ControlNetPipeline (called once, in a thread,
+    """The app. load() returns a backend.models.LoadedModels (called once, in a thread,
     at startup). token: required as 'Authorization: Bearer TOKEN' on all but /health; without
     one, only requests whose Host is a loopback name/address or ``bound_host`` (the --host it
     listens on) are served. fail_at_frame: test-only fault (backend.jobs.FAIL_AT_FRAME_ENV)."""
@@ -186,14 +208,25 @@ def create_app(
         values = request.params.model_dump()
         if values["batch"] is None:
             values["batch"] = limits.default_batch
+        if values["pipeline"] is None:
+            values["pipeline"] = backend.pipe.default_pipeline
         params = GenerateParams(**values)
+        _check_params(params, backend.pipe)
+        reference = None
+        if request.reference is not None:
+            if not backend.pipe.has_ip_adapter:
+                raise HTTPException(400, "reference given, but the backend was started without an IP-Adapter (--ip-adapter)")
+            try:
+                reference = decode_reference(request.reference)
+            except BadJobInput as exc:
+                raise HTTPException(400, str(exc)) from None
         width, height = frame_size(frames)
         if (params.width or width) % 8 or (params.height or height) % 8:
             raise HTTPException(
                 400,
                 f"frame size must be a multiple of 8 (frames are {width}x{height}); set params width/height",
             )
-        job = queue.submit(frames, params, name=request.name)
+        job = queue.submit(frames, params, name=request.name, reference=reference)
         return queue.status(job.id)
 
     @app.get("/jobs", response_model=JobList, responses=errors)

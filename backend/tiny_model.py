@@ -6,6 +6,10 @@
                                CLIPTextModel, CLIPTokenizer, DDIMScheduler; no safety checker)
     dir/controlnet-openpose/   a ControlNetModel for that UNet
     dir/controlnet-depth/      another one, with other weights
+    dir/motion-adapter/        an AnimateDiff MotionAdapter for that UNet
+    dir/ip-adapter/models/     an IP-Adapter laid out as h94/IP-Adapter: ip-adapter_sd15.safetensors
+                               (image projection + per-cross-attention key/value weights, in the
+                               original format) and image_encoder/ (CLIPVisionModelWithProjection)
 
 Same classes and wiring as Stable Diffusion 1.5 (VAE scale factor 8, latent channels 4, CLIP
 text encoder, 77-token prompts), only with a handful of channels, so a frame takes milliseconds
@@ -14,7 +18,9 @@ on a CPU. Nothing is downloaded: the CLIP tokenizer's byte-level vocabulary is b
 The weights are random and seeded: the same call writes the same model. The ControlNets' control
 paths (the conditioning embedding's last conv and the zero convs), which diffusers initialises
 to zero so that a fresh ControlNet does nothing, get small random weights instead, so that the
-control image changes the output, as it does with a trained model.
+control image changes the output, as it does with a trained model. Likewise the motion
+modules' output projections (zero in a fresh MotionAdapter) and the IP-Adapter are random, so
+the motion module mixes frames and the reference image changes them.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ class TinyModelPaths:
     base: Path
     openpose: Path
     depth: Path
+    motion_adapter: Path
+    ip_adapter: Path
 
 
 def _bytes_to_unicode() -> list[str]:
@@ -147,6 +155,8 @@ def make_tiny_model(directory: str | os.PathLike, seed: int = 0) -> TinyModelPat
         base=root / "base",
         openpose=root / "controlnet-openpose",
         depth=root / "controlnet-depth",
+        motion_adapter=root / "motion-adapter",
+        ip_adapter=root / "ip-adapter",
     )
 
     tokenizer = _build_tokenizer()
@@ -215,4 +225,82 @@ def make_tiny_model(directory: str | os.PathLike, seed: int = 0) -> TinyModelPat
     _write_vocab_files(paths.base / "tokenizer")
     _controlnet(unet, seed + 100).save_pretrained(paths.openpose)
     _controlnet(unet, seed + 200).save_pretrained(paths.depth)
+    _motion_adapter(seed + 300).save_pretrained(paths.motion_adapter)
+    _write_ip_adapter(unet, paths.ip_adapter, seed + 400)
     return paths
+
+
+MOTION_MAX_FRAMES = 32  # as the published AnimateDiff v1.5 adapters (positional encoding length)
+IMAGE_EMBED_DIM = 32  # the tiny CLIP image encoder's projection size
+
+
+def _motion_adapter(seed: int):
+    """A MotionAdapter for the tiny UNet whose temporal attention is live (not zero-initialised)."""
+    import torch
+    from diffusers import MotionAdapter
+
+    torch.manual_seed(seed)
+    adapter = MotionAdapter(
+        block_out_channels=UNET_BLOCKS,
+        motion_layers_per_block=LAYERS_PER_BLOCK,
+        motion_norm_num_groups=8,
+        motion_num_attention_heads=2,
+        motion_max_seq_length=MOTION_MAX_FRAMES,
+    )
+    generator = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, param in adapter.named_parameters():
+            if name.endswith("proj_out.weight"):
+                param.copy_(torch.randn(param.shape, generator=generator) * (1.0 / param.shape[1]) ** 0.5)
+    return adapter
+
+
+def _write_ip_adapter(unet, folder: Path, seed: int) -> None:
+    """models/ip-adapter_sd15.safetensors (original IP-Adapter key layout: image_proj.* and
+    ip_adapter.N.to_k_ip/to_v_ip for the Nth attention layer, cross-attentions being the odd N)
+    and models/image_encoder/, as h94/IP-Adapter lays them out."""
+    import torch
+    from safetensors.torch import save_file
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    models = folder / "models"
+    torch.manual_seed(seed)
+    encoder = CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=32,
+            projection_dim=IMAGE_EMBED_DIM,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=32,
+            patch_size=8,
+        )
+    )
+    encoder.save_pretrained(models / "image_encoder")
+    generator = torch.Generator().manual_seed(seed + 1)
+
+    def random(*shape):
+        return torch.randn(shape, generator=generator) * (1.0 / shape[-1]) ** 0.5
+
+    cross = TEXT_HIDDEN
+    weights = {
+        "image_proj.proj.weight": random(4 * cross, IMAGE_EMBED_DIM),
+        "image_proj.proj.bias": torch.zeros(4 * cross),
+        "image_proj.norm.weight": torch.ones(cross),
+        "image_proj.norm.bias": torch.zeros(cross),
+    }
+    blocks = list(UNET_BLOCKS)
+    key_id = 1
+    for name in unet.attn_processors:
+        if not name.endswith("attn2.processor"):
+            continue
+        if name.startswith("mid_block"):
+            hidden = blocks[-1]
+        elif name.startswith("up_blocks"):
+            hidden = list(reversed(blocks))[int(name.split(".")[1])]
+        else:
+            hidden = blocks[int(name.split(".")[1])]
+        weights[f"ip_adapter.{key_id}.to_k_ip.weight"] = random(hidden, cross)
+        weights[f"ip_adapter.{key_id}.to_v_ip.weight"] = random(hidden, cross)
+        key_id += 2
+    save_file({k: v.contiguous() for k, v in weights.items()}, str(models / "ip-adapter_sd15.safetensors"))

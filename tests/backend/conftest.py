@@ -17,9 +17,9 @@ def tiny_model(tmp_path_factory):
 @pytest.fixture(scope="session")
 def pipe(tiny_model):
     """The tiny model loaded from its local folders (pose and depth ControlNets), on the CPU."""
-    from backend.pipeline import load_pipeline
+    from backend.models import load_models
 
-    return load_pipeline(
+    return load_models(
         str(tiny_model.base),
         str(tiny_model.openpose),
         str(tiny_model.depth),

@@ -6,7 +6,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 from backend.control_cache import CachedConditioningEmbedding  # noqa: E402
-from backend.pipeline import GenerateParams, generate, load_pipeline  # noqa: E402
+from backend.models import load_models  # noqa: E402
+from backend.pipelines import GenerateParams, generate  # noqa: E402
+from frames_of import frames_of  # noqa: E402
 
 from test_pipeline import POSES, depth_ramp  # noqa: E402  (same folder: pytest's rootdir-less import)
 
@@ -16,7 +18,7 @@ PARAMS = GenerateParams(prompt="a dancer", negative="blurry", seed=3, steps=4, g
 @pytest.fixture(scope="module")
 def own_pipe(tiny_model):
     """A pipeline of its own: the tests unwrap and rewrap its caches."""
-    return load_pipeline(str(tiny_model.base), str(tiny_model.openpose), str(tiny_model.depth),
+    return load_models(str(tiny_model.base), str(tiny_model.openpose), str(tiny_model.depth),
                          device="cpu", local_files_only=True)
 
 
@@ -34,13 +36,13 @@ def test_every_controlnet_is_loaded_with_the_cache(own_pipe):
 @pytest.mark.parametrize("with_depth", [False, True])
 def test_frames_are_the_same_with_and_without_the_cache(own_pipe, with_depth):
     depths = [depth_ramp("x"), depth_ramp("y"), depth_ramp("x")] if with_depth else None
-    cached = list(generate(own_pipe, POSES[:3], depths, PARAMS))
+    cached = frames_of(generate(own_pipe, POSES[:3], depths, PARAMS))
     wrappers = {}
     for net in _controlnets(own_pipe):
         wrappers[net] = net.controlnet_cond_embedding
         net.controlnet_cond_embedding = wrappers[net].embedding
     try:
-        plain = list(generate(own_pipe, POSES[:3], depths, PARAMS))
+        plain = frames_of(generate(own_pipe, POSES[:3], depths, PARAMS))
     finally:
         for net, wrapper in wrappers.items():
             net.controlnet_cond_embedding = wrapper
@@ -56,7 +58,7 @@ def test_each_control_image_is_embedded_once_per_call_and_nothing_is_kept(own_pi
     batches = []
     handle = wrapper.embedding.register_forward_hook(lambda _m, args, _out: batches.append(args[0].shape[0]))
     try:
-        list(generate(own_pipe, POSES[:4], None, PARAMS))
+        frames_of(generate(own_pipe, POSES[:4], None, PARAMS))
     finally:
         handle.remove()
     # Two pipeline calls (batch 2) of 4 steps with guidance: one embedding of 2 images each,

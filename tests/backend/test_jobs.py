@@ -18,7 +18,8 @@ from backend.jobs import (  # noqa: E402
     JobQueue,
     frame_filename,
 )
-from backend.pipeline import GenerateParams, generate  # noqa: E402
+from backend.pipelines import GenerateParams, generate  # noqa: E402
+from frames_of import frames_of  # noqa: E402
 
 SIZE = 64
 PARAMS = dict(prompt="a dancer", seed=5, steps=2, batch=2)
@@ -81,7 +82,7 @@ def test_job_writes_every_frame_as_png_matching_generate(queue, pipe):
     names = sorted(p.name for p in job.folder.iterdir())
     assert names == ["frame_-001.png", "frame_0000.png", "frame_0001.png"]
     # Batch by batch, lazily decoded: the very frames one generate() call gives.
-    expected = list(generate(pipe, [pose(0), pose(3), pose(6)], None, GenerateParams(**PARAMS)))
+    expected = frames_of(generate(pipe, [pose(0), pose(3), pose(6)], None, GenerateParams(**PARAMS)))
     for number, want in zip([-1, 0, 1], expected):
         got = read_png(queue.finished_frame_path(job.id, number))
         assert got.shape == (SIZE, SIZE, 3)
@@ -100,12 +101,12 @@ def test_jobs_run_one_at_a_time_in_submission_order(queue):
 def test_progress_counts_denoising_steps(pipe, tmp_path):
     seen = []
 
-    def recording_generate(*args, on_step, **kwargs):
-        def step(first, count, done, steps):
-            on_step(first, count, done, steps)
+    def recording_generate(*args, on_progress, **kwargs):
+        def step(done, total):
+            on_progress(done, total)
             seen.append(queue.status(job_id)["progress"])
 
-        return generate(*args, on_step=step, **kwargs)
+        return generate(*args, on_progress=step, **kwargs)
 
     queue = JobQueue(pipe, tmp_path, generate_fn=recording_generate)
     queue.start()
@@ -121,13 +122,13 @@ def test_progress_counts_denoising_steps(pipe, tmp_path):
 def test_cancel_running_job_stops_at_a_step_and_keeps_finished_frames(pipe, tmp_path):
     """The cancel comes during the third frame's first step (batch 1): two frames stay."""
 
-    def cancelling_generate(*args, on_step, **kwargs):
-        def step(first, count, done, steps):
-            on_step(first, count, done, steps)
+    def cancelling_generate(*args, on_progress, **kwargs):
+        def step(done, total):
+            on_progress(done, total)
             if len(queue.status(job_id)["frames_done"]) == 2:
                 queue.cancel(job_id)
 
-        return generate(*args, on_step=step, **kwargs)
+        return generate(*args, on_progress=step, **kwargs)
 
     queue = JobQueue(pipe, tmp_path, generate_fn=cancelling_generate)
     queue.start()

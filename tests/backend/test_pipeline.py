@@ -7,12 +7,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from backend.pipeline import (  # noqa: E402
-    GenerateParams,
-    ModelNotAvailableError,
-    generate,
-    load_pipeline,
-)
+from backend.models import ModelNotAvailableError, load_models  # noqa: E402
+from backend.pipelines import GenerateParams, generate  # noqa: E402
+from frames_of import frames_of  # noqa: E402
 
 SIZE = 64  # the tiny model's native size (latents 8x8)
 
@@ -42,7 +39,7 @@ PARAMS = GenerateParams(prompt="a dancer on a stage", negative="blurry", seed=7,
 
 def run(pipe, poses, depths=None, **changes):
     params = GenerateParams(**{**PARAMS.__dict__, **changes})
-    return list(generate(pipe, poses, depths, params))
+    return frames_of(generate(pipe, poses, depths, params))
 
 
 def mean_diff(a, b) -> float:
@@ -129,16 +126,15 @@ def test_batch_of_4_equals_batch_of_1(pipe, depth):
         assert np.abs(a.astype(np.int16) - b.astype(np.int16)).max() <= 2, f"frame {i}"
 
 
-def test_on_frame_and_pil_input(pipe):
+def test_indices_and_pil_input(pipe):
     from PIL import Image
 
-    seen = []
     params = GenerateParams(**{**PARAMS.__dict__, "batch": 2})
     pil_poses = [Image.fromarray(p) for p in POSES[:3]]
-    frames = list(generate(pipe, pil_poses, None, params, on_frame=lambda i, f: seen.append((i, f.copy()))))
+    seen = list(generate(pipe, pil_poses, None, params))
     assert [i for i, _ in seen] == [0, 1, 2]
-    for (_, f), g, h in zip(seen, frames, run(pipe, POSES[:3])):
-        assert np.array_equal(f, g) and np.array_equal(g, h)
+    for (_, g), h in zip(seen, run(pipe, POSES[:3])):
+        assert np.array_equal(g, h)
 
 
 def test_width_and_height_resize_the_controls(pipe):
@@ -171,9 +167,9 @@ def test_bad_input_raises_value_error_naming_the_problem(pipe, poses, depths, ch
 
 
 def test_depth_frames_need_a_depth_controlnet(tiny_model):
-    pose_only = load_pipeline(str(tiny_model.base), str(tiny_model.openpose), None, device="cpu")
+    pose_only = load_models(str(tiny_model.base), str(tiny_model.openpose), None, device="cpu")
     assert not pose_only.has_depth
-    assert len(list(generate(pose_only, POSES[:1], None, PARAMS))) == 1
+    assert len(frames_of(generate(pose_only, POSES[:1], None, PARAMS))) == 1
     with pytest.raises(ValueError, match="without a depth ControlNet"):
         generate(pose_only, POSES[:1], [depth_ramp("x")], PARAMS)
 
@@ -182,32 +178,32 @@ def test_unavailable_hub_model_offline_is_a_clear_error(tiny_model, tmp_path, mo
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     missing = "posebridge-tests/no-such-model"
     with pytest.raises(ModelNotAvailableError, match="no-such-model") as info:
-        load_pipeline(missing, str(tiny_model.openpose), str(tiny_model.depth), device="cpu",
+        load_models(missing, str(tiny_model.openpose), str(tiny_model.depth), device="cpu",
                       cache_dir=tmp_path / "empty-cache")
     assert isinstance(info.value, ValueError)
     assert info.value.model == missing
     assert "offline" in str(info.value)
     with pytest.raises(ModelNotAvailableError, match="no-such-controlnet"):
-        load_pipeline(str(tiny_model.base), "posebridge-tests/no-such-controlnet", None, device="cpu",
+        load_models(str(tiny_model.base), "posebridge-tests/no-such-controlnet", None, device="cpu",
                       cache_dir=tmp_path / "empty-cache")
 
 
 def test_missing_local_folder_is_a_clear_error(tmp_path):
     missing = str(tmp_path / "nowhere")
     with pytest.raises(ModelNotAvailableError, match="no such folder"):
-        load_pipeline(missing, missing, None, device="cpu", local_files_only=True)
+        load_models(missing, missing, None, device="cpu", local_files_only=True)
 
 
 @pytest.mark.parametrize("kwargs, message", [({"device": "tpu"}, "device"), ({"dtype": "fp8"}, "dtype")])
 def test_bad_device_or_dtype(tiny_model, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        load_pipeline(str(tiny_model.base), str(tiny_model.openpose), None, **kwargs)
+        load_models(str(tiny_model.base), str(tiny_model.openpose), None, **kwargs)
 
 
 def test_noise_adding_scheduler_stays_deterministic_and_batch_independent(tiny_model):
     from diffusers import EulerAncestralDiscreteScheduler
 
-    own = load_pipeline(str(tiny_model.base), str(tiny_model.openpose), None, device="cpu")
+    own = load_models(str(tiny_model.base), str(tiny_model.openpose), None, device="cpu")
     own.pose_pipe.scheduler = EulerAncestralDiscreteScheduler.from_config(own.pose_pipe.scheduler.config)
     single = run(own, POSES[:3], batch=1)
     batched = run(own, POSES[:3], batch=3)

@@ -153,7 +153,9 @@ def test_health_is_open_and_ready(server):
     assert health["status"] == "ready"
     assert health["device"] == "cpu" and health["dtype"] == "fp32"
     assert health["has_depth"] is True
-    assert set(health["models"]) == {"model", "pose_controlnet", "depth_controlnet"}
+    assert set(health["models"]) == {"model", "pose_controlnet", "depth_controlnet", "motion_adapter", "ip_adapter"}
+    assert health["pipelines"] == ["animatediff", "frames"]  # the default first
+    assert health["has_ip_adapter"] is True and health["max_context_length"] == 32
     assert health["version"] == backend_version()
     assert "PoseBridge backend listening on http://127.0.0.1:" in server.stdout_text()
 
@@ -425,7 +427,7 @@ def test_a_body_under_the_limit_is_read(server):
 
 
 def test_failing_job_keeps_its_finished_frames_and_the_next_runs(faulty_server):
-    failing = submit(faulty_server, job_body([1, 2, 3, 4]))
+    failing = submit(faulty_server, job_body([1, 2, 3, 4], pipeline="frames"))
     after = submit(faulty_server, job_body([5, 6]))
     job = wait_until(faulty_server, failing["id"])
     assert job["state"] == "failed"
@@ -435,6 +437,21 @@ def test_failing_job_keeps_its_finished_frames_and_the_next_runs(faulty_server):
     status, body = call_json(faulty_server, "GET", f"/jobs/{job['id']}/frames/3")
     assert status == 404 and "not finished" in body["detail"]
     assert wait_until(faulty_server, after["id"])["state"] == "done"
+
+
+def test_failing_temporal_job_lists_no_frame_and_the_next_runs(faulty_server):
+    """An animatediff job has no final frame before its last step: failing halfway through the
+    denoising, it lists none and leaves none in its folder."""
+    failing = submit(faulty_server, job_body([1, 2, 3, 4], pipeline="animatediff", steps=4))
+    after = submit(faulty_server, job_body([5, 6], pipeline="animatediff"))
+    job = wait_until(faulty_server, failing["id"])
+    assert job["state"] == "failed" and "mid-denoising" in job["error"]
+    assert job["frames_done"] == []
+    assert 0.2 <= job["progress"] < 0.95
+    status, body = call_json(faulty_server, "GET", f"/jobs/{job['id']}/frames/1")
+    assert status == 404 and "not finished" in body["detail"]
+    done = wait_until(faulty_server, after["id"])
+    assert done["state"] == "done" and done["frames_done"] == [5, 6]
 
 
 def test_depth_without_depth_controlnet(faulty_server):
@@ -563,7 +580,10 @@ def test_parent_pid_that_does_not_exist_is_a_usage_error(tmp_path):
 def test_make_tiny_model_writes_the_model_set_file(tmp_path):
     model = backend_process.make_tiny_model(tmp_path)
     names = json.loads((model / "posebridge-models.json").read_text())
-    assert names == {"base": "base", "openpose": "controlnet-openpose", "depth": "controlnet-depth"}
+    assert names == {
+        "base": "base", "openpose": "controlnet-openpose", "depth": "controlnet-depth",
+        "motion_adapter": "motion-adapter", "ip_adapter": "ip-adapter",
+    }
     for folder in names.values():
         assert (model / folder).is_dir()
     assert (model / "base" / "model_index.json").is_file()
@@ -595,14 +615,24 @@ def test_token_from_environment_and_model_set_resolution(monkeypatch, tmp_path):
 
     monkeypatch.setenv("POSEBRIDGE_BACKEND_TOKEN", "from-env")
     parser = build_parser()
-    for name in ("b", "p", "d"):
+    for name in ("b", "p", "d", "m"):
         (tmp_path / name).mkdir()
-    write_model_set(tmp_path, "b", "p", "d")
+    write_model_set(tmp_path, "b", "p", "d", motion_adapter="m")
     args = parser.parse_args(["serve", "--model", str(tmp_path)])
     assert args.token == "from-env"
-    assert resolve_models(args, parser) == tuple(str((tmp_path / n).resolve()) for n in "bpd")
-    args = parser.parse_args(["serve", "--model", str(tmp_path), "--depth-controlnet", "none"])
-    assert resolve_models(args, parser)[2] is None
+    keys = ("model", "pose_controlnet", "depth_controlnet", "motion_adapter")
+    expected = dict(zip(keys, (str((tmp_path / n).resolve()) for n in "bpdm")), ip_adapter=None)
+    assert resolve_models(args, parser) == expected  # the set names no IP-Adapter: none is loaded
+    args = parser.parse_args(["serve", "--model", str(tmp_path), "--depth-controlnet", "none",
+                              "--motion-adapter", "none", "--ip-adapter", str(tmp_path / "d")])
+    chosen = resolve_models(args, parser)
+    assert chosen["depth_controlnet"] is None and chosen["motion_adapter"] is None
+    assert chosen["ip_adapter"] == str(tmp_path / "d")
+    # A plain model (no set file) takes the published adapters by default.
+    args = parser.parse_args(["serve", "--model", "some/hub-model"])
+    chosen = resolve_models(args, parser)
+    assert chosen["motion_adapter"] == "guoyww/animatediff-motion-adapter-v1-5-3"
+    assert chosen["ip_adapter"] == "h94/IP-Adapter"
 
 
 def test_fallback_tiny_model_serves_when_the_models_are_not_available(tmp_path):

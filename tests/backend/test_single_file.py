@@ -16,13 +16,9 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from backend.pipeline import (  # noqa: E402
-    GenerateParams,
-    ModelNotAvailableError,
-    generate,
-    is_single_file,
-    load_pipeline,
-)
+from backend.models import ModelNotAvailableError, is_single_file, load_models  # noqa: E402
+from backend.pipelines import GenerateParams, generate  # noqa: E402
+from frames_of import frames_of  # noqa: E402
 
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 
@@ -36,7 +32,7 @@ def test_is_single_file():
 def test_single_file_controlnet_loads_and_generates_like_its_folder(tiny_model, pipe, tmp_path):
     single = tmp_path / "pose.safetensors"
     shutil.copy(tiny_model.openpose / WEIGHTS, single)
-    from_file = load_pipeline(
+    from_file = load_models(
         str(tiny_model.base),
         str(single),
         None,
@@ -48,15 +44,15 @@ def test_single_file_controlnet_loads_and_generates_like_its_folder(tiny_model, 
     image = np.zeros((64, 64, 3), np.uint8)
     image[10:50, 20:26] = (255, 0, 0)
     params = GenerateParams(steps=2, seed=3)
-    a = list(generate(from_file, [image], None, params))[0]
-    b = list(generate(pipe, [image], None, params))[0]
+    a = frames_of(generate(from_file, [image], None, params))[0]
+    b = frames_of(generate(pipe, [image], None, params))[0]
     np.testing.assert_array_equal(a, b)
 
 
 def test_missing_single_file_is_named(tiny_model, tmp_path):
     missing = tmp_path / "model.safetensors"
     with pytest.raises(ModelNotAvailableError, match="no such checkpoint file") as info:
-        load_pipeline(str(missing), str(tiny_model.openpose), None, device="cpu", local_files_only=True)
+        load_models(str(missing), str(tiny_model.openpose), None, device="cpu", local_files_only=True)
     assert str(missing) in str(info.value)
 
 
@@ -64,7 +60,7 @@ def test_missing_config_folder_is_named(tiny_model, tmp_path):
     single = tmp_path / "model.safetensors"
     single.write_bytes(b"")
     with pytest.raises(ModelNotAvailableError, match="configuration folder does not exist"):
-        load_pipeline(
+        load_models(
             str(single),
             str(tiny_model.openpose),
             None,
@@ -78,7 +74,7 @@ def test_single_file_without_config_offline_says_what_to_pass(tiny_model, tmp_pa
     single = tmp_path / "pose.safetensors"
     shutil.copy(tiny_model.openpose / WEIGHTS, single)
     with pytest.raises(ModelNotAvailableError, match="--controlnet-config"):
-        load_pipeline(
+        load_models(
             str(tiny_model.base),
             str(single),
             None,
@@ -237,7 +233,7 @@ def test_single_file_base_model_loads_and_generates_like_its_folder(tiny_model, 
     import torch
 
     path, _ = ldm_file
-    from_file = load_pipeline(
+    from_file = load_models(
         str(path),
         str(tiny_model.openpose),
         str(tiny_model.depth),
@@ -257,8 +253,8 @@ def test_single_file_base_model_loads_and_generates_like_its_folder(tiny_model, 
     depths = [_depth_ramp()] * len(poses)
     params = GenerateParams(prompt="a dancer", negative="blurry", seed=5, steps=2, guidance=5.0, batch=2)
     for depth in (None, depths):
-        a = np.stack(list(generate(from_file, poses, depth, params)))
-        b = np.stack(list(generate(pipe, poses, depth, params)))
+        a = np.stack(frames_of(generate(from_file, poses, depth, params)))
+        b = np.stack(frames_of(generate(pipe, poses, depth, params)))
         assert a.shape == (3, SIZE, SIZE, 3)
         assert np.abs(a.astype(np.int16) - b.astype(np.int16)).max() <= 1
         assert len({f.tobytes() for f in a}) == len(a)  # the poses matter: not one frame thrice
@@ -277,6 +273,9 @@ def test_cli_serves_a_single_file_base_model(tiny_model, ldm_file, tmp_path):
         "--model-config", tiny_model.base,
         "--pose-controlnet", tiny_model.openpose,
         "--depth-controlnet", tiny_model.depth,
+        # The tiny adapters fit the single-file base model's architecture.
+        "--motion-adapter", tiny_model.motion_adapter,
+        "--ip-adapter", tiny_model.ip_adapter,
     )
     with backend_process.start_backend(tmp_path, model_dir=path, extra_args=extra) as server:
         with urllib.request.urlopen(server.url + "/health", timeout=10) as response:
@@ -286,4 +285,6 @@ def test_cli_serves_a_single_file_base_model(tiny_model, ldm_file, tmp_path):
         "model": str(path),
         "pose_controlnet": str(tiny_model.openpose),
         "depth_controlnet": str(tiny_model.depth),
+        "motion_adapter": str(tiny_model.motion_adapter),
+        "ip_adapter": str(tiny_model.ip_adapter),
     }

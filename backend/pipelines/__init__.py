@@ -1,0 +1,117 @@
+"""The generation pipelines behind one interface (backend.pipelines.base), one module each:
+
+- ``frames``: each frame denoised on its own (SD1.5 + ControlNets, the same noise per frame);
+- ``animatediff``: the whole range denoised as one video by an AnimateDiff motion module, in
+  overlapping context windows (``windows``), for shots of any length.
+
+Shared: ``conditioning`` (text embeddings with prompt travel, the IP-Adapter identity reference),
+``prompts`` (prompt schedules), ``windows`` (context windows, FreeNoise). A new pipeline is one
+module with ``TEMPORAL`` and ``run`` and one line in ``PIPELINES``.
+
+    frames = generate(models, poses, depths, GenerateParams(pipeline="animatediff"), reference=img)
+    for index, frame in frames: ...
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from . import animatediff, frames
+from .base import (
+    ANIMATEDIFF,
+    FRAMES,
+    PIPELINE_NAMES,
+    GenerateParams,
+    GenerationCancelled,
+    GenerationRequest,
+    Hooks,
+    ModelNotAvailableError,
+    frames_to_pil,
+    rgb8,
+    to_pil,
+)
+
+PIPELINES = {FRAMES: frames, ANIMATEDIFF: animatediff}
+
+__all__ = [
+    "ANIMATEDIFF", "FRAMES", "PIPELINES", "PIPELINE_NAMES", "GenerateParams", "GenerationCancelled",
+    "GenerationRequest", "Hooks", "ModelNotAvailableError", "generate", "is_temporal", "make_request", "rgb8",
+]
+
+
+def is_temporal(pipeline: str) -> bool:
+    """True when the pipeline's frames all become final together, at the end."""
+    return bool(PIPELINES[pipeline].TEMPORAL)
+
+
+def make_request(
+    models,
+    pose_frames: Sequence,
+    depth_frames: Sequence | None,
+    params: GenerateParams,
+    *,
+    reference=None,
+    frame_numbers: Sequence[int] | None = None,
+) -> GenerationRequest:
+    """Check everything a run needs before anything runs; ValueError names the problem."""
+    params.validate()
+    poses = frames_to_pil(pose_frames, "pose")
+    depths = None
+    if depth_frames is not None:
+        if not models.has_depth:
+            raise ValueError("depth frames given, but the backend was loaded without a depth ControlNet")
+        depths = frames_to_pil(depth_frames, "depth")
+        if len(depths) != len(poses):
+            raise ValueError(f"pose/depth frame count mismatch: {len(poses)} pose, {len(depths)} depth")
+        if depths[0].size != poses[0].size:
+            raise ValueError(
+                f"pose/depth size mismatch: pose frames are {poses[0].size[0]}x{poses[0].size[1]},"
+                f" depth frames {depths[0].size[0]}x{depths[0].size[1]}"
+            )
+    width = params.width or poses[0].size[0]
+    height = params.height or poses[0].size[1]
+    if width % 8 or height % 8:
+        raise ValueError(f"frame size must be a multiple of 8 (got {width}x{height}); set width/height")
+    if reference is not None:
+        if not models.has_ip_adapter:
+            raise ValueError("a reference image was given, but the backend was started without an IP-Adapter")
+        reference = to_pil(reference, "reference", 0)
+    numbers = list(range(len(poses))) if frame_numbers is None else [int(n) for n in frame_numbers]
+    if len(numbers) != len(poses):
+        raise ValueError(f"{len(numbers)} frame numbers for {len(poses)} frames")
+    request = GenerationRequest(poses, depths, params, numbers, width, height, reference)
+    if params.pipeline == ANIMATEDIFF:
+        animatediff.check_request(models, request)
+    return request
+
+
+def generate(
+    models,
+    pose_frames: Sequence,
+    depth_frames: Sequence | None = None,
+    params: GenerateParams | None = None,
+    *,
+    reference=None,
+    frame_numbers: Sequence[int] | None = None,
+    on_progress: Callable[[int, int], Any] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    hooks: Hooks | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Generate one frame per pose frame with ``params.pipeline``; yield (index, uint8 (H, W, 3)
+    RGB frame) as frames become final (in index order).
+
+    Input is checked here, before anything runs (ValueError naming the problem). on_progress(done,
+    total) follows the denoising work; should_stop() is asked after every step (every window's
+    step for animatediff): True raises GenerationCancelled there, and frames already yielded stay
+    yielded. hooks: a Hooks to use instead (its counters say what ran).
+    """
+    params = params or GenerateParams()
+    request = make_request(models, pose_frames, depth_frames, params, reference=reference, frame_numbers=frame_numbers)
+    hooks = hooks or Hooks()
+    if on_progress is not None:
+        hooks.progress = on_progress
+    if should_stop is not None:
+        hooks.should_stop = should_stop
+    return PIPELINES[params.pipeline].run(models, request, hooks)

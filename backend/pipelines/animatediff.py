@@ -1,0 +1,242 @@
+"""AnimateDiff + ControlNet over a whole shot, in overlapping context windows.
+
+The shot is denoised as one video: at every step each context window (backend.pipelines.windows)
+runs the motion UNet over its frames, and each frame's noise prediction is the weighted mean of
+its windows' predictions; then one scheduler step moves all frames together. So there is one
+video, not one video per window: no seam where windows meet, no drift from window to window.
+
+Memory stays flat in the shot's length: the UNet and the ControlNets only ever see one window's
+frames (diffusers' AnimateDiffControlNetPipeline runs the ControlNets over every frame of the
+shot at once). What grows with the shot is small: the latents and their noise prediction
+(64x64x4 floats a frame at 512x512) and the control images, held as 8-bit pixels.
+
+A ControlNet's output for a frame depends on that frame alone (its latent, the step, its prompt,
+its control image), not on the window it is seen in, so each frame goes through the ControlNets
+once per step, as its first window reaches it, and its residuals are kept only while windows
+still need them (at most one window's frames).
+
+Frames are final only when the last step is done: they are decoded and yielded at the end.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from typing import Iterator
+
+import numpy as np
+
+from .base import GenerationRequest, Hooks, to_uint8
+from .conditioning import identity_embeddings, text_embeddings
+from .windows import context_windows, frame_weight_sums, freenoise_sources, window_weights
+
+TEMPORAL = True
+DECODE_CHUNK = 8  # frames per VAE decode call
+
+
+def check_request(models, request: GenerationRequest) -> None:
+    """ValueError naming what stops these models from running this request."""
+    if models.motion_pipe is None:
+        raise ValueError(
+            "the animatediff pipeline needs a motion adapter: this backend was started without one"
+            " (serve --motion-adapter); use pipeline 'frames'"
+        )
+    longest = models.max_context_length
+    if longest is not None and request.params.context_length > longest:
+        raise ValueError(
+            f"context_length {request.params.context_length} is longer than the motion module sees"
+            f" ({longest} frames)"
+        )
+
+
+def initial_latents(seed: int, num_frames: int, length: int, stride: int, shape: tuple):
+    """(1, C, F, h, w) noise: the first window's frames drawn from the seed on the CPU, the rest
+    repeating them shuffled (FreeNoise), so the same seed gives the same video on every device."""
+    import torch
+
+    channels, height, width = shape
+    own = min(num_frames, length)
+    generator = torch.Generator("cpu").manual_seed(seed)
+    drawn = torch.randn((1, channels, own, height, width), generator=generator, dtype=torch.float32)
+    sources = torch.from_numpy(freenoise_sources(num_frames, length, stride, seed))
+    return drawn[:, :, sources]
+
+
+def _control_images(images, width: int, height: int, device, dtype):
+    """PIL images -> (n, 3, H, W) in [0, 1], as diffusers' ControlNet image processor makes them
+    (Lanczos resize when the size differs, no normalisation)."""
+    import torch
+    from PIL import Image
+
+    arrays = [
+        np.asarray(im if im.size == (width, height) else im.resize((width, height), Image.LANCZOS))
+        for im in images
+    ]
+    pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
+    return (pixels.to(torch.float32) / 255.0).to(device=device, dtype=dtype)
+
+
+class _ControlResiduals:
+    """The ControlNets' residuals of the frames the current window needs, computed once a step
+    per frame: a window brings in only the frames not seen yet, and frames no later window needs
+    are dropped."""
+
+    def __init__(self, models, request: GenerationRequest, step_scales: list[float], hooks: Hooks):
+        self.models = models
+        self.request = request
+        self.scales = step_scales  # one per ControlNet, 0 where it is outside its window
+        self.hooks = hooks
+        self.start = self.stop = 0  # frames [start, stop) are held
+        self.down: list | None = None  # each (2 or 1, frames, C, h, w)
+        self.mid = None
+
+    def window(self, window: range, latent_input, text, t):
+        """(down residuals, mid residual) for ``window``, shaped for the motion UNet (batch x
+        frames flattened), or (None, None) when no ControlNet acts at this step."""
+        import torch
+
+        if not any(self.scales):
+            return None, None
+        if window.stop > self.stop:
+            first_new = max(window.start, self.stop)
+            down, mid = self._run(first_new, window.stop, latent_input, text, t, window.start)
+            if self.down is None or first_new != self.stop:
+                self.down, self.mid, self.start = down, mid, first_new
+            else:
+                self.down = [torch.cat([a, b], dim=1) for a, b in zip(self.down, down)]
+                self.mid = torch.cat([self.mid, mid], dim=1)
+            self.stop = window.stop
+        drop = window.start - self.start
+        if drop > 0:
+            self.down = [d[:, drop:] for d in self.down]
+            self.mid = self.mid[:, drop:]
+            self.start = window.start
+        return [d.flatten(0, 1) for d in self.down], self.mid.flatten(0, 1)
+
+    def _run(self, first: int, stop: int, latent_input, text, t, window_start: int):
+        """Every ControlNet over frames [first, stop), summed; shaped (halves, frames, ...)."""
+        import torch
+
+        halves = latent_input.shape[0]
+        offset = first - window_start
+        count = stop - first
+        sample = latent_input[:, :, offset:].transpose(1, 2).flatten(0, 1)  # (halves*count, C, h, w)
+        text = text.unflatten(0, (halves, -1))[:, offset:].flatten(0, 1)
+        down_sum = mid_sum = None
+        request = self.request
+        images_per_net = [request.poses] if request.depths is None else [request.poses, request.depths]
+        for controlnet, images, scale in zip(self.models.controlnets, images_per_net, self.scales):
+            if not scale:
+                continue
+            control = _control_images(images[first:stop], request.width, request.height,
+                                      self.models.device, self.models.dtype)
+            down, mid = controlnet(
+                sample,
+                t,
+                encoder_hidden_states=text,
+                controlnet_cond=torch.cat([control] * halves),
+                conditioning_scale=scale,
+                return_dict=False,
+            )
+            self.hooks.count("controlnet_calls")
+            self.hooks.count("controlnet_frames", count)
+            self.hooks.counters["controlnet_most_frames"] = max(
+                count, self.hooks.counters.get("controlnet_most_frames", 0)
+            )
+            if down_sum is None:
+                down_sum, mid_sum = list(down), mid
+            else:
+                down_sum = [a + b for a, b in zip(down_sum, down)]
+                mid_sum = mid_sum + mid
+        return [d.unflatten(0, (halves, count)) for d in down_sum], mid_sum.unflatten(0, (halves, count))
+
+
+def _controlnet_keeps(request: GenerationRequest, steps: int) -> list[list[float]]:
+    """Per step, each ControlNet's scale: its conditioning scale inside its start/end window,
+    0 outside (the same rule as diffusers' ControlNet pipelines)."""
+    params = request.params
+    nets = [(params.pose_scale, params.control_start, params.control_end)]
+    if request.depths is not None:
+        nets.append((params.depth_scale, *params.depth_window))
+    return [
+        [float(scale) * (0.0 if (i / steps < start or (i + 1) / steps > end) else 1.0) for scale, start, end in nets]
+        for i in range(steps)
+    ]
+
+
+def run(models, request: GenerationRequest, hooks: Hooks) -> Iterator[tuple[int, np.ndarray]]:
+    import torch
+
+    from ..control_cache import fresh_conditioning
+
+    check_request(models, request)
+    params = request.params
+    pipe = models.motion_pipe
+    device, dtype = models.device, models.dtype
+    count = len(request.poses)
+    windows = context_windows(count, params.context_length, params.context_stride)
+    guidance = params.guidance > 1.0
+    halves = 2 if guidance else 1
+    scale_factor = models.vae_scale_factor
+    latent_shape = (pipe.unet.config.in_channels, request.height // scale_factor, request.width // scale_factor)
+    scheduler = pipe.scheduler
+
+    with torch.inference_mode():
+        prompt_embeds, negative_embeds = text_embeddings(pipe, request, device)
+        image_embeds = identity_embeddings(models, pipe, request, guidance)
+        added = None if image_embeds is None else {"image_embeds": image_embeds}
+        scheduler.set_timesteps(params.steps, device=device)
+        timesteps = scheduler.timesteps
+        latents = initial_latents(params.seed, count, params.context_length, params.context_stride, latent_shape)
+        latents = (latents * scheduler.init_noise_sigma).to(device=device, dtype=dtype)
+        generator = torch.Generator("cpu").manual_seed(params.seed)
+        step_options = pipe.prepare_extra_step_kwargs(generator, 0.0)
+        keeps = _controlnet_keeps(request, len(timesteps))
+        weights = [torch.tensor(window_weights(len(w)), device=device, dtype=torch.float32) for w in windows]
+        weight_sums = torch.tensor(frame_weight_sums(count, windows), device=device, dtype=torch.float32)
+        total = len(timesteps) * len(windows)
+        done = 0
+        for step, t in enumerate(timesteps):
+            residuals = _ControlResiduals(models, request, keeps[step], hooks)
+            prediction = None if len(windows) == 1 else torch.zeros(latents.shape, device=device, dtype=torch.float32)
+            for index, window in enumerate(windows):
+                frames = slice(window.start, window.stop)
+                window_latents = latents[:, :, frames]
+                model_input = torch.cat([window_latents] * halves) if guidance else window_latents
+                model_input = scheduler.scale_model_input(model_input, t)
+                text = prompt_embeds[frames]
+                if guidance:
+                    text = torch.cat([negative_embeds.expand(len(window), -1, -1), text])
+                with ExitStack() as caches:  # control embeddings: one per call, none kept
+                    for controlnet in models.controlnets:
+                        caches.enter_context(fresh_conditioning(controlnet))
+                    down, mid = residuals.window(window, model_input, text, t)
+                noise = pipe.unet(
+                    model_input,
+                    t,
+                    encoder_hidden_states=text,
+                    added_cond_kwargs=added,
+                    down_block_additional_residuals=down,
+                    mid_block_additional_residual=mid,
+                ).sample
+                hooks.count("unet_calls")
+                if guidance:
+                    uncond, cond = noise.chunk(2)
+                    noise = uncond + float(params.guidance) * (cond - uncond)
+                if prediction is None:
+                    prediction = noise
+                else:
+                    prediction[:, :, frames] += noise.float() * weights[index].view(1, 1, -1, 1, 1)
+                done += 1
+                hooks.report(done, total)
+            if len(windows) > 1:
+                prediction = (prediction / weight_sums.view(1, 1, -1, 1, 1)).to(dtype)
+            latents = scheduler.step(prediction, t, latents, **step_options).prev_sample
+
+        vae = pipe.vae
+        for first in range(0, count, DECODE_CHUNK):
+            chunk = latents[0, :, first : first + DECODE_CHUNK].transpose(0, 1) / vae.config.scaling_factor
+            images = vae.decode(chunk).sample.float()
+            images = (images / 2 + 0.5).permute(0, 2, 3, 1).cpu().numpy()
+            for offset, frame in enumerate(to_uint8(images)):
+                yield first + offset, frame
+

@@ -1,0 +1,212 @@
+"""What every pipeline shares: the parameters of a generation, the frames going in and out, the
+progress and cancel hooks, and the errors.
+
+A pipeline is a module with one function::
+
+    run(models, request: GenerationRequest, hooks: Hooks) -> Iterator[tuple[int, np.ndarray]]
+
+yielding (index into the request's frames, uint8 (H, W, 3) RGB frame) as frames become final:
+one by one for ``frames``, all at the end of denoising for a temporal pipeline (``TEMPORAL``
+True in its module). ``backend.pipelines.generate`` checks the input and picks the module.
+
+Images going in: ``PIL.Image.Image`` or uint8 numpy arrays (H, W, 3) RGB; (H, W) grey and
+(H, W, 4) RGBA are accepted, alpha is dropped; 16-bit grey PNGs keep their top 8 bits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from .prompts import check_schedule, parse_prompt_schedule
+from .windows import DEFAULT_CONTEXT_LENGTH, DEFAULT_CONTEXT_STRIDE
+
+FRAMES, ANIMATEDIFF = "frames", "animatediff"
+PIPELINE_NAMES = (FRAMES, ANIMATEDIFF)
+DEFAULT_IDENTITY_SCALE = 0.6
+
+
+class GenerationCancelled(Exception):
+    """Raised by a pipeline when its ``should_stop`` answered True at a denoising step."""
+
+
+class ModelNotAvailableError(ValueError):
+    """A model (hub id or folder) that cannot be loaded from here: names it and says why."""
+
+    def __init__(self, model: str, reason: str):
+        self.model = model
+        self.reason = reason
+        super().__init__(f"model {model!r} is not available: {reason}")
+
+
+@dataclass
+class GenerateParams:
+    """What one generation asks for. ``validate()`` raises ValueError naming a bad field.
+
+    pipeline: "frames" (each frame denoised on its own, from the same noise) or "animatediff"
+    (the range denoised as one video by a motion module, in context windows of
+    ``context_length`` frames every ``context_stride`` frames).
+    prompt: one prompt, or a schedule "N: prompt | M: prompt" (frame numbers); prompts: the
+    schedule as a map (wins over ``prompt``). See backend.pipelines.prompts.
+    width/height: the output size; None takes the control frames' size. Control frames of
+    another size are resized to it. Both must be multiples of 8.
+    pose_scale/depth_scale: ControlNet conditioning scales. control_start/control_end: the
+    fraction of the denoising steps during which the ControlNets act; depth_start/depth_end give
+    the depth ControlNet a window of its own (None: the same as control_start/control_end).
+    identity_scale: how strongly the reference image (IP-Adapter) steers the look; 0 = not at all.
+    batch: frames per UNet call (frames pipeline).
+    """
+
+    prompt: str = ""
+    negative: str = ""
+    seed: int = 0
+    steps: int = 20
+    guidance: float = 7.5
+    pose_scale: float = 1.0
+    depth_scale: float = 1.0
+    control_start: float = 0.0
+    control_end: float = 1.0
+    depth_start: float | None = None
+    depth_end: float | None = None
+    batch: int = 1
+    width: int | None = None
+    height: int | None = None
+    pipeline: str = FRAMES
+    context_length: int = DEFAULT_CONTEXT_LENGTH
+    context_stride: int = DEFAULT_CONTEXT_STRIDE
+    identity_scale: float = DEFAULT_IDENTITY_SCALE
+    prompts: dict | None = None
+
+    @property
+    def depth_window(self) -> tuple[float, float]:
+        """(start, end) of the depth ControlNet: its own, or the shared control window."""
+        start = self.control_start if self.depth_start is None else self.depth_start
+        end = self.control_end if self.depth_end is None else self.depth_end
+        return start, end
+
+    def prompt_schedule(self) -> dict[int, str] | None:
+        """{frame number: prompt} when prompts travel, None for one prompt for every frame."""
+        if self.prompts is not None:
+            return check_schedule(self.prompts)
+        return parse_prompt_schedule(self.prompt)
+
+    def validate(self) -> None:
+        for name in ("steps", "batch", "context_length", "context_stride"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1 (got {value!r})")
+        if self.context_stride > self.context_length:
+            raise ValueError(
+                f"context_stride ({self.context_stride}) must not exceed context_length ({self.context_length})"
+            )
+        if self.pipeline not in PIPELINE_NAMES:
+            raise ValueError(f"pipeline must be one of {', '.join(PIPELINE_NAMES)} (got {self.pipeline!r})")
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise ValueError(f"seed must be an integer in [0, 2**63) (got {self.seed!r})")
+        if not 0.0 <= self.control_start < self.control_end <= 1.0:
+            raise ValueError(
+                "control_start and control_end must satisfy 0 <= control_start < control_end <= 1"
+                f" (got {self.control_start!r}, {self.control_end!r})"
+            )
+        start, end = self.depth_window
+        if not 0.0 <= start < end <= 1.0:
+            raise ValueError(
+                "depth_start and depth_end must satisfy 0 <= depth_start < depth_end <= 1"
+                f" (got {start!r}, {end!r})"
+            )
+        for name in ("guidance", "pose_scale", "depth_scale", "identity_scale"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0 (got {value!r})")
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 8 or value % 8):
+                raise ValueError(f"{name} must be a positive multiple of 8 (got {value!r})")
+        self.prompt_schedule()  # raises on a malformed schedule
+
+
+@dataclass
+class GenerationRequest:
+    """One generation, checked: PIL RGB control images (pose, and depth or None), the frame
+    numbers they stand for (prompt schedules use them), the output size, the reference image
+    (PIL RGB or None)."""
+
+    poses: Sequence
+    depths: Sequence | None
+    params: GenerateParams
+    frame_numbers: list[int]
+    width: int
+    height: int
+    reference: Any = None
+
+
+@dataclass
+class Hooks:
+    """progress(done, total): denoising work done so far (steps x frames or steps x windows).
+    should_stop(): asked after every step (every window's step); True ends the run with
+    GenerationCancelled."""
+
+    progress: Callable[[int, int], Any] | None = None
+    should_stop: Callable[[], bool] | None = None
+    counters: dict = field(default_factory=dict)  # what a pipeline counts (tests, benches)
+
+    def report(self, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(done, total)
+        if self.should_stop is not None and self.should_stop():
+            raise GenerationCancelled("generation cancelled at a denoising step")
+
+    def count(self, name: str, amount: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + amount
+
+
+# --- frames in ----------------------------------------------------------------------------------
+
+# Pillow's modes for 16-bit grey PNGs (16-bit depth maps); convert("RGB") would clip them at 255.
+_WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I")
+
+
+def rgb8(image):
+    """A PIL image as 8-bit RGB; 16-bit grey keeps its top 8 bits instead of being clipped."""
+    from PIL import Image
+
+    if image.mode in _WIDE_GREY_MODES:
+        grey = (np.asarray(image, dtype=np.uint32) >> 8).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    return image.convert("RGB")
+
+
+def to_pil(frame, what: str, index: int):
+    """One input frame as a PIL RGB image; ValueError naming the frame when it is not one."""
+    from PIL import Image
+
+    if isinstance(frame, Image.Image):
+        return rgb8(frame)
+    if not isinstance(frame, np.ndarray):
+        raise ValueError(f"{what} frame {index} is not an image (got {type(frame).__name__})")
+    if frame.dtype != np.uint8:
+        raise ValueError(f"{what} frame {index} must be uint8 (got {frame.dtype})")
+    if frame.ndim == 2:
+        frame = np.repeat(frame[:, :, None], 3, axis=2)
+    if frame.ndim != 3 or frame.shape[2] not in (3, 4) or 0 in frame.shape[:2]:
+        raise ValueError(f"{what} frame {index} must have shape (H, W, 3) (got {frame.shape})")
+    return Image.fromarray(np.ascontiguousarray(frame[:, :, :3]), "RGB")
+
+
+def frames_to_pil(frames: Iterable, what: str) -> list:
+    if frames is None:
+        raise ValueError(f"no {what} frames given")
+    images = [to_pil(f, what, i) for i, f in enumerate(frames)]
+    if not images:
+        raise ValueError(f"no {what} frames given (empty list)")
+    sizes = {im.size for im in images}
+    if len(sizes) > 1:
+        raise ValueError(f"{what} frames differ in size: {sorted(sizes)} (width, height)")
+    return images
+
+
+def to_uint8(images) -> np.ndarray:
+    """Decoded frames in [0, 1] (numpy or torch, (N, H, W, 3)) -> uint8, rounded."""
+    return (np.clip(np.asarray(images, dtype=np.float32), 0.0, 1.0) * 255.0).round().astype(np.uint8)
