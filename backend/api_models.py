@@ -68,12 +68,24 @@ class JobFrame(_Strict):
     depth: str | None = Field(None, description="the depth map, a base64 PNG (every frame or none)")
 
 
+class LeadFrame(_Strict):
+    frame: int = Field(description="frame number, before the job's frames")
+    pose: str = Field(description="its pose map, a base64 PNG")
+    depth: str | None = Field(None, description="its depth map, a base64 PNG (when the frames have depth)")
+    image: str = Field(description="the frame as generated before, a base64 PNG")
+
+
 class JobRequest(_Strict):
     name: str = Field("", max_length=200)
     params: JobParams = Field(default_factory=JobParams)
     frames: list[JobFrame]
     reference: str | None = Field(
         None, description="identity reference of the character, a base64 PNG (needs the IP-Adapter)"
+    )
+    lead: list[LeadFrame] = Field(
+        default_factory=list,
+        description="temporal pipelines: frames generated before (a previous segment's last ones) that the"
+        " video continues from; they come before the job's frames and are not generated again",
     )
 
 

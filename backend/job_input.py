@@ -63,12 +63,17 @@ def _size_text(size: tuple[int, int]) -> str:
     return f"{size[0]}x{size[1]}"
 
 
-def decode_frames(frames, *, has_depth: bool) -> list[FrameInput]:
-    """``frames``: objects with .frame, .pose, .depth (api_models.JobFrame). Checks: not empty,
-    unique frame numbers, depth for all frames or none, depth only with a depth ControlNet,
-    every image decodable, all pose images one size, each depth image its pose's size."""
+def decode_frames(frames, *, has_depth: bool, lead=()) -> list[FrameInput]:
+    """``frames``: objects with .frame, .pose, .depth (api_models.JobFrame); ``lead``: frames
+    generated before (api_models.LeadFrame, with .image), which come first in the result with
+    ``given`` set. Checks: not empty, unique frame numbers, lead frames before the others, depth
+    for all frames or none, depth only with a depth ControlNet, every image decodable, all pose
+    images one size, each depth image its pose's size."""
     if not frames:
         raise BadJobInput("empty job: no frames given")
+    if lead and max(f.frame for f in lead) >= min(f.frame for f in frames):
+        raise BadJobInput("lead frames must come before the job's frames (lower frame numbers)")
+    frames = [*lead, *frames]
     seen, duplicates = set(), []
     for f in frames:
         if f.frame in seen and f.frame not in duplicates:
@@ -101,7 +106,10 @@ def decode_frames(frames, *, has_depth: bool) -> list[FrameInput]:
                     f"frame {f.frame}: pose/depth size mismatch: pose is {_size_text(pose_size)},"
                     f" depth {_size_text(depth_size)}"
                 )
-        decoded.append(FrameInput(f.frame, pose, depth))
+        given = getattr(f, "image", None)
+        if given is not None:
+            given, _ = _image_bytes(given, f"lead frame {f.frame} image")
+        decoded.append(FrameInput(f.frame, pose, depth, given))
     return decoded
 
 

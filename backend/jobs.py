@@ -63,6 +63,7 @@ class FrameInput:
     frame: int
     pose: Any
     depth: Any = None
+    given: Any = None  # a lead frame's generated image: the video continues from it
 
 
 @dataclass
@@ -160,15 +161,16 @@ class JobQueue:
 
     def submit(self, frames: list[FrameInput], params: GenerateParams, name: str = "", reference=None) -> Job:
         """Queue a job (frames already checked by the caller); return its record. reference:
-        the identity reference image (PNG bytes or PIL image) or None."""
+        the identity reference image (PNG bytes or PIL image) or None. Frames with ``given``
+        images (lead frames) come first; they condition a temporal job and are not made."""
         params.validate()
-        if not frames:
+        if not frames or all(f.given is not None for f in frames):
             raise ValueError("empty job: no frames")
         job_id = secrets.token_hex(8)
         job = Job(
             id=job_id,
             name=name,
-            frames=[f.frame for f in frames],
+            frames=[f.frame for f in frames if f.given is None],
             params=params,
             folder=self.work_dir / job_id,
             inputs=list(frames),
@@ -355,6 +357,7 @@ class JobQueue:
         poses = [_decode(f.pose) for f in inputs]
         depths = None if inputs[0].depth is None else [_decode(f.depth) for f in inputs]
         reference = self._decode_reference(job)
+        known = {i: _decode(f.given) for i, f in enumerate(inputs) if f.given is not None}
         job.codec_seconds += time.perf_counter() - clock
 
         def on_progress(done, work):
@@ -369,6 +372,7 @@ class JobQueue:
             job.params,
             reference=reference,
             frame_numbers=[f.frame for f in inputs],
+            known=known,
             on_progress=on_progress,
             should_stop=lambda: job.cancel_requested,
         )
@@ -381,8 +385,8 @@ class JobQueue:
             _write_png(frame, staging / frame_filename(number))
             job.codec_seconds += time.perf_counter() - clock
             written.append(number)
-        if len(written) != len(inputs):
-            raise RuntimeError(f"the pipeline returned {len(written)} of {len(inputs)} frames")
+        if len(written) != len(job.frames):
+            raise RuntimeError(f"the pipeline returned {len(written)} of {len(job.frames)} frames")
         for number in written:
             os.replace(staging / frame_filename(number), job.frame_path(number))
         staging.rmdir()

@@ -27,7 +27,7 @@ from .api_models import ErrorBody, Health, JobList, JobRequest, JobStatus
 from .guards import BearerTokenGuard, BodySizeLimit, LocalHostGuard
 from .job_input import BadJobInput, decode_frames, decode_reference, frame_size
 from .jobs import JobQueue
-from .pipelines import ANIMATEDIFF, GenerateParams
+from .pipelines import ANIMATEDIFF, GenerateParams, is_temporal
 
 DTYPE_NAMES = {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32"}
 
@@ -202,7 +202,7 @@ def create_app(
                 f"too many frames: {len(request.frames)}, the limit is {limits.max_frames} (--max-frames)",
             )
         try:
-            frames = decode_frames(request.frames, has_depth=backend.pipe.has_depth)
+            frames = decode_frames(request.frames, has_depth=backend.pipe.has_depth, lead=request.lead)
         except BadJobInput as exc:
             raise HTTPException(400, str(exc)) from None
         values = request.params.model_dump()
@@ -212,6 +212,12 @@ def create_app(
             values["pipeline"] = backend.pipe.default_pipeline
         params = GenerateParams(**values)
         _check_params(params, backend.pipe)
+        if request.lead and not is_temporal(params.pipeline):
+            raise HTTPException(400, f"lead frames need a temporal pipeline (animatediff), not {params.pipeline!r}")
+        if len(request.lead) >= params.context_length:
+            raise HTTPException(
+                400, f"{len(request.lead)} lead frames leave no room in a context window of {params.context_length}"
+            )
         reference = None
         if request.reference is not None:
             if not backend.pipe.has_ip_adapter:

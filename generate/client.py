@@ -86,13 +86,22 @@ def _read_bytes(path) -> bytes:
         raise ControlFolderError(f"{path}: cannot be read ({error.strerror or error})") from None
 
 
+def _b64_file(path) -> str:
+    return base64.b64encode(_read_bytes(path)).decode("ascii")
+
+
 def encode_frame(frame: ControlFrame) -> dict:
     """One ``frames[]`` entry: the files' own PNG bytes in base64 (never decoded and re-encoded,
     so what is sent is exactly what the manifest hashed)."""
-    entry = {"frame": int(frame.frame), "pose": base64.b64encode(_read_bytes(frame.pose)).decode("ascii")}
+    entry = {"frame": int(frame.frame), "pose": _b64_file(frame.pose)}
     if frame.depth is not None:
-        entry["depth"] = base64.b64encode(_read_bytes(frame.depth)).decode("ascii")
+        entry["depth"] = _b64_file(frame.depth)
     return entry
+
+
+def encode_lead_frame(frame: ControlFrame, image) -> dict:
+    """One ``lead[]`` entry: a frame generated before (``image``, its PNG file) with its controls."""
+    return {**encode_frame(frame), "image": _b64_file(image)}
 
 
 class BackendClient:
@@ -135,11 +144,25 @@ class BackendClient:
             raise BackendNotReady(message, url=self.url, state=state, health=data)
         return data
 
-    def submit(self, params: dict, frames: list[ControlFrame], name: str | None = None) -> dict:
-        """``POST /jobs``: queue a job for these frames; returns its status (``id``, ``state``...)."""
+    def submit(
+        self,
+        params: dict,
+        frames: list[ControlFrame],
+        name: str | None = None,
+        *,
+        reference=None,
+        lead: list[tuple[ControlFrame, object]] = (),
+    ) -> dict:
+        """``POST /jobs``: queue a job for these frames; returns its status (``id``, ``state``...).
+        reference: the identity reference's PNG file, or None. lead: (control frame, PNG file of
+        the frame generated before) pairs a temporal job continues from."""
         document = {"params": dict(params or {}), "frames": [encode_frame(f) for f in frames]}
         if name:
             document["name"] = str(name)
+        if reference is not None:
+            document["reference"] = _b64_file(reference)
+        if lead:
+            document["lead"] = [encode_lead_frame(frame, image) for frame, image in lead]
         body = json.dumps(document).encode("utf-8")
         status, _, answer = self._request("POST", "/jobs", body, timeout=self.submit_timeout)
         return self._json(status, answer)

@@ -40,7 +40,20 @@ MANIFEST_VERSION = 1
 PARAM_DEFAULTS = {
     "prompt": "", "negative": "", "seed": 0, "steps": 20, "guidance": 7.5, "pose_scale": 1.0,
     "depth_scale": 1.0, "control_start": 0.0, "control_end": 1.0, "width": None, "height": None,
+    "context_length": 16, "context_stride": 4, "identity_scale": 0.6, "prompts": None,
 }
+# Pipelines whose frames are made together, as one video (backend/pipelines: TEMPORAL).
+TEMPORAL_PIPELINES = ("animatediff",)
+_TEMPORAL_ONLY = ("context_length", "context_stride")
+
+
+def effective_pipeline(params: dict, health: dict) -> str:
+    """The pipeline a job with these params runs: the one named, else the backend's default."""
+    return (params or {}).get("pipeline") or (health.get("pipelines") or ["frames"])[0]
+
+
+def is_temporal(pipeline: str) -> bool:
+    return pipeline in TEMPORAL_PIPELINES
 # Parameters that change speed, not pixels: a frame's result does not depend on its batch.
 _NOT_PIXELS = {"batch"}
 _FLOAT_PARAMS = {k for k, v in PARAM_DEFAULTS.items() if isinstance(v, float)}
@@ -51,19 +64,33 @@ def output_path(out_dir, frame: int) -> Path:
     return Path(out_dir) / frame_file_name(OUTPUT_PREFIX, frame)
 
 
-def generation_settings(params: dict, health: dict, uses_depth: bool) -> dict:
-    """The settings that decide the pixels: params (defaults filled in, speed-only ones dropped)
-    and the backend's model ids from ``/health``.
+def generation_settings(
+    params: dict, health: dict, uses_depth: bool, reference_hash: str | None = None, segment: int | None = None
+) -> dict:
+    """The settings that decide the pixels: params (defaults filled in, the pipeline resolved,
+    speed-only ones dropped), the identity reference's hash, the segment length of a temporal
+    pipeline, and the backend's model ids from ``/health``.
 
     Device and dtype are left out on purpose: fp16 vs fp32 or CPU vs GPU change pixels only by
     rounding, and calling a whole shot stale for that would push users to overwrite good work.
-    Without depth maps the depth scale cannot matter, so it is dropped too.
+    What cannot matter is dropped too: the depth scale without depth maps, the identity scale
+    without a reference, the context windows for the per-frame pipeline.
     """
     merged = {**PARAM_DEFAULTS, **(params or {})}
+    merged["pipeline"] = effective_pipeline(params, health)
     for key in _NOT_PIXELS:
         merged.pop(key, None)
     if not uses_depth:
         merged.pop("depth_scale", None)
+    if reference_hash is None:
+        merged.pop("identity_scale", None)
+    else:
+        merged["reference"] = reference_hash
+    if is_temporal(merged["pipeline"]):
+        merged["segment"] = segment
+    else:
+        for key in _TEMPORAL_ONLY:
+            merged.pop(key, None)
     for key in _FLOAT_PARAMS & merged.keys():
         value = merged[key]
         if isinstance(value, int) and not isinstance(value, bool):
@@ -76,7 +103,7 @@ def settings_hash(settings: dict) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _file_hash(path) -> str:
+def file_hash(path) -> str:
     digest = hashlib.sha256()
     try:
         with open(path, "rb") as handle:
@@ -89,7 +116,7 @@ def _file_hash(path) -> str:
 
 def control_hashes(frame: ControlFrame) -> dict:
     """``{"pose": sha256, "depth": sha256 or None}`` of the files' bytes as they are sent."""
-    return {"pose": _file_hash(frame.pose), "depth": _file_hash(frame.depth) if frame.depth else None}
+    return {"pose": file_hash(frame.pose), "depth": file_hash(frame.depth) if frame.depth else None}
 
 
 def _empty_manifest() -> dict:

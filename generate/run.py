@@ -17,6 +17,14 @@ from "made with another model".
 The backend dying mid-job, or failing the job, ends the run with a message saying how many
 frames are saved and that running again makes only the missing ones; saved frames are never
 removed.
+
+Temporal pipelines (animatediff) make a job's frames together, as one video, so the work is cut
+differently: each unbroken run of frames to make is one video, or with ``segment`` one job per
+``segment`` frames, made one after another. A job whose frame just before it is already made
+(an earlier segment, or frames kept from an earlier run) gets up to ``lead`` of those frames as
+lead frames: the backend continues the video from them, so the join does not jump. A segment's
+frames land when it finishes; a crash keeps every finished segment, and the next run goes on
+from the first segment not made.
 """
 from __future__ import annotations
 
@@ -67,12 +75,28 @@ class _JobEnded(Exception):
         self.state = state
 
 
-def plan_generation(client: BackendClient, out_dir, controls: list[ControlFrame], params: dict):
+DEFAULT_LEAD = 4  # lead frames a segment continues from
+
+
+def check_reference(reference) -> Path | None:
+    """The identity reference as a Path; ControlFolderError naming it when it is not a file."""
+    if reference is None:
+        return None
+    path = Path(reference)
+    if not path.is_file():
+        raise ControlFolderError(f"identity reference {path}: no such file")
+    return path
+
+
+def plan_generation(client: BackendClient, out_dir, controls: list[ControlFrame], params: dict,
+                    reference=None, segment: int | None = None):
     """(plan, health): what a run would do, e.g. for a dialog asking to overwrite stale frames.
     Asks ``/health`` (quick) for the model ids that are part of the settings."""
+    reference = check_reference(reference)
     health = client.health()
     uses_depth = any(c.depth is not None for c in controls)
-    settings = job_folder.generation_settings(params, health, uses_depth)
+    reference_hash = job_folder.file_hash(reference) if reference is not None else None
+    settings = job_folder.generation_settings(params, health, uses_depth, reference_hash, segment)
     return job_folder.plan(out_dir, settings, controls), health
 
 
@@ -82,6 +106,9 @@ class GenerationRun:
     ``overwrite`` also regenerates stale frames (made with other settings or controls).
     ``max_job_frames`` splits the work into jobs of at most that many frames (None: one job; a
     413 "request too large" answer halves the job size on its own).
+    ``reference``: the identity reference image (a PNG file) or None. Temporal pipelines only:
+    ``segment`` frames per job (None: each unbroken run of frames is one video), ``lead``
+    frames a job continues from.
     """
 
     def __init__(
@@ -95,6 +122,9 @@ class GenerationRun:
         name: str | None = None,
         poll_interval: float = POLL_INTERVAL,
         max_job_frames: int | None = None,
+        reference=None,
+        segment: int | None = None,
+        lead: int = DEFAULT_LEAD,
     ):
         self.client = client
         self.out_dir = Path(out_dir)
@@ -104,6 +134,11 @@ class GenerationRun:
         self.name = name or self.out_dir.name
         self.poll_interval = float(poll_interval)
         self.max_job_frames = max_job_frames
+        self.reference = None if reference is None else Path(reference)
+        if segment is not None and segment < 1:
+            raise ValueError(f"segment must be at least 1 frame (got {segment})")
+        self.segment = segment
+        self.lead = max(0, int(lead))
         self.plan: job_folder.Plan | None = None
         self.health: dict | None = None
         self.job_ids: list[str] = []  # every job this run submitted, in order
@@ -246,7 +281,9 @@ class GenerationRun:
     def _work(self) -> None:
         self._update(state=CHECKING, message=f"asking the backend at {self.client.url}")
         self._check_cancel()
-        self.plan, self.health = plan_generation(self.client, self.out_dir, self.controls, self.params)
+        self.plan, self.health = plan_generation(
+            self.client, self.out_dir, self.controls, self.params, self.reference, self.segment
+        )
         plan = self.plan
         todo = plan.to_generate(self.overwrite)
         kept = "" if self.overwrite or not plan.stale else (
@@ -260,12 +297,17 @@ class GenerationRun:
         with self._lock:
             self._writer = job_folder.FrameWriter(plan, self.overwrite, info)
         self._update(state=RUNNING, frames_to_make=len(todo), message=f"sending {len(todo)} frame(s)")
+        if job_folder.is_temporal(job_folder.effective_pipeline(self.params, self.health)):
+            self._make_videos(todo)
+            self._finish(DONE, f"generated {len(todo)} frame(s) into {plan.out_dir}{kept}")
+            return
         pending = list(todo)
         size = self.max_job_frames or len(pending)
         while pending:
             chunk = pending[:size]
             try:
-                job = self.client.submit(self.params, plan.control_frames(chunk), name=self.name)
+                job = self.client.submit(self.params, plan.control_frames(chunk), name=self.name,
+                                         reference=self.reference)
             except BackendRequestError as error:
                 if error.status == 413 and len(chunk) > 1:
                     size = max(1, len(chunk) // 2)  # too large for the backend: smaller jobs
@@ -277,6 +319,48 @@ class GenerationRun:
             self._follow(job, done_before=len(todo) - len(pending), todo=len(todo))
             pending = pending[len(chunk):]
         self._finish(DONE, f"generated {len(todo)} frame(s) into {plan.out_dir}{kept}")
+
+    def _make_videos(self, todo: list[int]) -> None:
+        """Temporal pipelines: one job per video unit, in order, each continuing from the frames
+        made just before it."""
+        plan = self.plan
+        units = video_units(list(plan.controls), todo, self.segment or self.max_job_frames)
+        context = int(self.params.get("context_length") or job_folder.PARAM_DEFAULTS["context_length"])
+        most_lead = min(self.lead, context - 1)
+        done_before = 0
+        for unit in units:
+            self._check_cancel()
+            lead = self._lead_frames(unit[0], most_lead)
+            try:
+                job = self.client.submit(
+                    self.params, plan.control_frames(unit), name=self.name, reference=self.reference,
+                    lead=[(plan.controls[f], job_folder.output_path(plan.out_dir, f)) for f in lead],
+                )
+            except BackendRequestError as error:
+                if error.status == 413:
+                    raise BackendRequestError(
+                        f"{error}; a video of {len(unit)} frames is too large for one job on this backend:"
+                        " set a segment length (frames per job) or raise the backend's limits",
+                        url=error.url, status=error.status, detail=error.detail,
+                    ) from None
+                raise
+            self._job_id, self._job_finished = job["id"], False
+            self.job_ids.append(job["id"])
+            self._update(job_id=job["id"])
+            self._follow(job, done_before=done_before, todo=len(todo))
+            done_before += len(unit)
+
+    def _lead_frames(self, first: int, most: int) -> list[int]:
+        """Up to ``most`` frames right before ``first`` (in control order) that are made with these
+        settings (earlier, or by this run): what the next video continues from."""
+        order = list(self.plan.controls)
+        usable = set(self.plan.done) | set(self._writer.written)
+        lead = []
+        for frame in reversed(order[: order.index(first)]):
+            if len(lead) == most or frame not in usable:
+                break
+            lead.append(frame)
+        return lead[::-1]
 
     def _call(self, function, *args):
         """A read-only request, retried a little when nobody answers (see RETRIES)."""
@@ -333,3 +417,24 @@ class GenerationRun:
                         FAILED, f"the backend at {self.client.url} no longer knows job {job_id} (was it restarted?)"
                     ) from None
                 raise
+
+
+def video_units(order: list[int], todo: list[int], segment: int | None) -> list[list[int]]:
+    """The jobs of a temporal run: each unbroken run of ``todo`` frames in ``order`` (frames that
+    follow each other with no made frame between them) is one video, cut into pieces of
+    ``segment`` frames when given."""
+    wanted = set(todo)
+    runs: list[list[int]] = []
+    previous_wanted = False
+    for frame in order:
+        if frame in wanted:
+            if previous_wanted:
+                runs[-1].append(frame)
+            else:
+                runs.append([frame])
+        previous_wanted = frame in wanted
+    units = []
+    for run in runs:
+        size = segment or len(run)
+        units += [run[i : i + size] for i in range(0, len(run), size)]
+    return units

@@ -54,8 +54,11 @@ def make_request(
     *,
     reference=None,
     frame_numbers: Sequence[int] | None = None,
+    known: dict | None = None,
 ) -> GenerationRequest:
-    """Check everything a run needs before anything runs; ValueError names the problem."""
+    """Check everything a run needs before anything runs; ValueError names the problem.
+    known: {index: image} of frames already generated that the video continues from (temporal
+    pipelines; the first indices)."""
     params.validate()
     poses = frames_to_pil(pose_frames, "pose")
     depths = None
@@ -81,7 +84,14 @@ def make_request(
     numbers = list(range(len(poses))) if frame_numbers is None else [int(n) for n in frame_numbers]
     if len(numbers) != len(poses):
         raise ValueError(f"{len(numbers)} frame numbers for {len(poses)} frames")
-    request = GenerationRequest(poses, depths, params, numbers, width, height, reference)
+    known = dict(known or {})
+    if known:
+        if not is_temporal(params.pipeline):
+            raise ValueError(f"given (lead) frames need a temporal pipeline, not {params.pipeline!r}")
+        if sorted(known) != list(range(len(known))) or len(known) >= len(poses):
+            raise ValueError("given (lead) frames must be the first frames of the request, with frames after them")
+        known = {i: to_pil(image, "given", i) for i, image in known.items()}
+    request = GenerationRequest(poses, depths, params, numbers, width, height, reference, known)
     if params.pipeline == ANIMATEDIFF:
         animatediff.check_request(models, request)
     return request
@@ -95,12 +105,14 @@ def generate(
     *,
     reference=None,
     frame_numbers: Sequence[int] | None = None,
+    known: dict | None = None,
     on_progress: Callable[[int, int], Any] | None = None,
     should_stop: Callable[[], bool] | None = None,
     hooks: Hooks | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Generate one frame per pose frame with ``params.pipeline``; yield (index, uint8 (H, W, 3)
-    RGB frame) as frames become final (in index order).
+    RGB frame) as frames become final (in index order). known: {index: image} of the first
+    frames, already generated: the video continues from them and they are not yielded.
 
     Input is checked here, before anything runs (ValueError naming the problem). on_progress(done,
     total) follows the denoising work; should_stop() is asked after every step (every window's
@@ -108,7 +120,9 @@ def generate(
     yielded. hooks: a Hooks to use instead (its counters say what ran).
     """
     params = params or GenerateParams()
-    request = make_request(models, pose_frames, depth_frames, params, reference=reference, frame_numbers=frame_numbers)
+    request = make_request(
+        models, pose_frames, depth_frames, params, reference=reference, frame_numbers=frame_numbers, known=known
+    )
     hooks = hooks or Hooks()
     if on_progress is not None:
         hooks.progress = on_progress

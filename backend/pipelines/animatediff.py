@@ -16,6 +16,10 @@ once per step, as its first window reaches it, and its residuals are kept only w
 still need them (at most one window's frames).
 
 Frames are final only when the last step is done: they are decoded and yielded at the end.
+
+Known frames (a previous segment's last frames, given at the start of the request) are held to
+their images: their latents are the images' encodings, noised to each step's level, so the motion
+module sees them and the new frames continue the motion and look across the join.
 """
 
 from __future__ import annotations
@@ -163,6 +167,34 @@ def _controlnet_keeps(request: GenerationRequest, steps: int) -> list[list[float
     ]
 
 
+class _KnownFrames:
+    """The latents of the known frames, noised to each step's level."""
+
+    def __init__(self, pipe, request: GenerationRequest, noise, device, dtype):
+        import torch
+
+        self.count = len(request.known)
+        if not self.count:
+            return
+        images = _control_images([request.known[i] for i in range(self.count)], request.width,
+                                 request.height, device, dtype)
+        encoded = pipe.vae.encode(images * 2.0 - 1.0).latent_dist.mean * pipe.vae.config.scaling_factor
+        self.clean = encoded.transpose(0, 1).unsqueeze(0)  # (1, C, k, h, w)
+        self.noise = noise[:, :, : self.count].to(device=device, dtype=dtype)
+        self.scheduler = pipe.scheduler
+        self._torch = torch
+
+    def hold(self, latents, timestep) -> None:
+        """Set the known frames' latents to their images at ``timestep``'s noise (None: clean)."""
+        if not self.count:
+            return
+        if timestep is None:
+            latents[:, :, : self.count] = self.clean
+        else:
+            t = self._torch.as_tensor([timestep]).to(latents.device)
+            latents[:, :, : self.count] = self.scheduler.add_noise(self.clean, self.noise, t)
+
+
 def run(models, request: GenerationRequest, hooks: Hooks) -> Iterator[tuple[int, np.ndarray]]:
     import torch
 
@@ -186,8 +218,10 @@ def run(models, request: GenerationRequest, hooks: Hooks) -> Iterator[tuple[int,
         added = None if image_embeds is None else {"image_embeds": image_embeds}
         scheduler.set_timesteps(params.steps, device=device)
         timesteps = scheduler.timesteps
-        latents = initial_latents(params.seed, count, params.context_length, params.context_stride, latent_shape)
-        latents = (latents * scheduler.init_noise_sigma).to(device=device, dtype=dtype)
+        noise = initial_latents(params.seed, count, params.context_length, params.context_stride, latent_shape)
+        latents = (noise * scheduler.init_noise_sigma).to(device=device, dtype=dtype)
+        known = _KnownFrames(pipe, request, noise, device, dtype)
+        known.hold(latents, timesteps[0])
         generator = torch.Generator("cpu").manual_seed(params.seed)
         step_options = pipe.prepare_extra_step_kwargs(generator, 0.0)
         keeps = _controlnet_keeps(request, len(timesteps))
@@ -231,9 +265,10 @@ def run(models, request: GenerationRequest, hooks: Hooks) -> Iterator[tuple[int,
             if len(windows) > 1:
                 prediction = (prediction / weight_sums.view(1, 1, -1, 1, 1)).to(dtype)
             latents = scheduler.step(prediction, t, latents, **step_options).prev_sample
+            known.hold(latents, timesteps[step + 1] if step + 1 < len(timesteps) else None)
 
         vae = pipe.vae
-        for first in range(0, count, DECODE_CHUNK):
+        for first in range(known.count, count, DECODE_CHUNK):
             chunk = latents[0, :, first : first + DECODE_CHUNK].transpose(0, 1) / vae.config.scaling_factor
             images = vae.decode(chunk).sample.float()
             images = (images / 2 + 0.5).permute(0, 2, 3, 1).cpu().numpy()

@@ -131,7 +131,9 @@ class GenerateParams:
 class GenerationRequest:
     """One generation, checked: PIL RGB control images (pose, and depth or None), the frame
     numbers they stand for (prompt schedules use them), the output size, the reference image
-    (PIL RGB or None)."""
+    (PIL RGB or None), and ``known``: {index: PIL RGB image} of frames already generated (a
+    previous segment's last frames, at the start of the request), which the video continues
+    from; a pipeline does not yield them."""
 
     poses: Sequence
     depths: Sequence | None
@@ -140,6 +142,7 @@ class GenerationRequest:
     width: int
     height: int
     reference: Any = None
+    known: dict = field(default_factory=dict)
 
 
 @dataclass

@@ -4,23 +4,23 @@ IP-Adapter image embedding."""
 
 from __future__ import annotations
 
-import torch
-
 from .base import GenerationRequest
 from .prompts import prompt_blend
 
 
-def _encode(pipe, prompts: list[str], device) -> torch.Tensor:
+def _encode(pipe, prompts: list[str], device):
     """(len(prompts), tokens, dim) text embeddings, without guidance's negative half."""
     embeds, _ = pipe.encode_prompt(prompts, device, 1, False)
     return embeds
 
 
-def text_embeddings(pipe, request: GenerationRequest, device) -> tuple[torch.Tensor, torch.Tensor]:
+def text_embeddings(pipe, request: GenerationRequest, device):
     """(per-frame embeddings (F, tokens, dim), negative embedding (1, tokens, dim)).
 
     Each distinct prompt is encoded once; with a schedule a frame between two keys mixes the two
     prompts' embeddings linearly (backend.pipelines.prompts)."""
+    import torch
+
     params = request.params
     negative = _encode(pipe, [params.negative], device)
     schedule = params.prompt_schedule()
@@ -44,6 +44,8 @@ def identity_embeddings(models, pipe, request: GenerationRequest, guidance: bool
     Without a reference (or at identity_scale 0) the scale is 0: the adapter's attention is
     skipped and the frames equal those of a model without it. The UNet still wants an image
     embedding then, so it gets zeros."""
+    import torch
+
     if not models.has_ip_adapter:
         return None
     scale = float(request.params.identity_scale) if request.reference is not None else 0.0

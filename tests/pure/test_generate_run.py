@@ -20,7 +20,7 @@ if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 import backend_process  # noqa: E402  (stdlib only; starts the backend in its own venv)
 
-PARAMS = {"steps": 2, "seed": 0, "prompt": "a dancer"}
+PARAMS = {"steps": 2, "seed": 0, "prompt": "a dancer", "pipeline": "frames"}  # frames land one by one
 FAIL_AT = 3  # the quirky backend fails any job at this frame
 
 
@@ -177,7 +177,7 @@ def test_backend_killed_mid_job_keeps_saved_frames_and_a_rerun_makes_only_the_re
 
 def test_cancel_deletes_the_job_on_the_backend(client, tmp_path):
     # A long job ahead keeps ours queued, so the cancel surely reaches it before it finishes.
-    blocker = client.submit({"steps": 2, "batch": 1, "width": 256, "height": 256},
+    blocker = client.submit({"steps": 2, "batch": 1, "width": 256, "height": 256, "pipeline": "frames"},
                             control_frames(write_poses(tmp_path / "blocker", range(1, 61))))
     try:
         controls = control_frames(write_poses(tmp_path / "poses", [1, 2, 3]))
