@@ -26,3 +26,19 @@ def pipe(tiny_model):
         device="cpu",
         local_files_only=True,
     )
+
+
+@pytest.fixture(scope="session")
+def video_models(tiny_model):
+    """The tiny set with its motion adapter and IP-Adapter (both pipelines, identity), on the CPU."""
+    from backend.models import load_models
+
+    return load_models(
+        str(tiny_model.base),
+        str(tiny_model.openpose),
+        str(tiny_model.depth),
+        device="cpu",
+        local_files_only=True,
+        motion_adapter=str(tiny_model.motion_adapter),
+        ip_adapter=str(tiny_model.ip_adapter),
+    )

@@ -133,7 +133,7 @@ def test_indices_and_pil_input(pipe):
     pil_poses = [Image.fromarray(p) for p in POSES[:3]]
     seen = list(generate(pipe, pil_poses, None, params))
     assert [i for i, _ in seen] == [0, 1, 2]
-    for (_, g), h in zip(seen, run(pipe, POSES[:3])):
+    for (_, g), h in zip(seen, run(pipe, POSES[:3], batch=2)):
         assert np.array_equal(g, h)
 
 
