@@ -259,14 +259,18 @@ class FrameWriter:
     def manifest_path(self) -> Path:
         return self.plan.out_dir / MANIFEST_NAME
 
-    def write(self, frame: int, png: bytes) -> Path:
-        """Write ``frame`` (PNG bytes as downloaded) to ``frame_NNNN.png`` and record it."""
+    def write(self, frame: int, png: bytes, video: dict | None = None) -> Path:
+        """Write ``frame`` (PNG bytes as downloaded) to ``frame_NNNN.png`` and record it.
+        video: for a temporal pipeline, which frames were made together with it (``frames``:
+        first and last, ``lead``: the frames it continued from, ``job``: the backend's job id)."""
         if frame not in self.allowed:
             raise ValueError(f"frame {frame} was not planned for generation into {self.plan.out_dir}")
         self.plan.out_dir.mkdir(parents=True, exist_ok=True)
         path = output_path(self.plan.out_dir, frame)
         write_bytes_atomic(path, png)
         record = {"file": path.name, "settings": self.plan.settings_hash, **self.plan.hashes[frame], **self.info}
+        if video is not None:
+            record["video"] = video
         self._manifest["settings"][self.plan.settings_hash] = self.plan.settings
         self._manifest["frames"][str(frame)] = record
         # Keep only the settings some frame still refers to, so the manifest does not grow forever.

@@ -139,6 +139,7 @@ class GenerationRun:
             raise ValueError(f"segment must be at least 1 frame (got {segment})")
         self.segment = segment
         self.lead = max(0, int(lead))
+        self._videos: dict[str, dict] = {}  # temporal job id -> what its frames record as "video"
         self.plan: job_folder.Plan | None = None
         self.health: dict | None = None
         self.job_ids: list[str] = []  # every job this run submitted, in order
@@ -344,6 +345,7 @@ class GenerationRun:
                         url=error.url, status=error.status, detail=error.detail,
                     ) from None
                 raise
+            self._videos[job["id"]] = {"job": job["id"], "frames": [unit[0], unit[-1]], "lead": lead}
             self._job_id, self._job_finished = job["id"], False
             self.job_ids.append(job["id"])
             self._update(job_id=job["id"])
@@ -378,7 +380,7 @@ class GenerationRun:
             if frame not in written:
                 png = self._call(self.client.download_frame, job_id, frame)
                 with self._lock:
-                    self._writer.write(frame, png)
+                    self._writer.write(frame, png, self._videos.get(job_id))
                 self._update(frames_written=len(self._writer.written))
 
     def _follow(self, job: dict, done_before: int, todo: int) -> None:

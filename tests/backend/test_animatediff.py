@@ -198,3 +198,14 @@ def test_models_share_weights_and_take_the_motion_schedule(video_models):
     assert config.beta_schedule == "linear" and config.clip_sample is False
     assert config.num_train_timesteps == base.num_train_timesteps and config.beta_start == base.beta_start
     assert video_models.pipelines == ["animatediff", "frames"] and video_models.max_context_length == 32
+
+
+def test_a_ten_second_shot_works(video_models):
+    """240 frames (10 s at 24 fps), the default 16/4 windows: every frame, ControlNets never on
+    more than one window's frames."""
+    hooks = Hooks()
+    params = GenerateParams(**{**VIDEO, "steps": 1, "guidance": 1.0})
+    frames = frames_of(generate(video_models, poses(240), None, params, hooks=hooks))
+    assert len(frames) == 240 and frames[-1].shape == (SIZE, SIZE, 3)
+    assert hooks.counters["controlnet_most_frames"] == 16 and hooks.counters["controlnet_frames"] == 240
+    assert hooks.counters["unet_calls"] == len(context_windows(240, 16, 4)) == 57

@@ -2,6 +2,7 @@
 model, CPU): a run of frames is one video, segments are made one after another and continue from
 the frames before them, a crash keeps the finished segments, a rerun makes only the segments not
 made, an identity reference is sent and is part of the settings. Skips without a backend Python."""
+import json
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from posebridge.generate.client import BackendClient
 from posebridge.generate.controls import control_frames
-from posebridge.generate.job_folder import output_path
+from posebridge.generate.job_folder import MANIFEST_NAME, output_path
 from posebridge.generate.run import DONE, FAILED, GenerationRun, plan_generation, video_units
 from posebridge.pose.png import read_png, write_png
 
@@ -76,6 +77,10 @@ def test_segments_continue_from_the_frames_before_and_a_rerun_makes_only_what_is
     assert status.state == DONE, status.message
     assert [client.status(j)["frames"] for j in run.job_ids] == [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10]]
     made = pixels(out, range(1, 11))
+    # The manifest says which frames were made together, and from which lead frames.
+    records = json.loads((out / MANIFEST_NAME).read_text())["frames"]
+    assert records["6"]["video"] == {"job": run.job_ids[1], "frames": [5, 8], "lead": [3, 4]}
+    assert records["1"]["video"]["lead"] == [] and records["10"]["video"]["frames"] == [9, 10]
 
     # The last segment lost (as if the run had died during it): only it is made again, from the
     # same lead frames and inputs, so to the same pixels; the other files are not touched.
