@@ -12,8 +12,11 @@ import sys
 import time
 from pathlib import Path
 
+from .generate.job_folder import PIPELINE_NAMES
+
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
+MAX_IDENTITY_SCALE = 4.0  # the backend's limit (docs/backend_api.md)
 
 
 class CommandError(Exception):
@@ -54,6 +57,13 @@ def _non_negative_float(text: str) -> float:
     value = float(text)
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _identity_scale(text: str) -> float:
+    value = _non_negative_float(text)
+    if value > MAX_IDENTITY_SCALE:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_IDENTITY_SCALE:g}, got {text}")
     return value
 
 
@@ -141,14 +151,32 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--token", help="the backend's token (or set POSEBRIDGE_TOKEN)")
     gen.add_argument("--poses", required=True, type=Path, help="folder of pose_NNNN.png (as `poses` writes)")
     gen.add_argument("--depth", type=Path, help="folder of depth_NNNN.png (default: none)")
-    gen.add_argument("--prompt", required=True, help="what the frames show")
+    gen.add_argument("--prompt", required=True,
+                     help='what the frames show; "1: walking | 48: running" travels from one prompt to '
+                     "the next between those frames (the scene's frame numbers)")
     gen.add_argument("--negative", default="", help="what they should not show")
     gen.add_argument("--seed", type=_non_negative_int, default=0)
     gen.add_argument("--steps", type=_positive_int, default=20)
     gen.add_argument("--guidance", type=_non_negative_float, default=7.5)
     gen.add_argument("--pose-scale", type=_non_negative_float, default=1.0)
     gen.add_argument("--depth-scale", type=_non_negative_float, default=1.0)
-    gen.add_argument("--batch", type=_positive_int, default=4, help="frames per UNet call on the backend")
+    gen.add_argument("--batch", type=_positive_int, default=4,
+                     help="frames pipeline: frames per UNet call on the backend")
+    gen.add_argument("--pipeline", choices=PIPELINE_NAMES,
+                     help="animatediff: the range as one video (steady look, smooth motion); frames: "
+                     "each frame on its own (default: the backend's default, animatediff when it has a "
+                     "motion module)")
+    gen.add_argument("--context", type=_positive_int, default=16,
+                     help="animatediff: frames per context window (default: %(default)s)")
+    gen.add_argument("--stride", type=_positive_int, default=4,
+                     help="animatediff: frames between window starts, at most --context (default: %(default)s)")
+    gen.add_argument("--segment", type=_positive_int,
+                     help="animatediff: frames per job, each continuing from the previous one's last "
+                     "frames (default: the whole range as one video)")
+    gen.add_argument("--reference", type=Path,
+                     help="PNG image of the character: every frame is steered towards its identity")
+    gen.add_argument("--identity-scale", type=_identity_scale, default=0.6,
+                     help="how strongly the frames follow --reference, 0..4 (default: %(default)s)")
     gen.add_argument("--out", required=True, type=Path, help="folder for frame_NNNN.png")
     gen.add_argument("--name", help="name of the VSE strip (default: the output folder's name)")
     gen.add_argument("--overwrite", action="store_true",
@@ -242,6 +270,15 @@ def run_import_pose(args, scene, log=print) -> int:
     return 0
 
 
+def _check_video_flags(args) -> None:
+    """The flags' own mistakes, named as flags (generate_job checks the rest in its words)."""
+    if args.stride > args.context:
+        raise CommandError(f"--stride {args.stride} must not exceed --context {args.context}: windows "
+                           "that far apart would leave frames out")
+    if args.reference is not None and not args.reference.is_file():
+        raise CommandError(f"--reference {args.reference}: no such file")
+
+
 def run_generate(args, scene, log=print) -> int:
     import os
 
@@ -258,15 +295,18 @@ def run_generate(args, scene, log=print) -> int:
             raise CommandError(f"{what} {path} exists; pass --overwrite to replace it")
     if not args.poses.is_dir():
         raise CommandError(f"--poses {args.poses}: no such folder")
+    _check_video_flags(args)
     params = dict(prompt=args.prompt, negative=args.negative, seed=args.seed, steps=args.steps,
                   guidance=args.guidance, pose_scale=args.pose_scale, depth_scale=args.depth_scale,
                   batch=args.batch)
+    params.update(generate_job.video_params(args.pipeline, args.context, args.stride, args.identity_scale))
     out_dir = args.out.resolve()
     request = generate_job.GenerateRequest(
         backend_url=args.backend, token=args.token or os.environ.get("POSEBRIDGE_TOKEN") or None,
         out_dir=out_dir, params=params, strip_name=args.name or out_dir.name,
         poses_dir=args.poses.resolve(), depth_dir=args.depth.resolve() if args.depth else None,
-        overwrite=args.overwrite,
+        overwrite=args.overwrite, reference=args.reference.resolve() if args.reference else None,
+        segment=args.segment,
     )
     outcome = generate_job.GenerateOutcome()
     shown = None
@@ -280,6 +320,8 @@ def run_generate(args, scene, log=print) -> int:
                 log(f"posebridge: {line}")
             if isinstance(step, Waiting):
                 time.sleep(0.05)
+    except generate_job.SettingsError as error:  # what was asked cannot work: a usage error
+        raise CommandError(str(error)) from None
     except JobError as error:
         # The backend failed or went away: say so, and how many frames are kept (exit 1).
         print(f"posebridge: failed: {error}", file=sys.stderr)

@@ -15,6 +15,19 @@ from bpy.props import (
 from .render import rig_presets
 
 
+def _blend_relative_path_options() -> set[str]:
+    """Options for path properties that take // (the .blend's folder). Blender 4.5+ warns on
+    every // path unless the property says it takes them; 4.2 has no such option (and takes
+    them anyway)."""
+    options = {"ANIMATABLE"}  # StringProperty's own default, kept
+    if "is_path_supports_blend_relative" in bpy.types.Property.bl_rna.properties:
+        options.add("PATH_SUPPORTS_BLEND_RELATIVE")
+    return options
+
+
+PATH_OPTIONS = _blend_relative_path_options()
+
+
 def _is_camera(_self, obj) -> bool:
     return obj.type == "CAMERA"
 
@@ -63,7 +76,7 @@ class POSEBRIDGE_PG_import(bpy.types.PropertyGroup):
     """The Import Pose panel: a reference clip's keypoints onto a rig."""
 
     keypoints: StringProperty(
-        name="Keypoints", subtype="FILE_PATH",
+        name="Keypoints", subtype="FILE_PATH", options=PATH_OPTIONS,
         description="Folder of per-frame OpenPose JSON, a ComfyUI POSE_KEYPOINT file or one OpenPose frame",
     )
     armature: PointerProperty(name="Armature", type=bpy.types.Object, poll=_is_armature,
@@ -108,14 +121,36 @@ class POSEBRIDGE_PG_import(bpy.types.PropertyGroup):
     ground: BoolProperty(name="Feet on ground", default=False)
 
 
+# Stable numbers: a .blend saves the number, so items may be renamed or added but never renumbered.
+PIPELINE_ITEMS = (
+    ("AUTO", "Auto", "What the backend does by default: AnimateDiff when it has a motion module, "
+     "else Frames", 0),
+    ("ANIMATEDIFF", "AnimateDiff", "The whole range as one video through a motion module: the look "
+     "holds and the motion flows from frame to frame (frames land when the video is done)", 1),
+    ("FRAMES", "Frames", "Each frame on its own from the same noise: frames land one by one, but "
+     "details flicker from frame to frame", 2),
+)
+
+
 class POSEBRIDGE_PG_generate(bpy.types.PropertyGroup):
     """The Generate panel: what the backend is asked for, and where its frames land."""
 
-    prompt: StringProperty(name="Prompt", description="What the generated frames show")
+    prompt: StringProperty(
+        name="Prompt",
+        description="What the generated frames show. Prompt travel: \"1: walking in a forest | "
+        "48: running in the rain\" moves from one prompt to the next between those frames (the "
+        "scene's frame numbers); before the first number the first prompt holds, after the last "
+        "the last",
+    )
     negative: StringProperty(name="Negative", description="What they should not show",
                              default="blurry, deformed, extra limbs")
+    pipeline: EnumProperty(
+        name="Pipeline", items=PIPELINE_ITEMS, default="AUTO",
+        description="How the frames are made: as one video (AnimateDiff) or each on its own (Frames)",
+    )
     seed: IntProperty(name="Seed", default=0, min=0,
-                      description="Every frame starts from this seed's noise (the same for all frames)")
+                      description="The noise the frames start from: the same seed, poses and settings "
+                      "give the same frames; another seed another take")
     steps: IntProperty(name="Steps", default=20, min=1, max=200, description="Denoising steps")
     guidance: FloatProperty(name="Guidance", default=7.5, min=0.0, max=30.0,
                             description="Classifier-free guidance scale")
@@ -124,9 +159,38 @@ class POSEBRIDGE_PG_generate(bpy.types.PropertyGroup):
     depth_scale: FloatProperty(name="Depth", default=1.0, min=0.0, max=2.0,
                                description="Depth ControlNet conditioning scale (used when depth maps exist)")
     batch: IntProperty(name="Batch", default=4, min=1, max=64,
-                       description="Frames per UNet call on the backend (more is faster, needs more memory)")
+                       description="Frames pipeline: frames per UNet call on the backend (more is faster, "
+                       "needs more memory)")
+    reference: StringProperty(
+        name="Reference", subtype="FILE_PATH", options=PATH_OPTIONS,
+        description="A PNG image of the character (face, costume): every frame is steered towards "
+        "it, so the character looks the same all through the shot. Empty: no reference",
+    )
+    identity_scale: FloatProperty(
+        name="Identity", default=0.6, min=0.0, max=2.0,
+        description="How strongly the frames follow the reference image: higher keeps the character "
+        "closer to it but can override the prompt and stiffen the pose; 0 ignores it",
+    )
+    context_length: IntProperty(
+        name="Context", default=16, min=8, max=32,
+        description="AnimateDiff: frames the motion module sees at once. Longer windows keep motion "
+        "coherent over longer stretches but need more memory; 16 is what the motion modules were "
+        "trained on",
+    )
+    context_stride: IntProperty(
+        name="Stride", default=4, min=1, max=32,
+        description="AnimateDiff: frames between the starts of overlapping windows (at most the "
+        "context). Smaller strides overlap more and hide the joins between windows, at more "
+        "compute",
+    )
+    segment: IntProperty(
+        name="Segment", default=0, min=0,
+        description="AnimateDiff: frames per job for long shots. Each segment is made after the one "
+        "before and continues from its last frames; a stopped run resumes at the first unfinished "
+        "segment. 0: the whole range as one video",
+    )
     output_dir: StringProperty(
-        name="Output", subtype="DIR_PATH", default="//posebridge/generated/",
+        name="Output", subtype="DIR_PATH", options=PATH_OPTIONS, default="//posebridge/generated/",
         description="Folder for frame_NNNN.png (pose maps go to its poses/ subfolder)",
     )
     overwrite: BoolProperty(
@@ -145,7 +209,7 @@ class POSEBRIDGE_PG_scene(bpy.types.PropertyGroup):
     importer: PointerProperty(type=POSEBRIDGE_PG_import)
     generate: PointerProperty(type=POSEBRIDGE_PG_generate)
     output_dir: StringProperty(
-        name="Output", subtype="DIR_PATH", default="//posebridge/",
+        name="Output", subtype="DIR_PATH", options=PATH_OPTIONS, default="//posebridge/",
         description="Folder for pose_NNNN.png and keypoints/ (// is the .blend's folder)",
     )
     camera: PointerProperty(

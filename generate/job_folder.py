@@ -42,7 +42,9 @@ PARAM_DEFAULTS = {
     "depth_scale": 1.0, "control_start": 0.0, "control_end": 1.0, "width": None, "height": None,
     "context_length": 16, "context_stride": 4, "identity_scale": 0.6, "prompts": None,
 }
-# Pipelines whose frames are made together, as one video (backend/pipelines: TEMPORAL).
+# The pipelines a user may name (backend/pipelines), and those whose frames are made together,
+# as one video (TEMPORAL there).
+PIPELINE_NAMES = ("animatediff", "frames")
 TEMPORAL_PIPELINES = ("animatediff",)
 _TEMPORAL_ONLY = ("context_length", "context_stride")
 

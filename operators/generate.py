@@ -48,9 +48,13 @@ def request_from_settings(context) -> generate_job.GenerateRequest:
     params = dict(prompt=settings.prompt, negative=settings.negative, seed=settings.seed,
                   steps=settings.steps, guidance=settings.guidance, pose_scale=settings.pose_scale,
                   depth_scale=settings.depth_scale, batch=settings.batch)
+    params.update(generate_job.video_params(
+        generate_job.panel_pipeline(settings.pipeline), settings.context_length,
+        settings.context_stride, settings.identity_scale))
     return generate_job.GenerateRequest(
         backend_url=url, token=token, params=params, strip_name=settings.name.strip() or "PoseBridge",
         out_dir=output_folder(settings.output_dir, "output folder"), overwrite=settings.overwrite,
+        reference=generate_job.reference_path(settings.reference), segment=settings.segment or None,
     )
 
 
@@ -72,6 +76,7 @@ class POSEBRIDGE_OT_generate(SteppedOperator, bpy.types.Operator):
     def execute(self, context):
         try:
             self._request = request_from_settings(context)
+            generate_job.check_settings(self._request)  # at once, not after the pose maps
         except JobError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}

@@ -29,16 +29,17 @@ class POSEBRIDGE_PT_generate(_SidebarPanel, bpy.types.Panel):
         row.operator("posebridge.stop_backend", icon="PAUSE", text="")
         layout.prop(settings, "prompt")
         layout.prop(settings, "negative")
+        layout.prop(settings, "pipeline")
         row = layout.row(align=True)
         row.prop(settings, "seed")
         row.prop(settings, "steps")
-        row = layout.row(align=True)
-        row.prop(settings, "guidance")
-        row.prop(settings, "batch")
+        layout.prop(settings, "guidance")
         row = layout.row(align=True)
         row.label(text="Control")
         row.prop(settings, "pose_scale")
         row.prop(settings, "depth_scale")
+        _draw_identity(layout, settings)
+        _draw_advanced(layout, settings)
         layout.prop(settings, "output_dir")
         layout.prop(settings, "overwrite")
         layout.prop(settings, "name")
@@ -46,3 +47,32 @@ class POSEBRIDGE_PT_generate(_SidebarPanel, bpy.types.Panel):
         row = layout.row(align=True)
         row.operator("posebridge.export_video", icon="FILE_MOVIE")
         row.operator("posebridge.compare_sheet", icon="IMAGE_DATA")
+
+
+def _draw_identity(layout, settings) -> None:
+    """The character's reference image and how strongly the frames follow it."""
+    header, body = layout.panel("POSEBRIDGE_PT_generate_identity", default_closed=True)
+    header.label(text="Identity Reference")
+    if body is None:
+        return
+    body.prop(settings, "reference")
+    row = body.row()
+    row.active = bool(settings.reference.strip())  # the scale means nothing without an image
+    row.prop(settings, "identity_scale")
+
+
+def _draw_advanced(layout, settings) -> None:
+    """AnimateDiff's context windows and segments, Frames' batch: the defaults suit most shots."""
+    header, body = layout.panel("POSEBRIDGE_PT_generate_advanced", default_closed=True)
+    header.label(text="Advanced")
+    if body is None:
+        return
+    column = body.column()
+    column.active = settings.pipeline != "FRAMES"  # Frames makes each frame on its own
+    row = column.row(align=True)
+    row.prop(settings, "context_length")
+    row.prop(settings, "context_stride")
+    column.prop(settings, "segment")
+    row = body.row()
+    row.active = settings.pipeline != "ANIMATEDIFF"  # AnimateDiff makes its windows, not batches
+    row.prop(settings, "batch")

@@ -133,6 +133,8 @@ def generate_demo_frames(scene, out_dir: Path, demo_backend: DemoBackend, log) -
             log("posebridge: the default models are not in the Hugging Face cache: generating with the "
                 "tiny random-weight model (frames are noise that follows the poses; see README for real models)")
         steps = demo_backend.steps or (TINY_STEPS if tiny else 20)
+        # No "pipeline" in the params: the backend's default, AnimateDiff (the whole shot as one
+        # video) whenever it has a motion module, as the tiny fallback set does too.
         request = generate_job.GenerateRequest(
             backend_url=url, token=token, out_dir=out_dir / "generated", strip_name="PoseBridge demo",
             poses_dir=out_dir / "poses", overwrite=True,

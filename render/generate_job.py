@@ -4,7 +4,12 @@
 operator runs it from a timer, the batch command runs it to the end. The HTTP work happens on the
 GenerationRun's own thread; this generator only looks at its progress, so Blender's UI never
 waits on the network. Closing the generator (ESC) cancels the job on the backend; every frame
-already saved stays, and the next run makes only the missing ones.
+already saved stays (AnimateDiff saves a video's frames when the whole video, or segment, is
+done), and the next run makes only the missing ones.
+
+Settings that cannot work (a stride longer than the context, a missing reference image, a
+pipeline the backend does not have) stop the job before anything is rendered or sent, as a
+SettingsError: the batch command's usage error.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import bpy
 from ..generate import controls as control_files
 from ..generate.client import BackendClient, BackendError
 from ..generate.controls import ControlFolderError
+from ..generate.job_folder import PARAM_DEFAULTS, PIPELINE_NAMES, effective_pipeline, is_temporal
 from ..generate.run import CANCELLED, DONE, GenerationRun, plan_generation
 from ..pose.png import png_size
 from . import pose_maps, vse
@@ -29,6 +35,10 @@ from .pose_maps import JobError
 POSE_SHARE = 0.1
 # How long ESC waits for the run's thread to tell the backend (DELETE); it finishes on its own.
 CANCEL_WAIT_S = 0.5
+
+
+class SettingsError(JobError):
+    """The settings cannot work as given: nothing was rendered or sent."""
 
 
 @dataclass
@@ -43,6 +53,8 @@ class GenerateRequest:
     poses_dir: Path | None = None  # None: render the range's pose maps into out_dir/poses
     depth_dir: Path | None = None  # None: depth_NNNN.png beside the pose maps, when there are any
     overwrite: bool = False
+    reference: Path | None = None  # the character's identity reference (a PNG), or none
+    segment: int | None = None  # temporal pipelines: frames per job; None: the range as one video
 
 
 @dataclass
@@ -57,15 +69,91 @@ class GenerateOutcome:
     held: list[int] = field(default_factory=list)
     cancelled: bool = False
     message: str = ""
+    pipeline: str | None = None  # what the backend ran (the one asked for, or its default)
 
     def summary(self) -> str:
         if self.cancelled:
             return f"Generate cancelled: {self.message}"
-        text = (f"Generated {self.frames_made} frame(s), kept {self.frames_reused} already made; "
-                f"strip '{self.strip}' on channel {self.channel}")
+        made_with = f" with {self.pipeline}" if self.pipeline else ""
+        text = (f"Generated {self.frames_made} frame(s){made_with}, kept {self.frames_reused} already "
+                f"made; strip '{self.strip}' on channel {self.channel}")
         if self.held:
             text += f" ({len(self.held)} frame(s) without a pose map hold the previous frame)"
         return text
+
+
+def video_params(pipeline: str | None, context_length: int, context_stride: int,
+                 identity_scale: float) -> dict:
+    """The params of the pipeline choice. ``pipeline`` None (Auto) is left out: the backend then
+    runs its default. The window sizes only count for temporal pipelines, the identity scale
+    only with a reference (the manifest ignores them otherwise), so they are always sent."""
+    params = dict(context_length=context_length, context_stride=context_stride,
+                  identity_scale=identity_scale)
+    if pipeline is not None:
+        params["pipeline"] = pipeline
+    return params
+
+
+def panel_pipeline(choice: str) -> str | None:
+    """The panel's Pipeline item (AUTO, ANIMATEDIFF, FRAMES) as the backend names it; None: Auto."""
+    return None if choice == "AUTO" else choice.lower()
+
+
+def reference_path(text: str) -> Path | None:
+    """The panel's Reference field as a file path (// is the .blend's folder); None when empty.
+    Whether the file is there is checked when Generate starts (check_settings)."""
+    text = text.strip()
+    if not text:
+        return None
+    if text.startswith("//") and not bpy.data.filepath:
+        raise SettingsError(f"the identity reference {text} is relative to the .blend: save the .blend "
+                            "first or choose an absolute path")
+    return Path(bpy.path.abspath(text))
+
+
+def check_settings(request: GenerateRequest) -> None:
+    """What can be told wrong before asking the backend: SettingsError naming it."""
+    params = request.params
+    length = params.get("context_length", PARAM_DEFAULTS["context_length"])
+    stride = params.get("context_stride", PARAM_DEFAULTS["context_stride"])
+    if stride > length:
+        raise SettingsError(f"the context stride ({stride}) must not exceed the context length "
+                            f"({length}): windows that far apart would leave frames out")
+    if params.get("pipeline") not in (None, *PIPELINE_NAMES):
+        raise SettingsError(f"unknown pipeline {params['pipeline']!r} (choose {', '.join(PIPELINE_NAMES)})")
+    if request.segment is not None and request.segment < 1:
+        raise SettingsError(f"a segment must be at least 1 frame (got {request.segment})")
+    _check_reference(request.reference)
+
+
+def _check_reference(reference) -> None:
+    if reference is None:
+        return
+    reference = Path(reference)
+    if not reference.is_file():
+        raise SettingsError(f"the identity reference {reference} does not exist")
+    if png_size(reference) is None:
+        raise SettingsError(f"the identity reference {reference} is not a PNG image (save it as PNG)")
+
+
+def check_backend_can(params: dict, reference: Path | None, health: dict, url: str) -> str:
+    """The pipeline the backend will run; SettingsError when it cannot do what is asked (a
+    pipeline it lacks, a reference without an IP-Adapter, a longer context than its motion
+    module sees). A backend whose /health predates pipelines is left to answer for itself."""
+    pipeline = effective_pipeline(params, health)
+    offered = health.get("pipelines")
+    if offered is not None and pipeline not in offered:
+        raise SettingsError(f"the backend at {url} has no {pipeline} pipeline (it runs: "
+                            f"{', '.join(offered) or 'none'}); choose another or Auto")
+    if reference is not None and health.get("has_ip_adapter") is False:
+        raise SettingsError(f"the backend at {url} has no IP-Adapter for the identity reference "
+                            "(start it with one, or clear the reference)")
+    longest = health.get("max_context_length")
+    length = params.get("context_length", PARAM_DEFAULTS["context_length"])
+    if is_temporal(pipeline) and longest is not None and length > longest:
+        raise SettingsError(f"a context of {length} frames is longer than the backend's motion module "
+                            f"sees ({longest} frames)")
+    return pipeline
 
 
 def multiple_of_8(params: dict, width: int, height: int) -> dict:
@@ -141,6 +229,7 @@ def generate_steps(scene, request: GenerateRequest, outcome: GenerateOutcome, po
     pose maps first into out_dir/poses; without it request.poses_dir must hold them. While the
     backend works it yields Waiting: Blender's data is not touched until the strip is placed."""
     check_online_access(request.backend_url)
+    check_settings(request)
     out_dir = Path(request.out_dir)
     scene_name = scene.name
     frames = None
@@ -161,11 +250,13 @@ def generate_steps(scene, request: GenerateRequest, outcome: GenerateOutcome, po
 
     client = BackendClient(request.backend_url, request.token)
     try:
-        plan, _health = yield from _in_background(
-            lambda: plan_generation(client, out_dir, controls, request.params), share,
-            f"asking the backend at {request.backend_url}")
+        plan, health = yield from _in_background(
+            lambda: plan_generation(client, out_dir, controls, request.params, request.reference,
+                                    request.segment),
+            share, f"asking the backend at {request.backend_url}")
     except (BackendError, ControlFolderError) as error:
         raise JobError(str(error)) from None
+    outcome.pipeline = check_backend_can(request.params, request.reference, health, request.backend_url)
     if plan.stale and not request.overwrite:
         raise JobError(
             f"{len(plan.stale)} frame(s) in {out_dir} were made with other settings or other pose "
@@ -174,8 +265,8 @@ def generate_steps(scene, request: GenerateRequest, outcome: GenerateOutcome, po
         )
     outcome.frames_reused = len(plan.done)
 
-    run = GenerationRun(client, out_dir, controls, request.params,
-                        overwrite=request.overwrite, name=request.strip_name)
+    run = GenerationRun(client, out_dir, controls, request.params, overwrite=request.overwrite,
+                        name=request.strip_name, reference=request.reference, segment=request.segment)
     run.start()
     try:
         while not run.finished:

@@ -197,13 +197,15 @@ def _effect_length(frames: int) -> dict:
 
 def test_closing_the_job_cancels_it_on_the_backend_and_keeps_frames(backend_server, demo_scene, pose_folders, tmp_path):
     """What ESC does: the job is cancelled on the backend, the frames already saved stay, and
-    no strip is placed. While the backend works the job yields Waiting (the UI stays free)."""
+    no strip is placed. While the backend works the job yields Waiting (the UI stays free).
+    The frames pipeline, whose frames land one by one (AnimateDiff's: test_generate_animatediff)."""
     from posebridge.render.job_steps import Waiting
 
     out = tmp_path / "gen"
     request = generate_job.GenerateRequest(
         backend_url=backend_server.url, token=backend_server.token, out_dir=out,
-        params=dict(prompt="x", steps=60, batch=1), strip_name="gen", poses_dir=pose_folders[0])
+        params=dict(prompt="x", steps=60, batch=1, pipeline="frames"), strip_name="gen",
+        poses_dir=pose_folders[0])
     steps = generate_job.generate_steps(demo_scene, request, generate_job.GenerateOutcome())
     deadline = time.monotonic() + 120
     while not list(out.glob("frame_*.png")) and time.monotonic() < deadline:
@@ -225,7 +227,8 @@ def test_closing_the_job_cancels_it_on_the_backend_and_keeps_frames(backend_serv
 
 def test_backend_killed_mid_job_keeps_frames_and_rerun_makes_only_the_rest(backend_server, pose_folders, tmp_path):
     """The batch command in its own Blender process; the backend dies under it; a new backend
-    and a rerun make only the missing frames and leave the finished files alone."""
+    and a rerun make only the missing frames and leave the finished files alone. The frames
+    pipeline, whose frames land one by one (AnimateDiff's segments: test_generate_animatediff)."""
     import backend_process
 
     frames = 8
@@ -240,7 +243,7 @@ def test_backend_killed_mid_job_keeps_frames_and_rerun_makes_only_the_rest(backe
     def command(server):
         return [sys.executable, str(REPO / "cli.py"), "generate", "--backend", server.url, "--token",
                 server.token, "--poses", str(poses), "--prompt", "x", "--steps", "40", "--batch", "1",
-                "--out", str(out)]
+                "--pipeline", "frames", "--out", str(out)]
 
     dying = backend_process.start_backend(tmp_path / "b1", token=backend_process.TEST_TOKEN, model_dir=model)
     run = subprocess.Popen(command(dying), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -1,5 +1,7 @@
 """Panels can only be drawn with a window; here their draw code runs against a recording layout
 that checks every property and operator it names exists on the real registered RNA."""
+import warnings
+
 import bpy
 import pytest
 
@@ -33,6 +35,14 @@ class RecordingLayout:
     def template_list(self, list_type, _list_id, data, name, active_data, active_name, **_kwargs):
         assert hasattr(bpy.types, list_type) and name in data.bl_rna.properties
         assert active_name in active_data.bl_rna.properties
+
+    def panel(self, idname, **kwargs):
+        """A collapsible layout panel (Blender 4.1+): (header, body), drawn open so its body is
+        checked too."""
+        parameters = bpy.types.UILayout.bl_rna.functions["panel"].parameters
+        assert all(name in parameters for name in kwargs), kwargs
+        self.seen.append(idname)
+        return self, self
 
     def label(self, **_kwargs):
         pass
@@ -94,3 +104,38 @@ def test_generate_panel_draws_backend_settings_with_and_without_preferences(scen
     seen = []
     draw_all(seen)
     assert "backend_url" in seen and "token" in seen
+
+
+def test_generate_panel_video_settings_and_their_defaults(scene):
+    """Issue 9's settings: the pipeline choice, AnimateDiff's windows and segments, the identity
+    reference; the panel draws them (in its Identity Reference and Advanced sub-panels)."""
+    settings = scene.posebridge.generate
+    props = settings.bl_rna.properties
+    assert settings.pipeline == "AUTO"
+    # Stable numbers: a saved .blend keeps the number, so these must never change.
+    assert [(item.identifier, item.value) for item in props["pipeline"].enum_items] == [
+        ("AUTO", 0), ("ANIMATEDIFF", 1), ("FRAMES", 2)]
+    assert (settings.context_length, settings.context_stride, settings.segment) == (16, 4, 0)
+    assert (props["context_length"].hard_min, props["context_length"].hard_max) == (8, 32)
+    assert settings.reference == "" and props["reference"].subtype == "FILE_PATH"
+    assert settings.identity_scale == pytest.approx(0.6)
+    assert (props["identity_scale"].hard_min, props["identity_scale"].hard_max) == (0.0, 2.0)
+    assert "48: running in the rain" in props["prompt"].description  # prompt travel is told
+    seen = []
+    draw_all(seen)
+    for name in ("pipeline", "reference", "identity_scale", "context_length", "context_stride", "segment",
+                 "batch", "POSEBRIDGE_PT_generate_identity", "POSEBRIDGE_PT_generate_advanced"):
+        assert name in seen, name
+
+
+def test_path_settings_take_blend_relative_paths_without_warnings(scene):
+    """// (the .blend's folder) is a normal value for every path setting: Blender 4.5+ warns on
+    each one unless the property says it takes them."""
+    settings = scene.posebridge
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        settings.output_dir = "//maps/"
+        settings.importer.keypoints = "//clip.json"
+        settings.generate.output_dir = "//frames/"
+        settings.generate.reference = "//hero.png"
+    assert settings.generate.reference == "//hero.png"
