@@ -22,8 +22,11 @@ SHEET_FRAMES = 6
 
 DEMO_PROMPT = "a knight in silver armour dancing in a sunlit courtyard, detailed, cinematic"
 DEMO_NEGATIVE = "blurry, deformed, extra limbs"
-# The tiny stand-in model makes noise whatever the step count: fewer steps keep the demo quick.
+# The tiny stand-in model makes noise whatever the step count or size: fewer steps and half the
+# size keep the demo quick (its attention at 512x512 costs minutes on a CPU); the strip is fitted
+# to the render size anyway.
 TINY_STEPS = 8
+TINY_SCALE = 0.5
 
 
 @dataclass
@@ -131,14 +134,19 @@ def generate_demo_frames(scene, out_dir: Path, demo_backend: DemoBackend, log) -
         tiny = (health.get("models") or {}).get("fallback") == "tiny"
         if tiny:
             log("posebridge: the default models are not in the Hugging Face cache: generating with the "
-                "tiny random-weight model (frames are noise that follows the poses; see README for real models)")
+                "tiny random-weight model (its frames are coloured noise; see README for real models)")
         steps = demo_backend.steps or (TINY_STEPS if tiny else 20)
+        params = dict(prompt=DEMO_PROMPT, negative=DEMO_NEGATIVE, seed=0, steps=steps, batch=4)
+        if tiny:
+            render = scene.render
+            params["width"] = max(8, int(render.resolution_x * TINY_SCALE) // 8 * 8)
+            params["height"] = max(8, int(render.resolution_y * TINY_SCALE) // 8 * 8)
         # No "pipeline" in the params: the backend's default, AnimateDiff (the whole shot as one
         # video) whenever it has a motion module, as the tiny fallback set does too.
         request = generate_job.GenerateRequest(
             backend_url=url, token=token, out_dir=out_dir / "generated", strip_name="PoseBridge demo",
             poses_dir=out_dir / "poses", overwrite=True,
-            params=dict(prompt=DEMO_PROMPT, negative=DEMO_NEGATIVE, seed=0, steps=steps, batch=4),
+            params=params,
         )
         outcome = generate_job.GenerateOutcome()
         shown = -10
