@@ -4,10 +4,13 @@ Nothing in the Blender add-on imports this package (Blender never imports torch)
 zip leaves it out (blender_manifest.toml). Modules:
 
 - ``tiny_model``: ``make_tiny_model(dir)`` writes a tiny random-weight SD1.5-architecture model
-  set (base pipeline, openpose and depth ControlNets) in diffusers format, for offline runs and
-  tests.
-- ``pipeline``: ``load_pipeline(...)`` and ``generate(pipe, pose_frames, depth_frames, params)``,
-  the per-frame ControlNet pipeline behind one small interface.
+  set (base pipeline, openpose and depth ControlNets, motion adapter, IP-Adapter) in diffusers
+  format, for offline runs and tests.
+- ``models``: ``load_models(...)`` loads the base model, ControlNets, motion adapter and
+  IP-Adapter once, sharing their components between pipelines.
+- ``pipelines``: ``generate(models, pose_frames, depth_frames, params)``; one module per pipeline
+  (``frames``, ``animatediff``) behind one interface (``pipelines/base.py``), with context windows,
+  prompt travel and the identity reference shared.
 - ``model_set``: ``posebridge-models.json``, naming a local base model and its ControlNets.
 - ``jobs``: the job queue (one worker thread, submission order, cancel, PNG frames on disk).
 - ``job_input``, ``api_models``, ``guards``, ``server``: the HTTP service of docs/backend_api.md.

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .pipelines import GenerateParams, GenerationCancelled, generate, is_temporal, rgb8
+from .pipelines import EncodedFrames, GenerateParams, GenerationCancelled, generate, is_temporal, rgb8
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED_STATES = (DONE, FAILED, CANCELLED)
@@ -310,6 +310,37 @@ class JobQueue:
         with self._lock:
             job.progress = max(job.progress, min(1.0, fraction))
 
+    def _controls(self, job: Job, inputs: list[FrameInput]):
+        """(poses, depths or None): decoded now for a batch of the frames pipeline; for a temporal
+        job (all its frames at once) kept encoded and decoded as the pipeline reads them, so a long
+        shot is not held as images (decoding then counts as pipeline time)."""
+        if not is_temporal(job.params.pipeline):
+            poses = [_decode(f.pose) for f in inputs]
+            return poses, None if inputs[0].depth is None else [_decode(f.depth) for f in inputs]
+        size = _decode(inputs[0].pose).size
+        poses = EncodedFrames([f.pose for f in inputs], _decode, size)
+        depths = None if inputs[0].depth is None else EncodedFrames([f.depth for f in inputs], _decode, size)
+        return poses, depths
+
+    def _generate(self, job: Job, inputs: list[FrameInput], reference, on_progress):
+        """generate_fn over ``inputs`` (decoded here: the time counts as codec time); lead frames
+        (``given``) go in as known frames."""
+        clock = time.perf_counter()
+        poses, depths = self._controls(job, inputs)
+        known = {i: _decode(f.given) for i, f in enumerate(inputs) if f.given is not None}
+        job.codec_seconds += time.perf_counter() - clock
+        return self.generate_fn(
+            self.pipe,
+            poses,
+            depths,
+            job.params,
+            reference=reference,
+            frame_numbers=[f.frame for f in inputs],
+            known=known,
+            on_progress=on_progress,
+            should_stop=lambda: job.cancel_requested,
+        )
+
     def _run_frames(self, job: Job) -> None:
         """Run a per-frame job batch by batch, writing each frame as it finishes."""
         inputs = job.inputs
@@ -323,25 +354,11 @@ class JobQueue:
                 raise RuntimeError(f"test fault at frame {self.fail_at_frame} ({FAIL_AT_FRAME_ENV})")
             if job.cancel_requested:
                 raise GenerationCancelled("cancelled between batches")
-            clock = time.perf_counter()
-            poses = [_decode(f.pose) for f in chunk]
-            depths = None if chunk[0].depth is None else [_decode(f.depth) for f in chunk]
-            job.codec_seconds += time.perf_counter() - clock
 
             def on_progress(done, work, first=first, count=len(chunk)):
                 self._set_progress(job, (first + count * done / work) / total)
 
-            frames = self.generate_fn(
-                self.pipe,
-                poses,
-                depths,
-                job.params,
-                reference=reference,
-                frame_numbers=[f.frame for f in chunk],
-                on_progress=on_progress,
-                should_stop=lambda: job.cancel_requested,
-            )
-            for index, frame in frames:
+            for index, frame in self._generate(job, chunk, reference, on_progress):
                 number = chunk[index].frame
                 clock = time.perf_counter()
                 _write_png(frame, job.frame_path(number))
@@ -353,29 +370,13 @@ class JobQueue:
     def _run_temporal(self, job: Job, fail_midway: bool = False) -> None:
         """Run a temporal job in one call; publish its frames only once all are written."""
         inputs = job.inputs
-        clock = time.perf_counter()
-        poses = [_decode(f.pose) for f in inputs]
-        depths = None if inputs[0].depth is None else [_decode(f.depth) for f in inputs]
-        reference = self._decode_reference(job)
-        known = {i: _decode(f.given) for i, f in enumerate(inputs) if f.given is not None}
-        job.codec_seconds += time.perf_counter() - clock
 
         def on_progress(done, work):
             if fail_midway and done * 2 >= work:
                 raise RuntimeError(f"test fault at frame {self.fail_at_frame} ({FAIL_AT_FRAME_ENV}), mid-denoising")
             self._set_progress(job, 0.95 * done / work)  # decoding and writing are the last 5%
 
-        frames = self.generate_fn(
-            self.pipe,
-            poses,
-            depths,
-            job.params,
-            reference=reference,
-            frame_numbers=[f.frame for f in inputs],
-            known=known,
-            on_progress=on_progress,
-            should_stop=lambda: job.cancel_requested,
-        )
+        frames = self._generate(job, inputs, self._decode_reference(job), on_progress)
         staging = job.folder / ".staging"
         staging.mkdir(exist_ok=True)
         written = []

@@ -343,8 +343,10 @@ def _motion_pipeline(pose_pipe, name: str, common: dict):
     from diffusers import AnimateDiffPipeline, MotionAdapter
 
     adapter = _from_pretrained(MotionAdapter, name, **common)
+    # dtype: from_pipe casts the whole new pipeline, the shared VAE and text encoder included,
+    # to float32 unless told otherwise.
     motion_pipe = AnimateDiffPipeline.from_pipe(
-        pose_pipe, motion_adapter=adapter, scheduler=motion_scheduler(pose_pipe.scheduler)
+        pose_pipe, motion_adapter=adapter, scheduler=motion_scheduler(pose_pipe.scheduler), dtype=common["dtype"]
     )
     share_spatial_weights(motion_pipe.unet, pose_pipe.unet)
     return motion_pipe

@@ -21,6 +21,7 @@ import numpy as np
 from . import animatediff, frames
 from .base import (
     ANIMATEDIFF,
+    EncodedFrames,
     FRAMES,
     PIPELINE_NAMES,
     GenerateParams,
@@ -36,7 +37,7 @@ from .base import (
 PIPELINES = {FRAMES: frames, ANIMATEDIFF: animatediff}
 
 __all__ = [
-    "ANIMATEDIFF", "FRAMES", "PIPELINES", "PIPELINE_NAMES", "GenerateParams", "GenerationCancelled",
+    "ANIMATEDIFF", "EncodedFrames", "FRAMES", "PIPELINES", "PIPELINE_NAMES", "GenerateParams", "GenerationCancelled",
     "GenerationRequest", "Hooks", "ModelNotAvailableError", "generate", "is_temporal", "make_request", "rgb8",
 ]
 
@@ -61,6 +62,7 @@ def make_request(
     pipelines; the first indices)."""
     params.validate()
     poses = frames_to_pil(pose_frames, "pose")
+    size = _size(poses)
     depths = None
     if depth_frames is not None:
         if not models.has_depth:
@@ -68,13 +70,13 @@ def make_request(
         depths = frames_to_pil(depth_frames, "depth")
         if len(depths) != len(poses):
             raise ValueError(f"pose/depth frame count mismatch: {len(poses)} pose, {len(depths)} depth")
-        if depths[0].size != poses[0].size:
+        if _size(depths) != size:
             raise ValueError(
-                f"pose/depth size mismatch: pose frames are {poses[0].size[0]}x{poses[0].size[1]},"
-                f" depth frames {depths[0].size[0]}x{depths[0].size[1]}"
+                f"pose/depth size mismatch: pose frames are {size[0]}x{size[1]},"
+                f" depth frames {_size(depths)[0]}x{_size(depths)[1]}"
             )
-    width = params.width or poses[0].size[0]
-    height = params.height or poses[0].size[1]
+    width = params.width or size[0]
+    height = params.height or size[1]
     if width % 8 or height % 8:
         raise ValueError(f"frame size must be a multiple of 8 (got {width}x{height}); set width/height")
     if reference is not None:
@@ -95,6 +97,10 @@ def make_request(
     if params.pipeline == ANIMATEDIFF:
         animatediff.check_request(models, request)
     return request
+
+
+def _size(frames) -> tuple[int, int]:
+    return frames.size if isinstance(frames, EncodedFrames) else frames[0].size
 
 
 def generate(

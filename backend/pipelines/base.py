@@ -15,6 +15,7 @@ Images going in: ``PIL.Image.Image`` or uint8 numpy arrays (H, W, 3) RGB; (H, W)
 
 from __future__ import annotations
 
+from collections.abc import Sequence as SequenceABC
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
@@ -186,7 +187,8 @@ def to_pil(frame, what: str, index: int):
     from PIL import Image
 
     if isinstance(frame, Image.Image):
-        return rgb8(frame)
+        # Already RGB: the image itself, not a copy (a long shot's frames are held once).
+        return frame if frame.mode == "RGB" else rgb8(frame)
     if not isinstance(frame, np.ndarray):
         raise ValueError(f"{what} frame {index} is not an image (got {type(frame).__name__})")
     if frame.dtype != np.uint8:
@@ -198,9 +200,35 @@ def to_pil(frame, what: str, index: int):
     return Image.fromarray(np.ascontiguousarray(frame[:, :, :3]), "RGB")
 
 
-def frames_to_pil(frames: Iterable, what: str) -> list:
+class EncodedFrames(SequenceABC):
+    """Frames held encoded (PNG bytes, as a job receives them) and decoded when read: a long shot
+    at a high resolution is held compressed (a 512x512 pose map is tens of KB as PNG, 1 MB as an
+    image), at the cost of decoding each frame when a pipeline needs it (once per denoising step
+    for a temporal pipeline). ``decode(item)`` gives a PIL RGB image; indexing with a slice gives
+    a list of them. ``size``: (width, height), all frames alike (checked by the caller)."""
+
+    def __init__(self, items: Sequence, decode: Callable, size: tuple[int, int]):
+        self._items = list(items)
+        self._decode = decode
+        self.size = tuple(size)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self._decode(item) for item in self._items[index]]
+        return self._decode(self._items[index])
+
+
+def frames_to_pil(frames: Iterable, what: str):
+    """The frames as PIL RGB images (EncodedFrames stay encoded); ValueError naming a bad one."""
     if frames is None:
         raise ValueError(f"no {what} frames given")
+    if isinstance(frames, EncodedFrames):
+        if not len(frames):
+            raise ValueError(f"no {what} frames given (empty list)")
+        return frames
     images = [to_pil(f, what, i) for i, f in enumerate(frames)]
     if not images:
         raise ValueError(f"no {what} frames given (empty list)")

@@ -14,31 +14,25 @@ def tiny_model(tmp_path_factory):
     return make_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
-@pytest.fixture(scope="session")
-def pipe(tiny_model):
-    """The tiny model loaded from its local folders (pose and depth ControlNets), on the CPU."""
+def load_tiny(tiny_model, **options):
+    """The tiny model from its local folders (pose and depth ControlNets), on the CPU."""
     from backend.models import load_models
 
     return load_models(
-        str(tiny_model.base),
-        str(tiny_model.openpose),
-        str(tiny_model.depth),
-        device="cpu",
-        local_files_only=True,
+        str(tiny_model.base), str(tiny_model.openpose), str(tiny_model.depth),
+        device="cpu", local_files_only=True, **options,
     )
 
 
 @pytest.fixture(scope="session")
-def video_models(tiny_model):
-    """The tiny set with its motion adapter and IP-Adapter (both pipelines, identity), on the CPU."""
-    from backend.models import load_models
+def pipe(tiny_model):
+    """The tiny model without adapters: the frames pipeline only."""
+    return load_tiny(tiny_model)
 
-    return load_models(
-        str(tiny_model.base),
-        str(tiny_model.openpose),
-        str(tiny_model.depth),
-        device="cpu",
-        local_files_only=True,
-        motion_adapter=str(tiny_model.motion_adapter),
-        ip_adapter=str(tiny_model.ip_adapter),
+
+@pytest.fixture(scope="session")
+def video_models(tiny_model):
+    """The tiny set with its motion adapter and IP-Adapter (both pipelines, identity)."""
+    return load_tiny(
+        tiny_model, motion_adapter=str(tiny_model.motion_adapter), ip_adapter=str(tiny_model.ip_adapter)
     )

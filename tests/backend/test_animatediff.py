@@ -209,3 +209,51 @@ def test_a_ten_second_shot_works(video_models):
     assert len(frames) == 240 and frames[-1].shape == (SIZE, SIZE, 3)
     assert hooks.counters["controlnet_most_frames"] == 16 and hooks.counters["controlnet_frames"] == 240
     assert hooks.counters["unet_calls"] == len(context_windows(240, 16, 4)) == 57
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+def test_half_precision_loads_every_shared_module_in_that_precision(tiny_model, dtype):
+    """from_pipe would cast the shared VAE and text encoder (and the motion modules) to float32."""
+    from backend.models import load_models
+
+    models = load_models(
+        str(tiny_model.base), str(tiny_model.openpose), str(tiny_model.depth), device="cpu", dtype=dtype,
+        local_files_only=True, motion_adapter=str(tiny_model.motion_adapter), ip_adapter=str(tiny_model.ip_adapter),
+    )
+    expected = models.dtype
+    for pipe in models.diffusers_pipes():
+        for name in ("unet", "vae", "text_encoder", "controlnet", "image_encoder"):
+            module = getattr(pipe, name, None)
+            if module is not None:
+                assert {p.dtype for p in module.parameters()} == {expected}, (type(pipe).__name__, name)
+    for pipeline in ("frames", "animatediff"):
+        params = GenerateParams(**{**VIDEO, "pipeline": pipeline, "steps": 1})
+        assert len(frames_of(generate(models, poses(2), depths(2), params))) == 2
+
+
+def test_frames_held_as_pngs_give_the_same_video(video_models):
+    """A temporal job keeps its controls as the PNGs it received and decodes them as they are read."""
+    import io
+
+    from PIL import Image
+
+    from backend.pipelines import EncodedFrames
+
+    def png(array):
+        out = io.BytesIO()
+        Image.fromarray(array).save(out, format="PNG")
+        return out.getvalue()
+
+    decoded = []
+
+    def decode(data):
+        decoded.append(1)
+        with Image.open(io.BytesIO(data)) as image:
+            return image.convert("RGB")
+
+    shot = poses(12)
+    encoded = EncodedFrames([png(p) for p in shot], decode, (SIZE, SIZE))
+    params = GenerateParams(**{**VIDEO, "context_length": 8, "context_stride": 4})
+    assert np.array_equal(np.stack(frames_of(generate(video_models, encoded, None, params))),
+                          np.stack(frames_of(generate(video_models, shot, None, params))))
+    assert len(decoded) == 12 * VIDEO["steps"]  # each frame once a step, when its first window needs it

@@ -19,18 +19,11 @@ TESTS = Path(__file__).resolve().parents[1]
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 import backend_process  # noqa: E402
+from test_generate_run import write_poses  # noqa: E402  (same folder: pytest's rootdir-less import)
 
 VIDEO = {"steps": 2, "seed": 0, "prompt": "a dancer", "pipeline": "animatediff", "context_length": 4,
          "context_stride": 2}
 FAIL_AT = 5
-
-
-def write_poses(folder, frames, size=64):
-    folder.mkdir(parents=True, exist_ok=True)
-    for f in frames:
-        image = np.random.default_rng(abs(f) + 11).integers(0, 255, (size, size, 3), dtype=np.uint8)
-        write_png(folder / f"pose_{f:04d}.png", image)
-    return folder
 
 
 def frames_in(out):
