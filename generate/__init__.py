@@ -7,5 +7,6 @@ share it. Modules:
 - ``client``: ``BackendClient`` for the backend's HTTP API and the ``BackendError`` family.
 - ``job_folder``: ``frame_NNNN.png`` + ``generation.json``; ``plan`` says done/missing/stale.
 - ``run``: ``GenerationRun``, the whole job on a background thread or blocking.
+- ``videos``: how a temporal (video) run is cut into jobs and what each continues from.
 - ``launcher``: ``start_local_backend`` runs ``python -m posebridge.backend serve``.
 """

@@ -37,6 +37,7 @@ from typing import Callable
 from . import job_folder
 from .client import BackendClient, BackendError, BackendRequestError, BackendUnavailable
 from .controls import ControlFolderError, ControlFrame
+from .videos import DEFAULT_LEAD, lead_frames, video_units
 
 IDLE, CHECKING, RUNNING, DONE, FAILED, CANCELLED = "idle", "checking", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
@@ -73,9 +74,6 @@ class _JobEnded(Exception):
     def __init__(self, state: str, text: str):
         super().__init__(text)
         self.state = state
-
-
-DEFAULT_LEAD = 4  # lead frames a segment continues from
 
 
 def check_reference(reference) -> Path | None:
@@ -353,16 +351,10 @@ class GenerationRun:
             done_before += len(unit)
 
     def _lead_frames(self, first: int, most: int) -> list[int]:
-        """Up to ``most`` frames right before ``first`` (in control order) that are made with these
-        settings (earlier, or by this run): what the next video continues from."""
-        order = list(self.plan.controls)
+        """The frames made with these settings (earlier, or by this run) that the video starting
+        at ``first`` continues from."""
         usable = set(self.plan.done) | set(self._writer.written)
-        lead = []
-        for frame in reversed(order[: order.index(first)]):
-            if len(lead) == most or frame not in usable:
-                break
-            lead.append(frame)
-        return lead[::-1]
+        return lead_frames(list(self.plan.controls), first, usable, most)
 
     def _call(self, function, *args):
         """A read-only request, retried a little when nobody answers (see RETRIES)."""
@@ -420,23 +412,3 @@ class GenerationRun:
                     ) from None
                 raise
 
-
-def video_units(order: list[int], todo: list[int], segment: int | None) -> list[list[int]]:
-    """The jobs of a temporal run: each unbroken run of ``todo`` frames in ``order`` (frames that
-    follow each other with no made frame between them) is one video, cut into pieces of
-    ``segment`` frames when given."""
-    wanted = set(todo)
-    runs: list[list[int]] = []
-    previous_wanted = False
-    for frame in order:
-        if frame in wanted:
-            if previous_wanted:
-                runs[-1].append(frame)
-            else:
-                runs.append([frame])
-        previous_wanted = frame in wanted
-    units = []
-    for run in runs:
-        size = segment or len(run)
-        units += [run[i : i + size] for i in range(0, len(run), size)]
-    return units

@@ -12,7 +12,8 @@ import pytest
 from posebridge.generate.client import BackendClient
 from posebridge.generate.controls import control_frames
 from posebridge.generate.job_folder import MANIFEST_NAME, output_path
-from posebridge.generate.run import DONE, FAILED, GenerationRun, plan_generation, video_units
+from posebridge.generate.run import DONE, FAILED, GenerationRun, plan_generation
+from posebridge.generate.videos import lead_frames, video_units
 from posebridge.pose.png import read_png, write_png
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -51,6 +52,14 @@ def test_video_units_follow_unbroken_runs_and_segments():
     # Frames 3 and 4 are made already: two videos, never one across them.
     assert video_units(order, [0, 1, 2, 5, 6, 7, 8, 9], 3) == [[0, 1, 2], [5, 6, 7], [8, 9]]
     assert video_units([-2, 0, 7], [-2, 0, 7], None) == [[-2, 0, 7]]  # numbering gaps are not breaks
+
+
+def test_lead_frames_are_the_usable_frames_right_before():
+    order = list(range(1, 11))
+    assert lead_frames(order, 6, {1, 2, 3, 4, 5}, 2) == [4, 5]
+    assert lead_frames(order, 6, {1, 2, 3, 5}, 4) == [5]  # stops at a frame not made alike
+    assert lead_frames(order, 1, set(order), 4) == []
+    assert lead_frames(order, 6, {4, 5}, 0) == []
 
 
 def test_a_range_is_one_job_whose_frames_land_together(client, tmp_path):
