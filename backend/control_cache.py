@@ -54,7 +54,10 @@ def cache_conditioning(controlnet) -> None:
 
 
 def _caches(controlnet):
-    nets = getattr(controlnet, "nets", None) or [controlnet]  # MultiControlNetModel or one
+    if isinstance(controlnet, (list, tuple)):  # several ControlNets, called one by one
+        nets = controlnet
+    else:
+        nets = getattr(controlnet, "nets", None) or [controlnet]  # MultiControlNetModel or one
     for net in nets:
         embedding = getattr(net, "controlnet_cond_embedding", None)
         if isinstance(embedding, CachedConditioningEmbedding):
@@ -63,7 +66,8 @@ def _caches(controlnet):
 
 @contextmanager
 def fresh_conditioning(controlnet):
-    """Empty the caches before and after one pipeline call."""
+    """Empty the caches before and after one pipeline call. ``controlnet``: a ControlNetModel, a
+    MultiControlNetModel or a list of ControlNetModels."""
     caches = list(_caches(controlnet))
     for cache in caches:
         cache.clear()

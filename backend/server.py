@@ -27,7 +27,7 @@ from .api_models import ErrorBody, Health, JobList, JobRequest, JobStatus
 from .guards import BearerTokenGuard, BodySizeLimit, LocalHostGuard
 from .job_input import BadJobInput, decode_frames, decode_reference, frame_size
 from .jobs import JobQueue
-from .pipelines import ANIMATEDIFF, GenerateParams, is_temporal
+from .pipelines import ANIMATEDIFF, GenerateParams, animatediff, is_temporal
 
 DTYPE_NAMES = {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32"}
 
@@ -102,11 +102,11 @@ def _check_params(params: GenerateParams, pipe) -> None:
             f"pipeline {params.pipeline!r} is not available on this backend (it runs {', '.join(pipe.pipelines)});"
             " animatediff needs a motion adapter (serve --motion-adapter)",
         )
-    longest = pipe.max_context_length
-    if params.pipeline == ANIMATEDIFF and longest is not None and params.context_length > longest:
-        raise HTTPException(
-            400, f"context_length {params.context_length} is longer than the motion module sees ({longest} frames)"
-        )
+    if params.pipeline == ANIMATEDIFF:
+        try:
+            animatediff.check_params(pipe, params)
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
     try:
         params.prompt_schedule()
     except ValueError as exc:

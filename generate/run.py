@@ -37,6 +37,7 @@ from typing import Callable
 from . import job_folder
 from .client import BackendClient, BackendError, BackendRequestError, BackendUnavailable
 from .controls import ControlFolderError, ControlFrame
+from ..pose.png import png_size
 from .videos import DEFAULT_LEAD, lead_frames, video_units
 
 IDLE, CHECKING, RUNNING, DONE, FAILED, CANCELLED = "idle", "checking", "running", "done", "failed", "cancelled"
@@ -77,12 +78,15 @@ class _JobEnded(Exception):
 
 
 def check_reference(reference) -> Path | None:
-    """The identity reference as a Path; ControlFolderError naming it when it is not a file."""
+    """The identity reference as a Path; ControlFolderError naming it when it is not a PNG file
+    (the backend takes PNG only; the header is read, not the image)."""
     if reference is None:
         return None
     path = Path(reference)
     if not path.is_file():
-        raise ControlFolderError(f"identity reference {path}: no such file")
+        raise ControlFolderError(f"the identity reference {path} does not exist")
+    if png_size(path) is None:
+        raise ControlFolderError(f"the identity reference {path} is not a PNG image (save it as PNG)")
     return path
 
 
@@ -312,9 +316,6 @@ class GenerationRun:
                     size = max(1, len(chunk) // 2)  # too large for the backend: smaller jobs
                     continue
                 raise
-            self._job_id, self._job_finished = job["id"], False
-            self.job_ids.append(job["id"])
-            self._update(job_id=job["id"])
             self._follow(job, done_before=len(todo) - len(pending), todo=len(todo))
             pending = pending[len(chunk):]
         self._finish(DONE, f"generated {len(todo)} frame(s) into {plan.out_dir}{kept}")
@@ -344,9 +345,6 @@ class GenerationRun:
                     ) from None
                 raise
             self._videos[job["id"]] = {"job": job["id"], "frames": [unit[0], unit[-1]], "lead": lead}
-            self._job_id, self._job_finished = job["id"], False
-            self.job_ids.append(job["id"])
-            self._update(job_id=job["id"])
             self._follow(job, done_before=done_before, todo=len(todo))
             done_before += len(unit)
 
@@ -376,8 +374,12 @@ class GenerationRun:
                 self._update(frames_written=len(self._writer.written))
 
     def _follow(self, job: dict, done_before: int, todo: int) -> None:
-        """Poll one job until it ends, saving its frames as they finish."""
+        """Make a just-submitted job the current one (cancel deletes it), then poll it until it
+        ends, saving its frames as they finish."""
         job_id, frames = job["id"], list(job.get("frames", []))
+        self._job_id, self._job_finished = job_id, False
+        self.job_ids.append(job_id)
+        self._update(job_id=job_id)
         status = job
         while True:
             self._check_cancel()

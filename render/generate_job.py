@@ -25,7 +25,7 @@ from ..generate import controls as control_files
 from ..generate.client import BackendClient, BackendError
 from ..generate.controls import ControlFolderError
 from ..generate.job_folder import PARAM_DEFAULTS, PIPELINE_NAMES, effective_pipeline, is_temporal
-from ..generate.run import CANCELLED, DONE, GenerationRun, plan_generation
+from ..generate.run import CANCELLED, DONE, GenerationRun, check_reference, plan_generation
 from ..pose.png import png_size
 from . import pose_maps, vse
 from .job_steps import Waiting
@@ -127,13 +127,10 @@ def check_settings(request: GenerateRequest) -> None:
 
 
 def _check_reference(reference) -> None:
-    if reference is None:
-        return
-    reference = Path(reference)
-    if not reference.is_file():
-        raise SettingsError(f"the identity reference {reference} does not exist")
-    if png_size(reference) is None:
-        raise SettingsError(f"the identity reference {reference} is not a PNG image (save it as PNG)")
+    try:
+        check_reference(reference)
+    except ControlFolderError as error:
+        raise SettingsError(str(error)) from None
 
 
 def check_backend_can(params: dict, reference: Path | None, health: dict, url: str) -> str:

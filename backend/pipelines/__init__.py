@@ -95,7 +95,7 @@ def make_request(
         known = {i: to_pil(image, "given", i) for i, image in known.items()}
     request = GenerationRequest(poses, depths, params, numbers, width, height, reference, known)
     if params.pipeline == ANIMATEDIFF:
-        animatediff.check_request(models, request)
+        animatediff.check_params(models, params)
     return request
 
 

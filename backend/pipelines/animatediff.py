@@ -24,7 +24,6 @@ module sees them and the new frames continue the motion and look across the join
 
 from __future__ import annotations
 
-from contextlib import ExitStack
 from typing import Iterator
 
 import numpy as np
@@ -37,18 +36,17 @@ TEMPORAL = True
 DECODE_CHUNK = 8  # frames per VAE decode call
 
 
-def check_request(models, request: GenerationRequest) -> None:
-    """ValueError naming what stops these models from running this request."""
+def check_params(models, params) -> None:
+    """ValueError naming what stops these models from running animatediff with ``params``."""
     if models.motion_pipe is None:
         raise ValueError(
             "the animatediff pipeline needs a motion adapter: this backend was started without one"
             " (serve --motion-adapter); use pipeline 'frames'"
         )
     longest = models.max_context_length
-    if longest is not None and request.params.context_length > longest:
+    if longest is not None and params.context_length > longest:
         raise ValueError(
-            f"context_length {request.params.context_length} is longer than the motion module sees"
-            f" ({longest} frames)"
+            f"context_length {params.context_length} is longer than the motion module sees ({longest} frames)"
         )
 
 
@@ -171,8 +169,6 @@ class _KnownFrames:
     """The latents of the known frames, noised to each step's level."""
 
     def __init__(self, pipe, request: GenerationRequest, noise, device, dtype):
-        import torch
-
         self.count = len(request.known)
         if not self.count:
             return
@@ -182,16 +178,17 @@ class _KnownFrames:
         self.clean = encoded.transpose(0, 1).unsqueeze(0)  # (1, C, k, h, w)
         self.noise = noise[:, :, : self.count].to(device=device, dtype=dtype)
         self.scheduler = pipe.scheduler
-        self._torch = torch
 
     def hold(self, latents, timestep) -> None:
         """Set the known frames' latents to their images at ``timestep``'s noise (None: clean)."""
+        import torch
+
         if not self.count:
             return
         if timestep is None:
             latents[:, :, : self.count] = self.clean
         else:
-            t = self._torch.as_tensor([timestep]).to(latents.device)
+            t = torch.as_tensor([timestep]).to(latents.device)
             latents[:, :, : self.count] = self.scheduler.add_noise(self.clean, self.noise, t)
 
 
@@ -200,8 +197,8 @@ def run(models, request: GenerationRequest, hooks: Hooks) -> Iterator[tuple[int,
 
     from ..control_cache import fresh_conditioning
 
-    check_request(models, request)
     params = request.params
+    check_params(models, params)
     pipe = models.motion_pipe
     device, dtype = models.device, models.dtype
     count = len(request.poses)
@@ -235,16 +232,14 @@ def run(models, request: GenerationRequest, hooks: Hooks) -> Iterator[tuple[int,
             for index, window in enumerate(windows):
                 frames = slice(window.start, window.stop)
                 window_latents = latents[:, :, frames]
-                model_input = torch.cat([window_latents] * halves) if guidance else window_latents
+                model_input = torch.cat([window_latents] * halves)
                 model_input = scheduler.scale_model_input(model_input, t)
                 text = prompt_embeds[frames]
                 if guidance:
                     text = torch.cat([negative_embeds.expand(len(window), -1, -1), text])
-                with ExitStack() as caches:  # control embeddings: one per call, none kept
-                    for controlnet in models.controlnets:
-                        caches.enter_context(fresh_conditioning(controlnet))
+                with fresh_conditioning(models.controlnets):  # control embeddings: none kept
                     down, mid = residuals.window(window, model_input, text, t)
-                noise = pipe.unet(
+                predicted = pipe.unet(
                     model_input,
                     t,
                     encoder_hidden_states=text,
@@ -254,12 +249,12 @@ def run(models, request: GenerationRequest, hooks: Hooks) -> Iterator[tuple[int,
                 ).sample
                 hooks.count("unet_calls")
                 if guidance:
-                    uncond, cond = noise.chunk(2)
-                    noise = uncond + float(params.guidance) * (cond - uncond)
+                    uncond, cond = predicted.chunk(2)
+                    predicted = uncond + float(params.guidance) * (cond - uncond)
                 if prediction is None:
-                    prediction = noise
+                    prediction = predicted
                 else:
-                    prediction[:, :, frames] += noise.float() * weights[index].view(1, 1, -1, 1, 1)
+                    prediction[:, :, frames] += predicted.float() * weights[index].view(1, 1, -1, 1, 1)
                 done += 1
                 hooks.report(done, total)
             if len(windows) > 1:
