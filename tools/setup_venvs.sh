@@ -29,7 +29,7 @@
 # Needs CPython 3.11 (bpy wheels are cp311): POSEBRIDGE_PYTHON picks the interpreter, else
 # python3.11, else python3.
 
-POSEBRIDGE_SETUP_REV=1
+POSEBRIDGE_SETUP_REV=2
 POSEBRIDGE_VENVS="${POSEBRIDGE_VENVS:-$HOME/.cache/posebridge/venvs}"
 POSEBRIDGE_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # name|bpy requirement (or "-r FILE")|numpy requirement (empty for "-r FILE")
@@ -84,12 +84,19 @@ _pb_compat_lines() {
   done <"$file"
 }
 
-# The requirement lines of a requirements file (comments and blanks dropped).
+# The requirement lines of a requirements file (comments and blanks dropped): all of them, or
+# with $2 "normal" or "nodeps" only those without or with a "# no-deps" mark.
 _pb_req_file_lines() {
-  local raw line
+  local raw line which="${2:-all}" nodeps
   while IFS= read -r raw || [ -n "$raw" ]; do
+    nodeps=0
+    case "$raw" in *"# no-deps"*) nodeps=1 ;; esac
     line="$(printf '%s' "${raw%%#*}" | sed -E 's/^[[:space:]]+|[[:space:]]+$//g')"
-    [ -n "$line" ] && printf '%s\n' "$line"
+    [ -n "$line" ] || continue
+    if [ "$which" = all ] || { [ "$which" = nodeps ] && [ $nodeps = 1 ]; } ||
+      { [ "$which" = normal ] && [ $nodeps = 0 ]; }; then
+      printf '%s\n' "$line"
+    fi
   done <"$1"
 }
 
@@ -180,14 +187,16 @@ posebridge_ensure_venv() {
       return 1
     fi
     : >"$tmp/constraints.txt"
-    _pb_req_file_lines "$req_file" >"$tmp/requirements.txt"
+    _pb_req_file_lines "$req_file" normal >"$tmp/requirements.txt"
+    _pb_req_file_lines "$req_file" nodeps >"$tmp/requirements-nodeps.txt"
   else
     req_file=""
     printf '%s\n' "$numpy_req" >"$tmp/constraints.txt"
     printf '%s\n' "$bpy_req" "$numpy_req" "pytest" >"$tmp/requirements.txt"
+    : >"$tmp/requirements-nodeps.txt"
   fi
   _pb_compat_lines normal >>"$tmp/requirements.txt"
-  _pb_compat_lines nodeps >"$tmp/requirements-nodeps.txt"
+  _pb_compat_lines nodeps >>"$tmp/requirements-nodeps.txt"
 
   if [ -s "$tmp/requirements-nodeps.txt" ]; then
     _pb_log "$name: $(tr '\n' ' ' <"$tmp/requirements-nodeps.txt")is installed with --no-deps:" \
