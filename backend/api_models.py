@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .extract import EXTRACTORS
 from .pipelines import PIPELINE_NAMES, GenerateParams
 
 _DEFAULTS = GenerateParams()
@@ -89,8 +90,43 @@ class JobRequest(_Strict):
     )
 
 
+class PictureFrame(_Strict):
+    frame: int = Field(description="frame number; unique in the request")
+    image: str = Field(description="the picture, a base64 PNG")
+
+
+class ExtractFramesRequest(_Strict):
+    """POST /extract/frames: pictures (all one size) instead of a video."""
+
+    name: str = Field("", max_length=200)
+    frames: list[PictureFrame]
+    extractor: Literal[tuple(EXTRACTORS)] = "mediapipe"
+    fps: float | None = Field(None, gt=0, allow_inf_nan=False, description="their rate: times = frame / fps")
+    maps: bool = Field(False, description="also draw the pose maps")
+    body_only: bool = Field(False, description="body only: no hands, no face")
+
+
+class KeypointFrame(_Strict):
+    frame: int
+    document: dict = Field(
+        description="the OpenPose frame document the pose map was drawn from ({version, people});"
+        " canvas_width/canvas_height in it give the canvas when it is not the generated frame's size"
+    )
+
+
+class AdherenceRequest(_Strict):
+    """POST /adherence: generated frames and the keypoints their pose maps were drawn from."""
+
+    name: str = Field("", max_length=200)
+    generated: list[PictureFrame]
+    keypoints: list[KeypointFrame]
+    extractor: Literal[tuple(EXTRACTORS)] = "mediapipe"
+    threshold: float = Field(0.5, ge=0, le=1, description="a frame whose body PCK is below it is flagged")
+
+
 class JobStatus(BaseModel):
     id: str
+    kind: Literal["generate", "extract", "adherence"] = "generate"
     name: str
     state: Literal["queued", "running", "done", "failed", "cancelled"]
     frames: list[int] = Field(description="the job's frame numbers, in order")
@@ -120,6 +156,9 @@ class Health(BaseModel):
     max_context_length: int | None = Field(None, description="the most frames the motion module sees at once")
     version: str | None = None
     error: str | None = None
+    extractors: list[str] | None = Field(
+        None, description="the pose extractors that can run on this backend (also while the models load)"
+    )
 
 
 class ErrorBody(BaseModel):

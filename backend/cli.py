@@ -1,7 +1,9 @@
-"""``posebridge-backend`` (also ``python -m posebridge.backend``): serve | make-tiny-model.
+"""``posebridge-backend`` (also ``python -m posebridge.backend``): serve | make-tiny-model |
+extract | adherence (the last two in cli_extract.py).
 
     posebridge-backend serve --model DIR --device cpu --token T
     posebridge-backend make-tiny-model DIR
+    posebridge-backend extract clip.mp4 --out DIR
 
 Usage errors exit 2 with a message, as argparse does. ``serve`` prints one line,
 ``PoseBridge backend listening on http://HOST:PORT``, once its socket is bound; callers (Blender's
@@ -21,6 +23,7 @@ from pathlib import Path
 import threading
 import time
 
+from . import cli_extract
 from .model_set import read_model_set, write_model_set
 from .models import (
     DEFAULT_DEPTH_CONTROLNET,
@@ -70,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="posebridge-backend", description="PoseBridge's generation backend (docs/backend_api.md)."
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{serve,make-tiny-model}")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="{serve,make-tiny-model,extract,adherence}")
 
     serve = commands.add_parser("serve", help="run the HTTP service")
     serve.set_defaults(command_parser=serve)  # its usage errors name "serve"
@@ -125,9 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="when the models cannot be had (offline, not cached), serve the tiny random-weight set"
         " from DIR instead (made there if absent): for demos and smoke runs, not for real frames",
     )
+    add("--dwpose-dir", help="folder holding DWPose's model files (default: the Hugging Face cache)")
 
     tiny = commands.add_parser("make-tiny-model", help="write the tiny random-weight model set")
     tiny.add_argument("directory")
+    cli_extract.add_commands(commands)
     return parser
 
 
@@ -278,6 +284,7 @@ def serve(args, parser) -> int:
             " anyone on the network could use the backend"
         )
     chosen = resolve_models(args, parser)
+    cli_extract.check_dwpose_dir(args, parser)
     parent_alive = None
     if args.parent_pid is not None:
         parent_alive = process_alive_check(args.parent_pid)
@@ -318,7 +325,7 @@ def serve(args, parser) -> int:
     )
     app = create_app(
         load, work_dir=work_dir, token=args.token, limits=limits,
-        fail_at_frame=fail_at_frame_from_env(), bound_host=args.host,
+        fail_at_frame=fail_at_frame_from_env(), bound_host=args.host, dwpose_dir=args.dwpose_dir,
     )
     try:
         sock = bind_socket(args.host, args.port)
@@ -387,4 +394,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve(args, args.command_parser)
+    if args.command in cli_extract.COMMANDS:
+        return cli_extract.COMMANDS[args.command](args, args.command_parser)
     return make_tiny_model_command(args)

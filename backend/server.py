@@ -3,8 +3,10 @@
     app = create_app(lambda: load_pipeline(...), token="T", work_dir="/tmp/pb")
 
 The pipeline loads in a background thread once the app starts, so /health answers at once (503
-"loading" until the model is in memory). Endpoints are plain functions: FastAPI runs them on its
-thread pool, which suits the queue's thread locks and the image decoding of POST /jobs.
+"loading" until the model is in memory). Analysis jobs (pose extraction, adherence:
+backend/analysis_routes.py) have their own queue, which runs from the start whatever the models
+do. Endpoints are plain functions: FastAPI runs them on its thread pool, which suits the queue's
+thread locks and the image decoding of POST /jobs.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 
 from . import __version__
+from .analysis_jobs import AnalysisQueue
+from .analysis_routes import add_analysis_routes, available_extractors
 from .api_models import ErrorBody, Health, JobList, JobRequest, JobStatus
 from .guards import BearerTokenGuard, BodySizeLimit, LocalHostGuard
 from .job_input import BadJobInput, decode_frames, decode_reference, frame_size
@@ -42,14 +46,16 @@ class ServerLimits:
 class _Backend:
     """What the routes share: the loading state, the pipeline, the job queue."""
 
-    def __init__(self, load: Callable, work_dir, fail_at_frame: int | None):
+    def __init__(self, load: Callable, work_dir, fail_at_frame: int | None, dwpose_dir=None):
         self.load = load
         self.work_dir = work_dir
         self.fail_at_frame = fail_at_frame
+        self.dwpose_dir = dwpose_dir
         self.status = "loading"
         self.error: str | None = None
         self.pipe = None
         self.queue: JobQueue | None = None
+        self.analysis = AnalysisQueue(work_dir)  # extraction and adherence: needs no model
 
     def load_in_background(self) -> None:
         threading.Thread(target=self._load, name="posebridge-load", daemon=True).start()
@@ -69,10 +75,11 @@ class _Backend:
         print("PoseBridge backend: model loaded", file=sys.stderr, flush=True)
 
     def health(self) -> tuple[int, dict]:
+        extractors = available_extractors(self.dwpose_dir)
         if self.status == "loading":
-            return 503, {"status": "loading"}
+            return 503, {"status": "loading", "extractors": extractors}
         if self.status == "error":
-            return 503, {"status": "error", "error": self.error}
+            return 503, {"status": "error", "error": self.error, "extractors": extractors}
         pipe = self.pipe
         dtype = str(pipe.dtype).removeprefix("torch.")
         return 200, {
@@ -85,7 +92,23 @@ class _Backend:
             "has_ip_adapter": pipe.has_ip_adapter,
             "max_context_length": pipe.max_context_length,
             "version": __version__,
+            "extractors": extractors,
         }
+
+    def job_queue(self, job_id: str):
+        """The queue holding job ``job_id`` (generation or analysis), or None."""
+        if self.queue is not None and self.queue.get(job_id) is not None:
+            return self.queue
+        return self.analysis if self.analysis.get(job_id) is not None else None
+
+    def job_status(self, job_id: str) -> dict | None:
+        queue = self.job_queue(job_id)
+        return None if queue is None else queue.status(job_id)
+
+    def statuses(self) -> list[dict]:
+        """Every job of both queues, in submission order."""
+        jobs = (self.queue.statuses() if self.queue is not None else []) + self.analysis.statuses()
+        return sorted(jobs, key=lambda status: status["created"])
 
     def ready_queue(self) -> JobQueue:
         if self.queue is None:
@@ -157,18 +180,22 @@ def create_app(
     limits: ServerLimits | None = None,
     fail_at_frame: int | None = None,
     bound_host: str | None = None,
+    dwpose_dir: str | os.PathLike | None = None,
 ) -> FastAPI:
     """The app. load() returns a backend.models.LoadedModels (called once, in a thread,
     at startup). token: required as 'Authorization: Bearer TOKEN' on all but /health; without
     one, only requests whose Host is a loopback name/address or ``bound_host`` (the --host it
-    listens on) are served. fail_at_frame: test-only fault (backend.jobs.FAIL_AT_FRAME_ENV)."""
+    listens on) are served. fail_at_frame: test-only fault (backend.jobs.FAIL_AT_FRAME_ENV).
+    dwpose_dir: a folder holding DWPose's model files (else the Hugging Face cache)."""
     limits = limits or ServerLimits()
-    backend = _Backend(load, work_dir, fail_at_frame)
+    backend = _Backend(load, work_dir, fail_at_frame, dwpose_dir)
 
     @asynccontextmanager
     async def lifespan(app):
+        backend.analysis.start()
         backend.load_in_background()
         yield
+        backend.analysis.stop(timeout=5)
         if backend.queue is not None:
             backend.queue.stop(timeout=5)
 
@@ -237,11 +264,11 @@ def create_app(
 
     @app.get("/jobs", response_model=JobList, responses=errors)
     def list_jobs():
-        return {"jobs": backend.queue.statuses() if backend.queue is not None else []}
+        return {"jobs": backend.statuses()}
 
-    def _known(job_id: str) -> JobQueue:
-        queue = backend.queue
-        if queue is None or queue.get(job_id) is None:
+    def _known(job_id: str):
+        queue = backend.job_queue(job_id)
+        if queue is None:
             raise HTTPException(404, f"no job {job_id!r}")
         return queue
 
@@ -256,6 +283,9 @@ def create_app(
     )
     def job_frame(job_id: str, frame: int):
         queue = _known(job_id)
+        if queue is backend.analysis:
+            kind = queue.get(job_id).kind
+            raise HTTPException(404, f"job {job_id!r} is an {kind} job: download GET /jobs/{job_id}/result")
         path = queue.finished_frame_path(job_id, frame)
         if path is None:
             job = queue.get(job_id)
@@ -269,6 +299,7 @@ def create_app(
         queue.cancel(job_id)
         return queue.status(job_id)
 
+    add_analysis_routes(app, backend, limits, errors)
     _add_security_to_openapi(app)
     # The last added runs first: the token (or Host) is checked before the size, so no body is
     # read for a stranger.
