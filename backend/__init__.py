@@ -14,7 +14,14 @@ zip leaves it out (blender_manifest.toml). Modules:
 - ``model_set``: ``posebridge-models.json``, naming a local base model and its ControlNets.
 - ``jobs``: the job queue (one worker thread, submission order, cancel, PNG frames on disk).
 - ``job_input``, ``api_models``, ``guards``, ``server``: the HTTP service of docs/backend_api.md.
-- ``cli`` (and ``__main__``): ``posebridge-backend serve | make-tiny-model``.
+- ``analysis_jobs``, ``analysis_routes``: a second queue and the HTTP routes for analysis jobs
+  (``POST /extract``, ``/extract/frames``, ``/adherence``, ``GET /jobs/{id}/result``).
+- ``extract``: pose extraction (video decoding, the MediaPipe and DWPose extractors, the output
+  folder that Import Pose reads).
+- ``adherence``, ``adherence_run``, ``adherence_report``: does a generated character hold the
+  pose? Detected against expected keypoints, ``adherence.json`` and ``adherence.png``.
+- ``cli`` (and ``__main__``, ``cli_extract``): ``posebridge-backend serve | make-tiny-model |
+  extract | adherence``.
 """
 
 # The backend's version, reported by /health; kept equal to pyproject.toml's and

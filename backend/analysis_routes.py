@@ -30,7 +30,7 @@ from .api_models import AdherenceRequest, ExtractFramesRequest, JobStatus
 from .extract import EXTRACTORS, PARTS
 from .extract.base import ExtractionError
 from .extract.output import INFO_FILE
-from .job_input import BadJobInput, _image_bytes
+from .job_input import BadJobInput, png_image_bytes
 
 ExtractorName = Literal[tuple(EXTRACTORS)]
 EXTRACT_QUERY = ("extractor", "every", "start", "end", "maps", "body_only", "name")
@@ -115,7 +115,7 @@ def _too_many(count: int, limits) -> None:
 
 def _decode_png(text: str, label: str) -> tuple[bytes, tuple[int, int]]:
     try:
-        return _image_bytes(text, label)
+        return png_image_bytes(text, label)
     except BadJobInput as exc:
         raise HTTPException(400, str(exc)) from None
 

@@ -26,7 +26,7 @@ class BadJobInput(ValueError):
     """A job request that is well-formed JSON but cannot be run: the message names the problem."""
 
 
-def _image_bytes(text: str, label: str) -> tuple[bytes, tuple[int, int]]:
+def png_image_bytes(text: str, label: str) -> tuple[bytes, tuple[int, int]]:
     """(bytes, (width, height)) of a base64 PNG, fully decoded once to prove it is one, but only
     after its header's size is within MAX_SIDE / MAX_PIXELS."""
     from PIL import Image
@@ -90,7 +90,7 @@ def decode_frames(frames, *, has_depth: bool, lead=()) -> list[FrameInput]:
 
     decoded, first_size = [], None
     for f in frames:
-        pose, pose_size = _image_bytes(f.pose, f"frame {f.frame} pose")
+        pose, pose_size = png_image_bytes(f.pose, f"frame {f.frame} pose")
         if first_size is None:
             first_size = pose_size
         elif pose_size != first_size:
@@ -100,7 +100,7 @@ def decode_frames(frames, *, has_depth: bool, lead=()) -> list[FrameInput]:
             )
         depth = None
         if f.depth is not None:
-            depth, depth_size = _image_bytes(f.depth, f"frame {f.frame} depth")
+            depth, depth_size = png_image_bytes(f.depth, f"frame {f.frame} depth")
             if depth_size != pose_size:
                 raise BadJobInput(
                     f"frame {f.frame}: pose/depth size mismatch: pose is {_size_text(pose_size)},"
@@ -108,7 +108,7 @@ def decode_frames(frames, *, has_depth: bool, lead=()) -> list[FrameInput]:
                 )
         given = getattr(f, "image", None)
         if given is not None:
-            given, _ = _image_bytes(given, f"lead frame {f.frame} image")
+            given, _ = png_image_bytes(given, f"lead frame {f.frame} image")
         decoded.append(FrameInput(f.frame, pose, depth, given))
     return decoded
 
@@ -123,5 +123,5 @@ def frame_size(frames: list[FrameInput]) -> tuple[int, int]:
 
 def decode_reference(text: str) -> bytes:
     """The identity reference (a base64 PNG) checked as the frames are; its PNG bytes."""
-    data, _ = _image_bytes(text, "reference")
+    data, _ = png_image_bytes(text, "reference")
     return data
