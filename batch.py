@@ -60,6 +60,13 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
 def _identity_scale(text: str) -> float:
     value = _non_negative_float(text)
     if value > MAX_IDENTITY_SCALE:
@@ -125,8 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="replace pose and depth maps already in the output folder")
 
     imp = commands.add_parser("import-pose", help="import video keypoints onto a rig as a new action")
-    imp.add_argument("--keypoints", required=True, type=Path,
-                     help="folder of per-frame OpenPose JSON, a ComfyUI POSE_KEYPOINT file or one OpenPose frame")
+    source = imp.add_mutually_exclusive_group(required=True)
+    source.add_argument("--keypoints", type=Path,
+                        help="folder of per-frame OpenPose JSON, a ComfyUI POSE_KEYPOINT file or one OpenPose frame")
+    source.add_argument("--video", type=Path,
+                        help="a video: the backend extracts its keypoints first (Extract and Import), the "
+                        "video is added as a movie strip and the camera's background")
     imp.add_argument("--armature", required=True, help="the rig to animate")
     imp.add_argument("--camera", help="camera the video is seen through (default: the scene camera)")
     imp.add_argument("--canvas", type=_resolution,
@@ -144,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--ground", action="store_true", help="keep the feet on the ground")
     imp.add_argument("--save", type=Path, help="save the result as this .blend")
     imp.add_argument("--overwrite", action="store_true", help="allow --save to replace an existing file")
+    for flag, extra in VIDEO_FLAGS.items():
+        imp.add_argument(flag, **extra)
 
     gen = commands.add_parser(
         "generate", help="send pose (and depth) maps to the generation backend; frames land as one VSE strip")
@@ -184,6 +197,15 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--mp4", type=Path, help="also export the strip as this MP4")
     gen.add_argument("--compare", type=Path, help="also write the first-vs-last frame sheet as this PNG")
     gen.add_argument("--save", type=Path, help="save the .blend with the strip as this file")
+    gen.add_argument("--check", action="store_true",
+                     help="then check the frames' pose adherence on the backend (the pose detected in "
+                     "each frame against the keypoints beside the pose maps, --poses/keypoints): writes "
+                     "adherence.json and adherence.png into --out, prints the score and the flagged "
+                     "frames. On a folder already generated with these settings nothing is regenerated")
+    gen.add_argument("--check-threshold", type=_fraction,
+                     help="--check flags frames whose body PCK is below this, 0..1 (default: the backend's, 0.5)")
+    gen.add_argument("--check-extractor", choices=("mediapipe", "dwpose"), default="mediapipe",
+                     help="the backend's pose detector for --check (default: %(default)s)")
 
     demo = commands.add_parser("demo", help="build the demo shot, render its pose maps and a contact sheet")
     demo.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)")
@@ -247,26 +269,93 @@ def run_import_pose(args, scene, log=print) -> int:
         raise CommandError(f"{args.save} exists; pass --overwrite to replace it")
     if args.save and not args.save.resolve().parent.is_dir():
         raise CommandError(f"cannot save to {args.save}: its folder does not exist")
+    _check_import_source(args)
     options = import_job.ImportOptions(
-        keypoints=str(args.keypoints), armature=args.armature, camera=args.camera,
+        keypoints=str(args.keypoints or ""), armature=args.armature, camera=args.camera,
         layout=args.layout, coordinates=args.coordinates, canvas=args.canvas,
         person=args.person, start_frame=args.start_frame, min_confidence=args.min_confidence,
         fix_swaps=not args.no_swap_fix, smooth=not args.no_smooth,
         depth_mode=args.depth.replace("-", "_"), ground=args.ground,
     )
-    summary = import_job.ImportSummary()
-    try:
-        for fraction, stage in import_job.import_steps(scene, options, summary):
-            if fraction < 1:
-                log(f"posebridge: {stage}")
-    except JobError as error:
-        raise CommandError(str(error)) from None
-    log(f"posebridge: {summary.text()}")
-    for note in summary.notes:
-        log(f"posebridge:   {note}")
+    if args.video is not None:
+        code = _extract_and_import(args, scene, options, log)
+        if code:
+            return code
+    else:
+        summary = import_job.ImportSummary()
+        try:
+            for fraction, stage in import_job.import_steps(scene, options, summary):
+                if fraction < 1:
+                    log(f"posebridge: {stage}")
+        except JobError as error:
+            raise CommandError(str(error)) from None
+        log(f"posebridge: {summary.text()}")
+        for note in summary.notes:
+            log(f"posebridge:   {note}")
     if args.save:
         bpy.ops.wm.save_as_mainfile(filepath=str(args.save.resolve()), copy=True)
         log(f"posebridge: saved {args.save}")
+    return 0
+
+
+VIDEO_FLAGS = {  # import-pose --video only (None: not given)
+    "--backend": dict(help="with --video: the backend URL (default: http://127.0.0.1:8765)"),
+    "--token": dict(help="with --video: the backend's token (or set POSEBRIDGE_TOKEN)"),
+    "--extractor": dict(choices=("mediapipe", "dwpose"), help="with --video: the pose detector (default: mediapipe)"),
+    "--every": dict(type=_positive_int, help="with --video: extract every Nth video frame (default: 1)"),
+    "--video-frames": dict(type=_frame_range, metavar="S-E",
+                           help="with --video: only video frames S to E (0-based, inclusive)"),
+    "--extract-dir": dict(type=Path, help="with --video: results go into a new folder here named after the "
+                          "video (default: posebridge_extract beside the .blend)"),
+    "--no-movie-strip": dict(action="store_const", const=True, help="with --video: no VSE movie strip"),
+    "--no-background": dict(action="store_const", const=True, help="with --video: no camera background clip"),
+}
+
+
+def _check_import_source(args) -> None:
+    """--video and --keypoints each take their own flags: say which flag does not fit."""
+    video_only = [f for f in VIDEO_FLAGS if getattr(args, f[2:].replace("-", "_")) is not None]
+    if args.video is None and video_only:
+        raise CommandError(f"{video_only[0]} only goes with --video (Extract and Import)")
+    if args.video is not None:
+        if args.canvas or args.layout:
+            raise CommandError("--canvas and --layout do not go with --video: the extraction gives them")
+        if not args.video.is_file():
+            raise CommandError(f"--video {args.video}: no such file")
+
+
+def _extract_and_import(args, scene, options, log) -> int:
+    """import-pose --video: the backend's extraction, then the import (render/extract_job.py)."""
+    import os
+
+    from .render import extract_job
+    from .render.pose_maps import JobError
+
+    start, end = args.video_frames or (None, None)
+    try:
+        out_root = args.extract_dir.resolve() if args.extract_dir else extract_job.default_out_root()
+    except JobError as error:
+        raise CommandError(f"{error}; or pass --extract-dir") from None
+    request = extract_job.ExtractRequest(
+        video=args.video.resolve(), backend_url=args.backend or "http://127.0.0.1:8765",
+        token=args.token or os.environ.get("POSEBRIDGE_TOKEN") or None, out_root=out_root,
+        options=options, extractor=args.extractor or "mediapipe", every=args.every or 1, start=start,
+        end=end, movie_strip=not args.no_movie_strip, background=not args.no_background)
+    try:
+        extract_job.check_request(scene, request)
+    except JobError as error:
+        raise CommandError(str(error)) from None
+    try:
+        outcome = extract_job.run_extract_import(scene, request, lambda line: log(f"posebridge: {line}"))
+    except JobError as error:  # the backend failed or is not there (exit 1)
+        print(f"posebridge: failed: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    if outcome.cancelled:
+        print(f"posebridge: failed: {outcome.text()}", file=sys.stderr)
+        return EXIT_FAILURE
+    log(f"posebridge: {outcome.text()}")
+    for note in outcome.all_notes:
+        log(f"posebridge:   {note}")
     return 0
 
 
@@ -295,6 +384,9 @@ def run_generate(args, scene, log=print) -> int:
             raise CommandError(f"{what} {path} exists; pass --overwrite to replace it")
     if not args.poses.is_dir():
         raise CommandError(f"--poses {args.poses}: no such folder")
+    if args.check and not (args.poses / "keypoints").is_dir():
+        raise CommandError(f"--check: no keypoints beside the pose maps ({args.poses / 'keypoints'}); "
+                           "render them with the poses command")
     _check_video_flags(args)
     params = dict(prompt=args.prompt, negative=args.negative, seed=args.seed, steps=args.steps,
                   guidance=args.guidance, pose_scale=args.pose_scale, depth_scale=args.depth_scale,
@@ -342,6 +434,41 @@ def run_generate(args, scene, log=print) -> int:
     if args.save:
         bpy.ops.wm.save_as_mainfile(filepath=str(args.save.resolve()), copy=True)
         log(f"posebridge: saved {args.save}")
+    if args.check:  # last: a failed check still leaves the frames, strip and files made above
+        return run_check(args, request, log)
+    return 0
+
+
+def run_check(args, request, log=print) -> int:
+    """``generate --check``: the pose adherence of the frames just generated; 1 when it fails."""
+    from .generate.adherence import keypoints_folder
+    from .generate.adherence_run import AdherenceCheck
+    from .generate.client import BackendClient
+    from .generate.run import DONE
+
+    check = AdherenceCheck(BackendClient(request.backend_url, request.token), request.out_dir,
+                           keypoints_folder(request.poses_dir), extractor=args.check_extractor,
+                           threshold=args.check_threshold)
+    shown = set()
+
+    def progress(status):
+        line = f"{int(status.progress * 100):3d}% {status.message}"
+        if status.state != DONE and line not in shown:
+            shown.add(line)
+            log(f"posebridge: {line}")
+
+    status = check.run_blocking(progress)
+    for note in check.notes():
+        log(f"posebridge:   {note}")
+    if status.state != DONE:
+        print(f"posebridge: failed: pose adherence: {status.message}", file=sys.stderr)
+        return EXIT_FAILURE
+    summary = status.summary
+    log(f"posebridge: pose adherence score {summary.score:.3f} over {summary.frames_checked} frame(s), "
+        f"worst frame {summary.worst_frame}")
+    log(f"posebridge: flagged frames ({len(summary.flagged_frames)}): {summary.flagged_text(limit=50)}")
+    picture = summary.report.with_name("adherence.png")
+    log(f"posebridge: wrote {summary.report}" + (f" and {picture.name}" if picture.is_file() else ""))
     return 0
 
 

@@ -77,7 +77,8 @@ class POSEBRIDGE_PG_import(bpy.types.PropertyGroup):
 
     keypoints: StringProperty(
         name="Keypoints", subtype="FILE_PATH", options=PATH_OPTIONS,
-        description="Folder of per-frame OpenPose JSON, a ComfyUI POSE_KEYPOINT file or one OpenPose frame",
+        description="Folder of per-frame OpenPose JSON, a ComfyUI POSE_KEYPOINT file or one OpenPose "
+        "frame; or a video (.mp4 .mov .m4v .mkv .avi .webm): the backend extracts its keypoints first",
     )
     armature: PointerProperty(name="Armature", type=bpy.types.Object, poll=_is_armature,
                               description="Rig that receives the motion (a new action)")
@@ -119,6 +120,25 @@ class POSEBRIDGE_PG_import(bpy.types.PropertyGroup):
                ("fixed", "Fixed", "Keep the rig at its current distance from the camera")),
     )
     ground: BoolProperty(name="Feet on ground", default=False)
+    # A video source (Extract and Import): the backend's pose extraction, then the same import.
+    extractor: EnumProperty(
+        name="Extractor",
+        items=(("mediapipe", "MediaPipe", "One person, CPU, offline: MediaPipe's holistic landmarkers"),
+               ("dwpose", "DWPose", "Several people: DWPose whole-body ONNX models (the backend needs them)")),
+    )
+    video_every: IntProperty(name="Every", default=1, min=1, description="Extract every Nth video frame")
+    use_video_range: BoolProperty(name="Video frames", default=False,
+                                  description="Extract only these video frames (0-based, inclusive)")
+    video_start: IntProperty(name="From", default=0, min=0)
+    video_end: IntProperty(name="To", default=99, min=0)
+    extract_dir: StringProperty(
+        name="Extraction folder", subtype="DIR_PATH", options=PATH_OPTIONS, default="//posebridge_extract",
+        description="Each extraction lands in a new folder here named after the video (never over an earlier one)",
+    )
+    add_movie_strip: BoolProperty(name="Movie strip", default=True,
+                                  description="Add the video to the VSE on a free channel, in time with the keys")
+    add_background: BoolProperty(name="Camera background", default=True,
+                                 description="Show the video behind the camera's view, lined up with the first key")
 
 
 # Stable numbers: a .blend saves the number, so items may be renamed or added but never renumbered.
@@ -200,6 +220,12 @@ class POSEBRIDGE_PG_generate(bpy.types.PropertyGroup):
     )
     name: StringProperty(name="Strip", default="PoseBridge",
                          description="Name of the image strip the frames land in (re-running updates it)")
+    adherence_threshold: FloatProperty(
+        name="Flag Below", default=0.5, min=0.0, max=1.0,
+        description="Check Pose Adherence flags the frames whose body PCK (the share of body joints "
+        "found where the pose map put them) is below this, or with a swapped limb or a missing "
+        "person, so you can regenerate just those",
+    )
 
 
 class POSEBRIDGE_PG_scene(bpy.types.PropertyGroup):

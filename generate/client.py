@@ -15,9 +15,10 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import os
 import socket
 import ssl
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from .controls import ControlFolderError, ControlFrame
 
@@ -26,6 +27,7 @@ DEFAULT_TIMEOUT = 30.0
 # takes well over DEFAULT_TIMEOUT, and giving up then would leave a queued job we never heard of.
 SUBMIT_TIMEOUT = 600.0
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with entries; an empty one
 
 
 class BackendError(Exception):
@@ -188,6 +190,47 @@ class BackendClient:
             )
         return body
 
+    def submit_extract(self, video_path, *, extractor: str = "mediapipe", every: int = 1,
+                       start: int | None = None, end: int | None = None, maps: bool = False) -> dict:
+        """``POST /extract``: queue a pose extraction of this video file; returns the job status.
+        The file is streamed as the raw request body (never read whole into memory); start/end
+        are the video's frame indices (0-based, inclusive), None for its first/last."""
+        query = {"extractor": str(extractor), "every": str(int(every)), "maps": "true" if maps else "false",
+                 "name": os.path.basename(os.fspath(video_path))}
+        if start is not None:
+            query["start"] = str(int(start))
+        if end is not None:
+            query["end"] = str(int(end))
+        try:
+            handle = open(video_path, "rb")
+        except OSError as error:
+            raise BackendError(f"{video_path}: cannot be read ({error.strerror or error})") from None
+        with handle:
+            length = os.fstat(handle.fileno()).st_size
+            status, _, answer = self._request(
+                "POST", "/extract?" + urlencode(query), handle, timeout=self.submit_timeout,
+                content_type="application/octet-stream", content_length=length,
+            )
+        return self._json(status, answer)
+
+    def submit_adherence(self, body: dict) -> dict:
+        """``POST /adherence``: queue a pose-adherence check (the document generate/adherence.py
+        builds: generated frames, the keypoints their pose maps came from); its job status."""
+        data = json.dumps(body).encode("utf-8")
+        status, _, answer = self._request("POST", "/adherence", data, timeout=self.submit_timeout)
+        return self._json(status, answer)
+
+    def download_result(self, job_id: str) -> bytes:
+        """``GET /jobs/{id}/result``: the finished job's output folder as zip bytes."""
+        path = f"/jobs/{quote(str(job_id), safe='')}/result"
+        status, _, body = self._request("GET", path, timeout=self.submit_timeout)
+        if not body.startswith(ZIP_SIGNATURES):
+            raise BackendError(
+                f"the backend at {self.url} sent the result of job {job_id} but it is not a zip",
+                url=self.url, status=status,
+            )
+        return body
+
     def cancel(self, job_id: str) -> dict:
         """``DELETE /jobs/{id}``: cancel (queued: at once; running: at its next step); its status."""
         status, _, body = self._request("DELETE", f"/jobs/{quote(str(job_id), safe='')}")
@@ -207,14 +250,18 @@ class BackendClient:
             )
         return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
 
-    def _request(self, method: str, path: str, body: bytes | None = None, allow=frozenset(),
-                 timeout: float | None = None):
+    def _request(self, method: str, path: str, body=None, allow=frozenset(),
+                 timeout: float | None = None, content_type: str = "application/json",
+                 content_length: int | None = None):
         """(status, headers, body) of a 2xx answer (or one in ``allow``); BackendError otherwise.
+        ``body``: bytes, or an open binary file streamed with ``content_length``.
         ``timeout``: seconds to wait on the socket (default ``self.timeout``)."""
         timeout = self.timeout if timeout is None else timeout
-        headers = {"Accept": "application/json, image/png"}
+        headers = {"Accept": "application/json, image/png, application/zip"}
         if body is not None:
-            headers["Content-Type"] = "application/json"
+            headers["Content-Type"] = content_type
+        if content_length is not None:
+            headers["Content-Length"] = str(int(content_length))
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         connection = self._connection(timeout)

@@ -1,4 +1,5 @@
 """Operators: one user action each. They read properties, call render/ and pose/, report."""
+from .adherence import CLASSES as _ADHERENCE_CLASSES
 from .custom_map import CLASSES as _MAP_CLASSES
 from .generate import CLASSES as _GENERATE_CLASSES, stop_local_backend
 from .import_pose import POSEBRIDGE_OT_import_pose
@@ -9,6 +10,6 @@ CLASSES = (
     POSEBRIDGE_OT_render_pose_maps,
     POSEBRIDGE_OT_preview_pose_map,
     POSEBRIDGE_OT_import_pose,
-) + _MAP_CLASSES + _GENERATE_CLASSES
+) + _MAP_CLASSES + _GENERATE_CLASSES + _ADHERENCE_CLASSES
 
 __all__ = ["CLASSES", "release_previews", "stop_local_backend"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import bpy
 
 from .. import preferences
+from ..operators.adherence import report_summary
 from .pose_maps import _SidebarPanel
 
 
@@ -47,6 +48,28 @@ class POSEBRIDGE_PT_generate(_SidebarPanel, bpy.types.Panel):
         row = layout.row(align=True)
         row.operator("posebridge.export_video", icon="FILE_MOVIE")
         row.operator("posebridge.compare_sheet", icon="IMAGE_DATA")
+        _draw_adherence(layout, context, settings)
+
+
+def _draw_adherence(layout, context, settings) -> None:
+    """Check Pose Adherence, and what the output folder's report says."""
+    box = layout.box()
+    row = box.row(align=True)
+    row.operator("posebridge.check_adherence", icon="ARMATURE_DATA")
+    row.prop(settings, "adherence_threshold", text="Flag Below")
+    summary = report_summary(context)
+    if summary is None:
+        return
+    row = box.row()
+    row.label(text=f"Score {summary.score:.2f} ({summary.frames_checked} frames)")
+    if summary.worst_frame is not None:
+        row.operator("posebridge.jump_to_worst_frame", text=f"Worst: {summary.worst_frame}",
+                     icon="FRAME_NEXT")
+    if summary.flagged_frames:
+        box.label(text=f"Flagged ({len(summary.flagged_frames)}): {summary.flagged_text(limit=6)}",
+                  icon="ERROR")
+    else:
+        box.label(text="No frame flagged", icon="CHECKMARK")
 
 
 def _draw_identity(layout, settings) -> None:

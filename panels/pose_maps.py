@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import bpy
 
+from ..generate.extraction import is_video
 from ..operators.preview import preview_icon_id
 from ..render import rig_presets
 
@@ -158,10 +159,14 @@ class POSEBRIDGE_PT_import_pose(_SidebarPanel, bpy.types.Panel):
         layout = self.layout
         settings = context.scene.posebridge.importer
         layout.prop(settings, "keypoints")
-        column = layout.column(align=True)
-        column.prop(settings, "layout")
-        column.prop(settings, "coordinates")
-        _row(column, settings, *(("use_canvas", "canvas_x", "canvas_y") if settings.use_canvas else ("use_canvas",)))
+        video = is_video(settings.keypoints)
+        if video:
+            _draw_video(layout, settings)
+        else:
+            column = layout.column(align=True)
+            column.prop(settings, "layout")
+            column.prop(settings, "coordinates")
+            _row(column, settings, *(("use_canvas", "canvas_x", "canvas_y") if settings.use_canvas else ("use_canvas",)))
         column = layout.column(align=True)
         column.prop(settings, "person")
         if settings.person == "INDEX":
@@ -180,7 +185,22 @@ class POSEBRIDGE_PT_import_pose(_SidebarPanel, bpy.types.Panel):
             column.prop(settings, "start_frame")
         column.prop(settings, "depth_mode")
         column.prop(settings, "ground")
-        layout.operator("posebridge.import_pose", icon="IMPORT")
+        if video:
+            layout.operator("posebridge.import_pose", icon="IMPORT", text="Extract and Import")
+        else:
+            layout.operator("posebridge.import_pose", icon="IMPORT")
+
+
+def _draw_video(layout, settings) -> None:
+    """A video source: how the backend extracts it, and where the video goes beside the keys."""
+    column = layout.column(align=True)
+    column.prop(settings, "extractor")
+    column.prop(settings, "video_every")
+    _row(column, settings, *(("use_video_range", "video_start", "video_end") if settings.use_video_range
+                             else ("use_video_range",)))
+    column.prop(settings, "extract_dir")
+    _row(column, settings, "add_movie_strip", "add_background")
+    column.label(text="Backend: the Generate panel's (add-on preferences)", icon="INFO")
 
 
 CLASSES = (

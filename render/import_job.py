@@ -10,8 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+
 from ..pose.cleaning import CleanOptions, clean
 from ..pose.filters import CleanReport
+from ..pose.resample import rate_note, resample_by_time
 from ..pose.formats.readers import ImportedKeypoints, KeypointFileError, load_keypoints
 from ..pose.tracking import TrackResult, track_person
 from .camera import render_size, resolve_camera
@@ -35,6 +38,10 @@ class ImportOptions:
     smooth: bool = True
     smooth_strength: float = 1.0
     fps: float | None = None  # None: the scene's frame rate
+    # The keypoints' own frame rate when they are a video's frames (numbered by video frame):
+    # tracked and cleaned at that rate, then resampled by time onto the scene's (pose.resample).
+    source_fps: float | None = None
+    source_name: str | None = None  # names the new action; None: the keypoint file or folder's name
     depth_mode: str = "rig_size"  # rig_size | fixed
     ground: bool = False
 
@@ -46,6 +53,9 @@ class ImportSummary:
     cleaning: CleanReport | None = None
     report: ImportReport | None = None
     notes: list[str] = field(default_factory=list)
+    # With source_fps: the first key's grid frame (seconds * scene fps of the video's own clock),
+    # so the video's frame 0 lies that many scene frames before the first key.
+    grid_start: int | None = None
 
     def text(self) -> str:
         report = self.report
@@ -98,7 +108,11 @@ def import_steps(scene, options: ImportOptions, summary: ImportSummary) -> Itera
     summary.notes.extend(imported.notes)
     yield 0.2, "tracking the person"
 
-    fps = options.fps or scene.render.fps / scene.render.fps_base
+    scene_fps = options.fps or scene.render.fps / scene.render.fps_base
+    fps = scene_fps
+    if options.source_fps:  # video frames, maybe every Nth: the rate the samples come at
+        every = _sampling_step(imported.sequence.frame_numbers)
+        fps = options.source_fps / every
     try:
         track = track_person(imported.sequence, options.person, fps=fps)
     except ValueError as error:
@@ -112,18 +126,30 @@ def import_steps(scene, options: ImportOptions, summary: ImportSummary) -> Itera
         smooth_strength=options.smooth_strength, fps=fps,
     ))
     summary.cleaning = report
+    if options.source_fps:
+        times = cleaned.frame_numbers / float(options.source_fps)
+        cleaned = resample_by_time(cleaned, times, scene_fps)
+        summary.grid_start = int(cleaned.frame_numbers[0])
+        summary.notes.insert(0, rate_note(options.source_fps, scene_fps, every))
     yield 0.6, "lifting onto the rig"
 
     try:
         summary.report = import_pose(
             armature, cleaned, camera, scene, start_frame=options.start_frame,
-            depth_mode=options.depth_mode, ground=options.ground, source_name=path.stem,
+            depth_mode=options.depth_mode, ground=options.ground,
+            source_name=options.source_name or path.stem,
         )
     except ImportPoseError as error:
         raise JobError(str(error)) from None
     if summary.report.canvas_note:
         summary.notes.append(summary.report.canvas_note)
     yield 1.0, "done"
+
+
+def _sampling_step(frame_numbers) -> int:
+    """Every how many video frames a sample was taken (1 for every frame)."""
+    steps = np.diff(np.asarray(frame_numbers))
+    return max(1, int(round(float(np.median(steps))))) if len(steps) else 1
 
 
 def run_import(scene, options: ImportOptions) -> ImportSummary:

@@ -223,3 +223,39 @@ def place_image_sequence(scene, name: str, directory, filenames: Sequence[str], 
             f"{strip.frame_final_end - 1}, expected channel {channel} at {frame_start}..{end - 1}"
         )
     return strip
+
+
+# --- a reference video ------------------------------------------------------------------------
+
+
+def place_movie(scene, name: str, filepath, frame_start: int, video_fps: float, frame_count: int):
+    """Add the video ``filepath`` as a NEW movie strip whose first frame shows at ``frame_start``,
+    playing in real time at the scene's rate; returns (movie strip, speed strip or None).
+
+    Nothing is replaced: Blender gives the strip a unique name, and it goes on a channel that is
+    free over its range (choose_channel). A movie strip shows one video frame per scene frame, and
+    the API cannot set its playback rate (only the Add Movie operator can, from the editor), so
+    when the rates differ a Speed effect strip on the channel above plays it at
+    ``video_fps / scene fps`` and the movie strip is cut to the video's length in scene frames.
+    """
+    scene_fps = scene.render.fps / scene.render.fps_base
+    length = max(1, round(frame_count * scene_fps / video_fps))
+    frame_start = int(frame_start)
+    collection = strips_collection(scene)
+    channel = choose_channel(_occupied(collection), frame_start, frame_start + length)
+    movie = collection.new_movie(name, str(filepath), channel, frame_start, fit_method=FIT_METHOD)
+    if abs(video_fps - scene_fps) < 1e-3:
+        return movie, None
+    movie.frame_final_duration = length
+    channel = choose_channel(_occupied(collection), frame_start, frame_start + length)  # above the movie
+    if channel <= movie.channel:  # the effect must lie above the movie to be what shows
+        below = movie.channel
+        collection.remove(movie)
+        raise RuntimeError(f"no free VSE channel above {below} over frames {frame_start}.."
+                           f"{frame_start + length - 1} for the reference video")
+    source = {"input1": movie} if bpy.app.version >= (5, 0, 0) else {"seq1": movie}
+    ends = {"length": length} if bpy.app.version >= (5, 0, 0) else {"frame_end": frame_start + length}
+    speed = collection.new_effect(f"{movie.name} speed", "SPEED", channel, frame_start, **source, **ends)
+    speed.speed_control = "MULTIPLY"
+    speed.speed_factor = video_fps / scene_fps
+    return movie, speed
