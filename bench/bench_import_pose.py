@@ -23,7 +23,6 @@ order in every frame. The image is 1024x512 (the tests' 512x512 shot, widened to
    ratios naive / import_pose and naive / our bulk write alone (``write_action`` on a third copy).
 """
 import argparse
-import os
 import sys
 import time
 from pathlib import Path

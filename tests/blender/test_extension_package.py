@@ -31,7 +31,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 # Development-only paths that must never ship in the zip (see [build] in blender_manifest.toml).
 EXCLUDED_TOP = ("tests/", "bench/", "docs/", "tools/", "build/", "dist/", ".ci/", ".git/")
-EXCLUDED_FILES = ("cli.py", "batch.py", "pyproject.toml", ".gitignore")
+EXCLUDED_FILES = ("cli.py", "batch.py", "batch_parser.py", "pyproject.toml", ".gitignore")
 # Folders whose Python files are all part of the add-on and must ship. backend/ ships too:
 # "Start Local Backend" runs it with another Python (torch is never imported by Blender).
 PACKAGE_DIRS = ("pose", "render", "operators", "panels", "generate", "backend")
