@@ -213,24 +213,30 @@ def frame_figures(expected: np.ndarray, detected: np.ndarray, fallbacks=None) ->
     return figures, matches
 
 
-def _second_differences(track: np.ndarray) -> np.ndarray:
+def _second_differences(track: np.ndarray, numbers: np.ndarray) -> np.ndarray:
     """Lengths of p[t-1] - 2 p[t] + p[t+1] for each joint present in all three frames of ``track``
-    (frames, points, 3); nan elsewhere."""
+    (frames, points, 3); nan elsewhere. Only triples of neighbouring frames count (the shot's
+    smallest frame step on both sides): across a skipped frame the difference is motion, not
+    jitter."""
     if len(track) < 3:
         return np.zeros((0, track.shape[1]))
     present = _present(track)
-    ok = present[:-2] & present[1:-1] & present[2:]
+    steps = np.diff(numbers)
+    neighbours = (steps[:-1] == steps.min()) & (steps[1:] == steps.min())
+    ok = present[:-2] & present[1:-1] & present[2:] & neighbours[:, None]
     second = track[:-2, :, :2] - 2 * track[1:-1, :, :2] + track[2:, :, :2]
     return np.where(ok, np.hypot(second[..., 0], second[..., 1]), np.nan)
 
 
-def jitter(expected_tracks: np.ndarray, detected_tracks: np.ndarray) -> dict:
+def jitter(expected_tracks: np.ndarray, detected_tracks: np.ndarray, numbers) -> dict:
     """Mean second-difference length of body joints (see the module docstring), px.
 
-    Both are (frames, people, points, 3), detected matched to expected person by person; only
-    joints both have in all three frames of a triple count, so the two means are comparable."""
-    exp = _second_differences(expected_tracks[:, :, BODY].reshape(len(expected_tracks), -1, 3))
-    det = _second_differences(detected_tracks[:, :, BODY].reshape(len(detected_tracks), -1, 3))
+    Both are (frames, people, points, 3), detected matched to expected person by person, at the
+    frame ``numbers``; only joints both have in all three frames of a triple of neighbouring
+    frames count, so the two means are comparable."""
+    numbers = np.asarray(numbers, np.int64)
+    exp = _second_differences(expected_tracks[:, :, BODY].reshape(len(expected_tracks), -1, 3), numbers)
+    det = _second_differences(detected_tracks[:, :, BODY].reshape(len(detected_tracks), -1, 3), numbers)
     both = np.isfinite(exp) & np.isfinite(det)
     if not both.any():
         return {"detected_px": None, "expected_px": None, "extra_px": None}
@@ -333,7 +339,7 @@ def compare(
         "worst_frames": _worst(frames),
         "flagged_frames": [entry["frame"] for entry in frames if entry["flagged"]],
         "skipped_frames": skipped,
-        "jitter": jitter(*tracks),
+        "jitter": jitter(*tracks, [entry["frame"] for entry in frames]),
         "pck_reference": pck_reference(),
         "notes": notes,
     }

@@ -51,14 +51,9 @@ def extractor_problem(name: str, dwpose_dir=None) -> str | None:
     if name == "dwpose":
         if importlib.util.find_spec("onnxruntime") is None:
             return "onnxruntime is not installed in the backend's Python"
-        from .extract.dwpose import DETECTOR_FILE, POSE_FILE, find_model_file
+        from .extract.dwpose import why_unavailable
 
-        try:
-            find_model_file(DETECTOR_FILE, dwpose_dir)
-            find_model_file(POSE_FILE, dwpose_dir)
-        except ExtractionError as error:
-            return str(error)
-        return None
+        return why_unavailable(dwpose_dir)
     return f"unknown extractor {name!r}"
 
 
@@ -126,6 +121,16 @@ def _unique_frames(numbers: list[int], what: str) -> None:
         raise HTTPException(400, f"{what}: duplicate frame numbers: {', '.join(map(str, duplicates[:10]))}")
 
 
+def _submit_or_clean(input_folder: Path, submit):
+    """Submit the job; if that fails, its uploaded input goes (the queue only cleans up the inputs
+    of jobs it holds)."""
+    try:
+        return submit()
+    except BaseException:
+        shutil.rmtree(input_folder, ignore_errors=True)
+        raise
+
+
 # --- the routes ---------------------------------------------------------------------------------
 
 def add_analysis_routes(app, backend, limits, errors: dict) -> None:
@@ -175,6 +180,8 @@ def add_analysis_routes(app, backend, limits, errors: dict) -> None:
                 check_range(every, start, end, info.frame_count, video_name)
             except ExtractionError as exc:
                 raise HTTPException(400, str(exc).replace(video.name, video_name)) from None
+            planned = planned_frames(info.frame_count, every, start, end)
+            _too_many(len(planned), limits)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -194,8 +201,8 @@ def add_analysis_routes(app, backend, limits, errors: dict) -> None:
                 job.frames_done = _written_frames(job.folder)
             return result.frames
 
-        job = queue.submit(EXTRACT, work, name=video_name, params=params, input_dir=folder, job_id=job_id,
-                           frames=planned_frames(info.frame_count, every, start, end))
+        job = _submit_or_clean(folder, lambda: queue.submit(
+            EXTRACT, work, name=video_name, params=params, input_dir=folder, job_id=job_id, frames=planned))
         return queue.status(job.id)
 
     @app.post("/extract/frames", status_code=201, response_model=JobStatus, responses=errors)
@@ -240,8 +247,8 @@ def add_analysis_routes(app, backend, limits, errors: dict) -> None:
                 job.frames_done = _written_frames(job.folder)
             return result.frames
 
-        job = queue.submit(EXTRACT, work, name=request.name, params=params, input_dir=folder, job_id=job_id,
-                           frames=sorted(numbers))
+        job = _submit_or_clean(folder, lambda: queue.submit(
+            EXTRACT, work, name=request.name, params=params, input_dir=folder, job_id=job_id, frames=sorted(numbers)))
         return queue.status(job.id)
 
     @app.post("/adherence", status_code=201, response_model=JobStatus, responses=errors)
@@ -285,8 +292,8 @@ def add_analysis_routes(app, backend, limits, errors: dict) -> None:
             )
             return [entry["frame"] for entry in document.get("frames", [])]
 
-        job = queue.submit(ADHERENCE, work, name=request.name, params=params, input_dir=folder, job_id=job_id,
-                           frames=both)
+        job = _submit_or_clean(folder, lambda: queue.submit(
+            ADHERENCE, work, name=request.name, params=params, input_dir=folder, job_id=job_id, frames=both))
         return queue.status(job.id)
 
     @app.get("/jobs/{job_id}/result", response_class=FileResponse,

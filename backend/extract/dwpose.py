@@ -39,7 +39,7 @@ _PART_SLICES = {
     "face": [IMPORT.part("face")],
 }
 _HOW_TO_GET = (
-    f"download both files with `huggingface-cli download {MODEL_REPO} {DETECTOR_FILE} {POSE_FILE}` "
+    f"download both files with `hf download {MODEL_REPO} {DETECTOR_FILE} {POSE_FILE}` "
     f"(into the Hugging Face cache), or put them in one folder and pass it as --dwpose-dir"
 )
 
@@ -206,17 +206,19 @@ class DWPoseExtractor(Extractor):
         self._detector = self._pose = None
 
 
-def is_available(model_dir=None) -> bool:
-    """Whether ``create`` would find onnxruntime and both model files (loads nothing): for
-    /health's list of extractors."""
+def why_unavailable(model_dir=None) -> str | None:
+    """Why ``create`` would fail (onnxruntime or a model file missing), or None when it would
+    find everything; loads nothing (for /health's list of extractors)."""
     try:
         import onnxruntime  # noqa: F401
-
+    except ImportError:
+        return "onnxruntime is not installed in the backend's Python"
+    try:
         find_model_file(DETECTOR_FILE, model_dir)
         find_model_file(POSE_FILE, model_dir)
-    except (ImportError, ExtractionError):
-        return False
-    return True
+    except ExtractionError as error:
+        return str(error)
+    return None
 
 
 def create(parts=PARTS, model_dir=None, device: str = "auto") -> DWPoseExtractor:

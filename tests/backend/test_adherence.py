@@ -194,6 +194,17 @@ def test_jitter_extra_is_flicker():
     assert compare(detected, expected)["jitter"]["extra_px"] == 0.0
 
 
+def test_jitter_only_over_neighbouring_frames():
+    # Frames 0-2 and 10-12 (frames 3-9 regenerated elsewhere, say): the figure stands still in
+    # each run and jumps 90 px between them. Across the gap that is motion, not jitter.
+    numbers = [0, 1, 2, 10, 11, 12]
+    expected = sequence([[person(dx=0 if n < 10 else 90)] for n in numbers], numbers=numbers)
+    detected = sequence([[person(dx=(0 if n < 10 else 90) + (1 if n % 2 else 0))] for n in numbers],
+                        numbers=numbers)
+    # Inside each run the detection wobbles by 1 px: second differences of 2 px; none across.
+    assert compare(expected, detected)["jitter"] == {"detected_px": 2.0, "expected_px": 0.0, "extra_px": 2.0}
+
+
 
 def test_expected_keypoints_scaled_from_the_pose_maps_canvas(tmp_path):
     from posebridge.backend.adherence_run import read_expected

@@ -1,5 +1,5 @@
 """The dwpose extractor: its decoding against hand-computed cases, and the whole path through
-onnxruntime with tiny stand-in models (backend/extract/tiny_dwpose.py) whose answers are known,
+onnxruntime with tiny stand-in models (tests/backend/tiny_dwpose.py) whose answers are known,
 so every box and keypoint is asserted in frame pixels. Offline: nothing is downloaded."""
 import math
 
@@ -12,7 +12,7 @@ pytest.importorskip("onnxruntime")
 from posebridge.backend.extract import ExtractionError, make_extractor  # noqa: E402
 from posebridge.backend.extract import dwpose  # noqa: E402
 from posebridge.backend.extract import dwpose_decode as decode  # noqa: E402
-from posebridge.backend.extract.tiny_dwpose import (  # noqa: E402
+from tiny_dwpose import (  # noqa: E402
     DEFAULT_BOXES, TinyBox, default_pose, write_tiny_dwpose,
 )
 from posebridge.pose.layouts import DWPOSE133, IMPORT  # noqa: E402
@@ -230,10 +230,10 @@ def test_a_missing_model_file_is_named(tmp_path):
     (folder / dwpose.POSE_FILE).unlink()
     with pytest.raises(ExtractionError, match=r"dw-ll_ucoco_384\.onnx not found in .*dwpose") as error:
         make_extractor("dwpose", model_dir=folder, device="cpu")
-    assert "huggingface-cli download yzd-v/DWPose" in str(error.value)
-    assert not dwpose.is_available(folder)
+    assert "hf download yzd-v/DWPose" in str(error.value)
+    assert dwpose.POSE_FILE in dwpose.why_unavailable(folder)
     write_tiny_dwpose(folder)
-    assert dwpose.is_available(folder)
+    assert dwpose.why_unavailable(folder) is None
 
 
 def test_an_empty_hf_cache_is_named(tmp_path, monkeypatch):

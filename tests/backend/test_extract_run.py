@@ -2,7 +2,7 @@
 the frame selection, a cancel midway, and maps that are exactly the drawing of the written files.
 
 The real extractor (MediaPipe) runs on a few frames of pose2sim's cam01.mp4; the frame-selection
-and cancel tests use DWPose's tiny stand-in graphs (backend/extract/tiny_dwpose.py), which are
+and cancel tests use DWPose's tiny stand-in graphs (tests/backend/tiny_dwpose.py), which are
 fast and place the same points on every frame, on a clip PyAV writes here.
 """
 import json
@@ -16,7 +16,7 @@ pytest.importorskip("onnxruntime")
 from posebridge.backend.extract import ExtractionError  # noqa: E402
 from posebridge.backend.extract.output import as_written  # noqa: E402
 from posebridge.backend.extract.run import ExtractionCancelled, extract_pictures, extract_video  # noqa: E402
-from posebridge.backend.extract.tiny_dwpose import write_tiny_dwpose  # noqa: E402
+from tiny_dwpose import write_tiny_dwpose  # noqa: E402
 from posebridge.pose.draw import draw_sequence_frame  # noqa: E402
 from posebridge.pose.formats.readers import load_keypoints  # noqa: E402
 from posebridge.pose.formats.sources import read_source  # noqa: E402

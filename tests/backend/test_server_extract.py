@@ -246,14 +246,16 @@ def test_adherence_job_on_real_frames(backend_server, shot):
 
 @pytest.fixture(scope="module")
 def modelless_server(tmp_path_factory):
-    """No token, a 0.3 MiB request limit, and generation models that cannot be had offline."""
+    """No token, a 0.3 MiB request limit, 4 frames a job, and generation models that cannot be had
+    offline."""
     python = backend_process.backend_python()
     if python is None:
         pytest.skip("no backend Python")
     tmp = tmp_path_factory.mktemp("modelless")
     port = backend_process.free_port()
     args = ["serve", "--host", "127.0.0.1", "--port", str(port), "--model", "posebridge-tests/no-such-model",
-            "--device", "cpu", "--work-dir", str(tmp / "work"), "--max-request-mb", "0.3"]
+            "--device", "cpu", "--work-dir", str(tmp / "work"), "--max-request-mb", "0.3",
+            "--max-frames", "4"]
     env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp / "empty-hf-home")}
     with open(tmp / "stdout.txt", "wb") as out, open(tmp / "stderr.txt", "wb") as err:
         process = subprocess.Popen(backend_process.backend_command(python, *args), cwd=tmp, stdout=out, stderr=err,
@@ -286,6 +288,14 @@ def test_analysis_jobs_run_when_the_models_failed_to_load(modelless_server, tmp_
     with result_zip(modelless_server, job["id"]) as archive:
         info = json.loads(archive.read("extraction.json"))
     assert (info["width"], info["height"], info["fps"], info["people"]) == (160, 120, 25.0, [0, 0, 0])
+
+
+def test_a_video_job_over_the_frame_limit_is_refused_and_leaves_nothing(modelless_server, tmp_path):
+    clip = write_video(tmp_path / "clip.mp4", count=6, width=160, height=120, rate=25)
+    status, body = post_video(modelless_server, "name=clip.mp4", clip.read_bytes())
+    assert status == 413 and "too many frames: 6, the limit is 4" in body["detail"]
+    work_dir = modelless_server.stdout_path.parent / "work"  # the fixture's --work-dir
+    assert work_dir.is_dir() and not list(work_dir.glob("*.input"))  # the upload did not stay
 
 
 def test_request_size_limit_and_host_check(modelless_server, cam01):

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .dwpose import DETECTOR_FILE, POSE_FILE
-from .dwpose_decode import DETECTOR_SIZE, DETECTOR_STRIDES, POSE_SIZE, SIMCC_SPLIT_RATIO
+from posebridge.backend.extract.dwpose import DETECTOR_FILE, POSE_FILE
+from posebridge.backend.extract.dwpose_decode import DETECTOR_SIZE, DETECTOR_STRIDES, POSE_SIZE, SIMCC_SPLIT_RATIO
 
 CLASSES = 80
 KEYPOINTS = 133
