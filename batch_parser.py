@@ -29,6 +29,17 @@ def _frame_range(text: str) -> tuple[int, int]:
     return start, end
 
 
+def _video_frame_range(text: str) -> tuple[int, int]:
+    """A video's frame indices: 0-based, so no negative start, and the end not before the start
+    (the backend would refuse both, after the upload)."""
+    start, end = _frame_range(text)
+    if start < 0:
+        raise argparse.ArgumentTypeError(f"video frames start at 0, got {text!r}")
+    if end < start:
+        raise argparse.ArgumentTypeError(f"the end comes before the start in {text!r}")
+    return start, end
+
+
 def _resolution(text: str) -> tuple[int, int]:
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
     if not match or int(match.group(1)) < 1 or int(match.group(2)) < 1:
@@ -98,7 +109,7 @@ VIDEO_FLAGS = {  # import-pose --video only (None: not given)
     "--token": dict(help="with --video: the backend's token (or set POSEBRIDGE_TOKEN)"),
     "--extractor": dict(choices=("mediapipe", "dwpose"), help="with --video: the pose detector (default: mediapipe)"),
     "--every": dict(type=_positive_int, help="with --video: extract every Nth video frame (default: 1)"),
-    "--video-frames": dict(type=_frame_range, metavar="S-E",
+    "--video-frames": dict(type=_video_frame_range, metavar="S-E",
                            help="with --video: only video frames S to E (0-based, inclusive)"),
     "--extract-dir": dict(type=Path, help="with --video: results go into a new folder here named after the "
                           "video (default: posebridge_extract beside the .blend)"),

@@ -123,8 +123,9 @@ class POSEBRIDGE_PG_import(bpy.types.PropertyGroup):
     # A video source (Extract and Import): the backend's pose extraction, then the same import.
     extractor: EnumProperty(
         name="Extractor",
-        items=(("mediapipe", "MediaPipe", "One person, CPU, offline: MediaPipe's holistic landmarkers"),
-               ("dwpose", "DWPose", "Several people: DWPose whole-body ONNX models (the backend needs them)")),
+        # Stable numbers (see PIPELINE_ITEMS): a .blend saves the number.
+        items=(("mediapipe", "MediaPipe", "One person, CPU, offline: MediaPipe's holistic landmarkers", 0),
+               ("dwpose", "DWPose", "Several people: DWPose whole-body ONNX models (the backend needs them)", 1)),
     )
     video_every: IntProperty(name="Every", default=1, min=1, description="Extract every Nth video frame")
     use_video_range: BoolProperty(name="Video frames", default=False,

@@ -21,7 +21,7 @@ from PIL import Image
 
 from ..pose.formats.openpose_json import read_people, write_json_atomic
 from ..pose.formats.readers import KeypointFileError, load_keypoints
-from ..pose.formats.sources import frame_number_from_name, numbered_pngs
+from ..pose.formats.sources import frame_number_from_name, keypoint_files, numbered_pngs
 from ..pose.keypoints import KeypointSequence
 from ..pose.layouts import IMPORT
 from ..pose.png import png_size
@@ -31,7 +31,6 @@ from .adherence_report import write_report
 REPORT_JSON = "adherence.json"
 REPORT_PNG = "adherence.png"
 FRAME_PREFIX = "frame"
-KEYPOINTS_SUFFIX = "_keypoints.json"
 KEYPOINTS_PREFIX = "pose"
 
 
@@ -43,27 +42,15 @@ class AdherenceCancelled(RuntimeError):
     """``cancelled()`` said stop; nothing was written."""
 
 
-def keypoint_files(folder: Path) -> dict[int, Path]:
-    """``{frame: path}`` of the ``pose_NNNN_keypoints.json`` files in ``folder``."""
-    found = {}
-    for path in sorted(folder.iterdir()):
-        name = path.name
-        if name.startswith(KEYPOINTS_PREFIX + "_") and name.endswith(KEYPOINTS_SUFFIX) and path.is_file():
-            number = frame_number_from_name(name[: -len(KEYPOINTS_SUFFIX)])
-            if number is not None:
-                found[number] = path
-    return found
-
-
 def _pairs(generated_dir: Path, keypoints_dir: Path):
     for folder, what in ((generated_dir, "generated frames"), (keypoints_dir, "keypoints")):
         if not folder.is_dir():
             raise AdherenceError(f"{folder}: no such folder of {what}")
-    try:
+    try:  # two files of one frame number, say: named, as every other unusable input
         images = numbered_pngs(generated_dir, FRAME_PREFIX)
+        keypoints = keypoint_files(keypoints_dir)
     except ValueError as error:
         raise AdherenceError(str(error)) from None
-    keypoints = keypoint_files(keypoints_dir)
     both = sorted(images.keys() & keypoints.keys())
     if not both:
         raise AdherenceError(

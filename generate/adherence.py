@@ -18,17 +18,16 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..pose.formats.sources import frame_number_from_name
-from ..pose.png import write_bytes_atomic
+from ..pose.formats.sources import KeypointFileError, keypoint_files
+from ..pose.png import png_size, write_bytes_atomic
 from .client import PNG_SIGNATURE
-from .controls import OUTPUT_PREFIX, ControlFolderError, numbered_pngs
+from .controls import OUTPUT_PREFIX, ControlFolderError, frame_file_name, numbered_pngs
 
 REPORT_JSON = "adherence.json"
 REPORT_PNG = "adherence.png"
 REPORT_FORMAT = "posebridge-adherence"
 KEYPOINTS_FOLDER = "keypoints"
 KEYPOINTS_PREFIX = "pose"
-KEYPOINTS_SUFFIX = "_keypoints.json"
 DEFAULT_EXTRACTOR = "mediapipe"
 DEFAULT_THRESHOLD = 0.5
 
@@ -75,22 +74,6 @@ def _frame_list(numbers, limit: int = 8) -> str:
     return shown + (f" and {len(numbers) - limit} more" if len(numbers) > limit else "")
 
 
-def keypoint_files(folder) -> dict[int, Path]:
-    """``{frame: path}`` of the ``pose_NNNN_keypoints.json`` files in ``folder``."""
-    found: dict[int, Path] = {}
-    for path in Path(folder).iterdir():
-        name = path.name
-        if not (name.startswith(KEYPOINTS_PREFIX + "_") and name.endswith(KEYPOINTS_SUFFIX) and path.is_file()):
-            continue
-        number = frame_number_from_name(name[: -len(KEYPOINTS_SUFFIX)])
-        if number is None:
-            continue
-        if number in found:
-            raise AdherenceError(f"{folder}: {found[number].name} and {name} both carry frame number {number}")
-        found[number] = path
-    return found
-
-
 def gather_inputs(generated_dir, keypoints_dir) -> AdherenceInputs:
     """Pair the generated frames with the keypoints their pose maps were drawn from.
     AdherenceError when either folder is missing or no frame has both."""
@@ -106,7 +89,10 @@ def gather_inputs(generated_dir, keypoints_dir) -> AdherenceInputs:
         raise AdherenceError(str(error)) from None
     if not images:
         raise AdherenceError(f"{generated_dir}: no generated frames (frame_NNNN.png) to check")
-    keypoints = keypoint_files(keypoints_dir)
+    try:
+        keypoints = keypoint_files(keypoints_dir, KEYPOINTS_PREFIX)
+    except KeypointFileError as error:
+        raise AdherenceError(str(error)) from None
     if not keypoints:
         raise AdherenceError(f"{keypoints_dir}: no pose_NNNN_keypoints.json to compare with")
     both = sorted(images.keys() & keypoints.keys())
@@ -136,17 +122,31 @@ def _keypoint_document(path: Path) -> dict:
     return document
 
 
+def _with_canvas(document: dict, pose_map: Path) -> dict:
+    """The document with its pose map's size as ``canvas_width``/``canvas_height``: the points
+    are in the pose map's pixels, and the backend scales them onto the generated frames when
+    those were made at another size. A document's own canvas wins; no pose map, no canvas (the
+    backend then takes the generated frame's size)."""
+    size = png_size(pose_map)
+    if size is None or "canvas_width" in document or "canvas_height" in document:
+        return document
+    return {**document, "canvas_width": int(size[0]), "canvas_height": int(size[1])}
+
+
 def adherence_body(inputs: AdherenceInputs, extractor: str = DEFAULT_EXTRACTOR,
                    threshold: float | None = None) -> dict:
     """The ``POST /adherence`` document: every paired frame's PNG (its own bytes, base64) and the
-    keypoint document its pose map was drawn from."""
+    keypoint document its pose map was drawn from, with that pose map's size (``_with_canvas``;
+    the pose maps are ``pose_NNNN.png`` in the folder above ``keypoints/``)."""
     generated = []
     for frame, path in sorted(inputs.images.items()):
         data = _read(path)
         if not data.startswith(PNG_SIGNATURE):
             raise AdherenceError(f"{path}: not a PNG image")
         generated.append({"frame": int(frame), "image": base64.b64encode(data).decode("ascii")})
-    keypoints = [{"frame": int(frame), "document": _keypoint_document(path)}
+    poses_dir = inputs.keypoints_dir.parent
+    keypoints = [{"frame": int(frame), "document": _with_canvas(
+                      _keypoint_document(path), poses_dir / frame_file_name(KEYPOINTS_PREFIX, frame))}
                  for frame, path in sorted(inputs.keypoints.items())]
     body = {"name": inputs.generated_dir.name[:200], "generated": generated, "keypoints": keypoints,
             "extractor": str(extractor)}

@@ -213,10 +213,12 @@ class BackendClient:
             )
         return self._json(status, answer)
 
-    def submit_adherence(self, body: dict) -> dict:
+    def submit_adherence(self, body) -> dict:
         """``POST /adherence``: queue a pose-adherence check (the document generate/adherence.py
-        builds: generated frames, the keypoints their pose maps came from); its job status."""
-        data = json.dumps(body).encode("utf-8")
+        builds: generated frames, the keypoints their pose maps came from, or its JSON bytes);
+        its job status. Bytes go with their Content-Length, so a backend over its
+        --max-request-mb answers 413 before reading them."""
+        data = body if isinstance(body, bytes) else json.dumps(body).encode("utf-8")
         status, _, answer = self._request("POST", "/adherence", data, timeout=self.submit_timeout)
         return self._json(status, answer)
 

@@ -200,7 +200,9 @@ def _draw_video(layout, settings) -> None:
                              else ("use_video_range",)))
     column.prop(settings, "extract_dir")
     _row(column, settings, "add_movie_strip", "add_background")
-    column.label(text="Backend: the Generate panel's (add-on preferences)", icon="INFO")
+    row = column.row(align=True)
+    row.label(text="Backend: the Generate panel's", icon="INFO")
+    row.operator("posebridge.start_backend", icon="PLAY", text="Start Local")
 
 
 CLASSES = (

@@ -4,6 +4,8 @@ beside the keys (a VSE movie strip and the camera's background clip).
 ``extract_steps`` is a step generator like the other jobs (operators/stepped.py). While the
 backend works it yields ``Waiting`` (the HTTP work runs on generate/extraction_run.py's thread,
 Blender's UI stays free); closing the generator (ESC) cancels the job on the backend (DELETE).
+A job cancelled on the backend by someone else ends the generator early, with the outcome saying
+cancelled and the scene untouched.
 The result zip is unpacked into a NEW folder ``<extract dir>/<video stem>[_N]`` (never over an
 earlier one), then ``import_job.import_steps`` runs on its ``keypoints/`` folder with the video's
 frame rate, so the keys follow the scene's rate (resampled by time). Nothing in the scene changes
@@ -116,7 +118,7 @@ def check_request(scene, request: ExtractRequest) -> None:
 
 def _extract(request: ExtractRequest, outcome: ExtractOutcome):
     """Step generator: the backend's extraction; returns the zip's bytes, or None when the job
-    was cancelled on the backend by someone else."""
+    was cancelled on the backend by someone else (the run ends CANCELLED; ``outcome`` says so)."""
     try:
         client = BackendClient(request.backend_url, request.token)
     except BackendError as error:

@@ -63,3 +63,19 @@ def backend_server(tmp_path_factory):
     )
     yield server
     server.stop()
+
+
+SMALL_REQUEST_MB = 0.1  # below cam01.mp4 (0.37 MB) and a few noise frames
+
+
+@pytest.fixture(scope="session")
+def small_request_backend(tmp_path_factory, backend_server):
+    """A second backend process like ``backend_server`` but with ``--max-request-mb``
+    SMALL_REQUEST_MB: it answers 413 to any real upload (skips where ``backend_server`` does)."""
+    import backend_process
+
+    server = backend_process.start_backend(
+        tmp_path_factory.mktemp("small-request-backend"), token=backend_process.TEST_TOKEN,
+        extra_args=("--max-request-mb", str(SMALL_REQUEST_MB)))
+    yield server
+    server.stop()

@@ -65,6 +65,30 @@ def numbered_pngs(folder, prefix: str) -> dict[int, Path]:
     return found
 
 
+KEYPOINTS_SUFFIX = "_keypoints.json"
+
+
+def keypoint_files(folder, prefix: str = "pose") -> dict[int, Path]:
+    """``{frame: path}`` of the ``<prefix>_NNNN_keypoints.json`` files in ``folder`` (what the
+    pose-map job writes beside its maps). Two files with one frame number (``pose_1_...`` and
+    ``pose_0001_...``) are a KeypointFileError naming both: which one the maps came from is
+    not ours to guess."""
+    folder = Path(folder)
+    found: dict[int, Path] = {}
+    for path in sorted(folder.iterdir()):
+        name = path.name
+        if not (name.startswith(prefix + "_") and name.endswith(KEYPOINTS_SUFFIX) and path.is_file()):
+            continue
+        number = frame_number_from_name(name[: -len(KEYPOINTS_SUFFIX)])
+        if number is None:
+            continue
+        if number in found:
+            raise KeypointFileError(f"{folder}: {found[number].name} and {name} both carry frame number "
+                                    f"{number}: remove one")
+        found[number] = path
+    return found
+
+
 def _load_json(path: Path):
     try:
         return json.loads(path.read_bytes())

@@ -138,7 +138,8 @@ def test_the_panel_offers_extract_and_import_for_a_video(shot, clip):
     assert drawn.buttons == [("posebridge.import_pose", None)] and "layout" in drawn.props
     settings.keypoints = str(clip)
     drawn = _draw_import_panel()
-    assert drawn.buttons == [("posebridge.import_pose", "Extract and Import")]
+    # Extract and Import, and the backend it goes to can be started from here too.
+    assert drawn.buttons == [("posebridge.start_backend", "Start Local"), ("posebridge.import_pose", "Extract and Import")]
     assert {"extractor", "video_every", "use_video_range", "extract_dir", "add_movie_strip",
             "add_background"} <= set(drawn.props) and "layout" not in drawn.props
 
@@ -232,6 +233,48 @@ def test_cancel_mid_job_cancels_it_on_the_backend_and_leaves_no_action(shot, cli
     assert client.status(job["id"])["state"] == "cancelled"
     assert _armature(shot).animation_data.action == before and set(bpy.data.actions) == actions
     assert not _movie_strips(shot) and not (tmp_path / "extracted").exists()
+
+
+def test_a_job_cancelled_on_the_backend_by_someone_else_cancels_the_import(shot, clip, backend_server, tmp_path):
+    """Not ESC: somebody DELETEs the job; the steps end early, the outcome says cancelled."""
+    before = _armature(shot).animation_data.action
+    request = extract_job.ExtractRequest(
+        video=clip, backend_url=backend_server.url, token=backend_server.token,
+        out_root=tmp_path / "extracted", options=import_job.ImportOptions(keypoints="", armature="DemoCharacter"))
+    outcome = extract_job.ExtractOutcome()
+    steps = extract_job.extract_steps(shot, request, outcome)
+    client = BackendClient(backend_server.url, backend_server.token)
+    deadline = time.monotonic() + 60
+    for step in steps:
+        assert isinstance(step, Waiting) and time.monotonic() < deadline
+        if step.stage.startswith("extracting poses") and not outcome.job_id:
+            outcome.job_id = [j for j in client.jobs() if j.get("kind") == "extract"][-1]["id"]
+            client.cancel(outcome.job_id)
+        time.sleep(0.02)
+    assert outcome.cancelled and "was cancelled on the backend (not from here)" in outcome.text()
+    assert outcome.text().endswith("; the rig is unchanged")
+    assert _armature(shot).animation_data.action == before and not _movie_strips(shot)
+    assert not (tmp_path / "extracted").exists()
+
+
+@pytest.mark.parametrize("frames, message", [
+    ("-5-10", "video frames start at 0, got '-5-10'"),
+    ("10-5", "the end comes before the start in '10-5'"),
+])
+def test_video_frames_must_be_a_range_of_the_video(frames, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:  # a usage error before anything is sent
+        batch.main(["import-pose", "--video", "clip.mp4", "--armature", "X", f"--video-frames={frames}"])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_the_extractor_keeps_its_saved_numbers(shot):
+    """A .blend saves an enum's number: each item states its own, and they never change."""
+    from posebridge import properties
+
+    declared = eval(properties.POSEBRIDGE_PG_import.__annotations__["extractor"], vars(properties))  # a string
+    assert all(len(item) == 4 for item in declared.keywords["items"])
+    enum = shot.posebridge.importer.bl_rna.properties["extractor"]
+    assert {item.identifier: item.value for item in enum.enum_items} == {"mediapipe": 0, "dwpose": 1}
 
 
 def test_bad_video_and_absent_backend_are_named_and_change_nothing(shot, clip, tmp_path, capsys):

@@ -18,7 +18,8 @@ from posebridge.generate import adherence
 from posebridge.generate.adherence import AdherenceError
 from posebridge.generate.adherence_run import AdherenceCheck
 from posebridge.generate.client import BackendClient
-from posebridge.generate.run import CANCELLED, DONE
+from posebridge.generate.run import CANCELLED, DONE, FAILED
+from posebridge.pose.formats.sources import KeypointFileError, keypoint_files
 from posebridge.pose.png import encode_png, write_png
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -96,6 +97,31 @@ def test_missing_folders_and_unpaired_frames_are_named(shared_data, tmp_path):
         adherence.gather_inputs(out, other)
 
 
+def test_two_keypoint_files_with_one_frame_number_are_named(shared_data, tmp_path):
+    out = _shot(shared_data, tmp_path / "gen", frames=(1,))
+    keypoints = out / "poses" / "keypoints"
+    (keypoints / "pose_1_keypoints.json").write_bytes((keypoints / "pose_0001_keypoints.json").read_bytes())
+    message = f"{keypoints}: pose_0001_keypoints.json and pose_1_keypoints.json both carry frame number 1"
+    with pytest.raises(KeypointFileError, match=message):  # the one reader the backend uses too
+        keypoint_files(keypoints)
+    with pytest.raises(AdherenceError, match=message):
+        adherence.gather_inputs(out, keypoints)
+
+
+def test_each_keypoint_document_carries_its_pose_maps_size(shared_data, tmp_path):
+    """The points are in the pose maps' pixels: the backend needs that size to scale them onto
+    generated frames of another size (here 8x16 frames, 32x64 pose maps)."""
+    out = _shot(shared_data, tmp_path / "gen", frames=(3, 4, 5))
+    write_png(out / "poses" / "pose_0003.png", np.zeros((64, 32, 3), np.uint8))
+    write_png(out / "poses" / "pose_0004.png", np.zeros((64, 32, 3), np.uint8))
+    own = out / "poses" / "keypoints" / "pose_0004_keypoints.json"  # carries its own canvas: kept
+    own.write_text(json.dumps({**json.loads(own.read_text()), "canvas_width": 20, "canvas_height": 40}))
+    body = adherence.adherence_body(adherence.gather_inputs(out, out / "poses" / "keypoints"))
+    canvases = {k["frame"]: (k["document"].get("canvas_width"), k["document"].get("canvas_height"))
+                for k in body["keypoints"]}
+    assert canvases == {3: (32, 64), 4: (20, 40), 5: (None, None)}  # 5: no pose map, no canvas
+
+
 def test_unpacking_replaces_the_report_only_and_never_a_frame(tmp_path):
     out = tmp_path / "gen"
     out.mkdir()
@@ -157,13 +183,22 @@ def client(backend_server):
 
 
 def test_check_against_the_backend_writes_the_report_into_the_generated_folder(client, shared_data, tmp_path):
+    """Frames at 0.4 of the video's size against keypoints and pose maps at its full size: the
+    pose maps' size sent with the keypoints lets the backend scale them (else the score is ~0)."""
     out = adherence_shot.build_shot(shared_data, tmp_path / "gen", frames=(0, 30))
+    poses = out / "poses"
+    adherence_shot.write_keypoints(adherence_shot.performer_keypoints(shared_data, scale=1.0),
+                                   poses / "keypoints", [(0, 0), (30, 30)])
+    width, height = adherence_shot.VIDEO_SIZE
+    for frame in (0, 30):
+        write_png(poses / f"pose_{frame:04d}.png", np.zeros((height, width, 3), np.uint8))
     frames_before = {p.name: p.read_bytes() for p in out.glob("frame_*.png")}
     seen = []
     check = AdherenceCheck(client, out, out / "poses" / "keypoints", poll_interval=0.05)
     status = check.run_blocking(seen.append)
     assert status.state == DONE, status.message
     assert status.progress == 1.0 and status.summary.frames_checked == 2
+    assert status.summary.score >= 0.7, status.summary
     report = json.loads((out / "adherence.json").read_text())
     assert report["format"] == "posebridge-adherence" and [f["frame"] for f in report["frames"]] == [0, 30]
     assert (out / "adherence.png").read_bytes().startswith(b"\x89PNG")
@@ -188,3 +223,37 @@ def test_cancel_deletes_the_job_on_the_backend_and_writes_nothing(client, shared
         time.sleep(0.05)
     assert client.status(status.job_id)["state"] in ("cancelled", "done")
     assert not (out / "adherence.json").exists()
+
+
+def _wait_for_job(check) -> str:
+    deadline = time.monotonic() + 60
+    while check.snapshot().job_id is None and not check.finished and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert check.snapshot().job_id is not None, check.snapshot()
+    return check.snapshot().job_id
+
+
+def test_a_check_cancelled_on_the_backend_by_someone_else_ends_cancelled(client, backend_server, shared_data,
+                                                                          tmp_path):
+    out = adherence_shot.build_shot(shared_data, tmp_path / "gen", frames=(0, 10, 20, 30, 40, 50))
+    check = AdherenceCheck(client, out, out / "poses" / "keypoints", poll_interval=0.05)
+    check.start()
+    job_id = _wait_for_job(check)
+    BackendClient(backend_server.url, backend_server.token).cancel(job_id)  # not the check's own cancel
+    assert check.wait(30)
+    status = check.snapshot()
+    assert status.state == CANCELLED and status.error is None, status
+    assert status.message == f"the adherence check job {job_id} was cancelled on the backend (not from here)"
+    assert not (out / "adherence.json").exists()
+
+
+def test_frames_over_the_request_limit_name_the_limit(small_request_backend, shared_data, tmp_path):
+    out = _shot(shared_data, tmp_path / "gen", frames=(3,))
+    noise = np.random.default_rng(0).integers(0, 256, (200, 200, 3), np.uint8)  # ~120 kB: over 0.1 MB
+    write_png(out / "frame_0003.png", noise)
+    client = BackendClient(small_request_backend.url, small_request_backend.token)
+    status = AdherenceCheck(client, out, out / "poses" / "keypoints").run()
+    assert status.state == FAILED and status.job_id is None
+    assert status.error.startswith("the frames (0.")
+    assert status.error.endswith(" MB) are over the backend's request limit (--max-request-mb): check fewer "
+                                 "frames or raise --max-request-mb")

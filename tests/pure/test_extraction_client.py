@@ -237,6 +237,30 @@ def test_cancel_deletes_the_job_on_the_backend(client, clip):
     assert client.status(status.job_id)["state"] == "cancelled"
 
 
+def test_a_job_cancelled_on_the_backend_by_someone_else_ends_the_run_cancelled(client, backend_server, clip):
+    run = ExtractionRun(client, clip, poll_interval=0.05)  # the whole clip: long enough to cancel
+    run.start()
+    deadline = time.monotonic() + 60
+    while run.snapshot().job_id is None and not run.finished and time.monotonic() < deadline:
+        time.sleep(0.01)
+    job_id = run.snapshot().job_id
+    assert job_id is not None, run.snapshot()
+    BackendClient(backend_server.url, backend_server.token).cancel(job_id)  # not this run's own cancel
+    assert run.wait(30)
+    status = run.snapshot()
+    assert status.state == CANCELLED and status.error is None and run.result is None
+    assert status.message == f"the extraction job {job_id} was cancelled on the backend (not from here)"
+
+
+def test_a_video_over_the_request_limit_names_the_limit(small_request_backend, clip):
+    client = BackendClient(small_request_backend.url, small_request_backend.token)
+    status = ExtractionRun(client, clip).run()
+    assert status.state == FAILED and status.job_id is None
+    assert status.error == ("the video (0.4 MB) is over the backend's request limit (--max-request-mb): "
+                            "raise it or trim the range")
+    assert client.jobs() == []  # refused before any job was made
+
+
 def test_a_file_that_is_no_video_fails_with_the_backends_reason(client, tmp_path):
     fake = tmp_path / "notes.mp4"
     fake.write_bytes(b"this is not a video" * 100)
