@@ -1,0 +1,57 @@
+"""The numpy lifter: equal to the torch network it was exported from, and better than the flat
+reading on a held-out CMU walk seen from the side."""
+import numpy as np
+import pytest
+
+from pose import lifter as lifter_module
+
+WEIGHTS = lifter_module.WEIGHTS
+needs_weights = pytest.mark.skipif(not WEIGHTS.exists(), reason="pose/lifter_weights.npz absent")
+
+
+def test_numpy_inference_equals_torch(tmp_path):
+    torch = pytest.importorskip("torch")
+    from train.train_lifter import TemporalLifter, export
+
+    torch.manual_seed(0)
+    model = TemporalLifter(channels=32)
+    for module in model.modules():  # non-trivial batch-norm statistics to fold
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    model.eval()
+    path = tmp_path / "w.npz"
+    export(model, path, {})
+    features = np.random.default_rng(1).normal(size=(60, lifter_module.FEATURES)).astype(np.float32)
+    padded = np.pad(features, ((13, 13), (0, 0)), mode="edge")
+    with torch.no_grad():
+        expected = model(torch.from_numpy(padded.T.copy())[None])[0].numpy().T
+    got = lifter_module.Lifter(path).run_features(features)
+    # float16 storage of the weights is the only difference
+    assert np.abs(got - expected).max() < 2e-2 * max(1.0, np.abs(expected).max())
+
+
+@needs_weights
+def test_shipped_weights_load_and_run_on_a_clip_with_gaps():
+    net = lifter_module.load()
+    rng = np.random.default_rng(0)
+    kp = np.concatenate([rng.uniform(800, 1100, size=(40, 18, 2)), np.ones((40, 18, 1))], axis=-1)
+    kp[5:9, :, 2] = 0.0  # a few frames with nothing detected
+    joints, towards, confidence = net(kp, focal=1500.0, centre=(960.0, 540.0))
+    assert joints.shape == (40, 18, 3) and towards.shape == (40, 8) and confidence.shape == (40,)
+    assert np.isfinite(joints).all() and ((confidence >= 0.5) & (confidence <= 1.0)).all()
+
+
+@needs_weights
+def test_walk_over_five_views_beats_the_flat_reading_and_mostly_gets_depth_signs_right(shared_data):
+    from train.evaluate import VIEWS, clip_world, measure
+
+    clip = shared_data / "cmu" / "07_01.bvh"
+    if not clip.exists():
+        pytest.skip("shared CMU clip absent")
+    world = clip_world(clip)
+    results = [measure(lifter_module.load(), world, view) for view in VIEWS]
+    assert np.mean([r["hybrid_mean"] for r in results]) < np.mean([r["flat_mean"] for r in results])
+    deep = sum(r["deep_limbs"] for r in results)
+    wrong = sum(r["wrong_sign"] * r["deep_limbs"] for r in results) / deep
+    assert wrong < 25.0  # percent; the geometric lift alone gets about a quarter wrong
