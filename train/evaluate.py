@@ -5,7 +5,9 @@
 Per clip and view: mean and p95 3-D direction error (degrees) of the upper arms, forearms,
 thighs and shins, and how often the towards/away sign is wrong for limbs more than 20 degrees
 out of the image plane; the flat reading (every limb laid in the image plane) beside it.
-The clip is sampled at 30 fps (every 4th CMU frame), frame 0 (the converter's T-pose) left out.
+The clip is sampled at about 30 fps (every round(fps / 30)th frame of the clip's own rate, read
+from its frame time: every 4th at 120 fps, every frame at 30 fps), frame 0 (the converter's
+T-pose) left out.
 """
 from __future__ import annotations
 
@@ -80,12 +82,15 @@ def measure(lifter: Lifter, world: np.ndarray, view: str) -> dict:
     wrong = np.sign(pred[..., 2]) != np.sign(truth[..., 2])
     return {"hybrid_mean": hybrid_err.mean(), "hybrid_p95": np.percentile(hybrid_err, 95),
             "hybrid_errors": hybrid_err, "mean": err.mean(), "p95": np.percentile(err, 95), "flat_mean": flat_err.mean(),
-            "flat_p95": np.percentile(flat_err, 95), "wrong_sign": wrong[out_of_plane].mean() * 100,
+            "flat_p95": np.percentile(flat_err, 95),
+            "wrong_sign": wrong[out_of_plane].mean() * 100 if out_of_plane.any() else 0.0,
             "deep_limbs": int(out_of_plane.sum()), "confidence": confidence.mean(), "errors": err}
 
 
-def clip_world(path) -> np.ndarray:
-    return coco18(read_bvh(path))[1::4] * CMU_UNIT_M
+def clip_world(path, fps: float = 30.0) -> np.ndarray:
+    bvh = read_bvh(path)
+    every = max(1, round(bvh.fps / fps))
+    return coco18(bvh)[1::every] * CMU_UNIT_M
 
 
 def main() -> None:

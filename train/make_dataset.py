@@ -1,6 +1,7 @@
 """Training pairs for the lifter: CMU mocap seen through random virtual cameras.
 
-Each sample is a short clip at a video rate (24-60 fps, resampled from CMU's 120) seen by one
+Each sample is a short clip at a video rate (24-60 fps, sub-sampled from the clip's own rate,
+read from its BVH frame time; never upsampled, so a 30 fps clip gives 30 fps) seen by one
 camera: azimuth all round, elevation -15..60 degrees, 24-85 mm (35 mm equivalent) on a
 landscape or portrait frame, the subject anywhere in the frame and sometimes partly out of it.
 The 2-D keypoints then get what a detector does to them: pixel jitter, points dropped (at
@@ -24,8 +25,8 @@ _ARM_WORDS = ("Shoulder", "Arm", "Elbow", "Wrist", "Hand", "Collar", "hand", "Fi
 _SIZES = ((1920, 1080), (1080, 1920), (1440, 1080), (1280, 720))
 
 
-def clip_variants(paths, rng, per_clip: int = 6) -> list[np.ndarray]:
-    """World COCO-18 motions (frames, 18, 3) in metres, Y up, at 120 fps, with variations."""
+def clip_variants(paths, rng, per_clip: int = 6) -> list[tuple[np.ndarray, float]]:
+    """(world COCO-18 motion (frames, 18, 3) in metres, Y up; the clip's fps), with variations."""
     clips = [read_bvh(p) for p in paths]
     out = []
     for bvh in clips:
@@ -37,16 +38,16 @@ def clip_variants(paths, rng, per_clip: int = 6) -> list[np.ndarray]:
         for v in range(per_clip):
             motion = bvh.motion[1:].copy()  # frame 0 is the converter's T-pose
             offsets = bvh.offsets * rng.uniform(0.9, 1.1, size=(len(bvh.names), 1))
-            if v % 2 == 1:  # arms from another clip (same skeleton layout) or another moment
+            if v % 2 == 1:  # arms from another clip (same skeleton layout and rate) or another moment
                 donor = clips[rng.integers(len(clips))]
-                if donor.motion.shape[1] == motion.shape[1]:
+                if donor.motion.shape[1] == motion.shape[1] and np.isclose(donor.frame_time, bvh.frame_time, rtol=1e-3):
                     start = rng.integers(1, donor.motion.shape[0])
                     rows = (start + np.arange(len(motion))) % (donor.motion.shape[0] - 1) + 1
                     motion[:, arm_cols] = donor.motion[rows][:, arm_cols]
             points = coco18(bvh, motion, offsets) * CMU_UNIT_M
             if v % 3 == 2:  # mirrored: the person's left becomes their right
                 points = points[:, list(MIRROR)] * np.array([-1.0, 1.0, 1.0])
-            out.append(points)
+            out.append((points, bvh.fps))
     return out
 
 
@@ -119,10 +120,21 @@ def detector_noise(rng, pixels, cam, image_size):
     return kp
 
 
-def sample(rng, motion: np.ndarray, length: int):
+def frame_step(rng, clip_fps: float) -> float:
+    """Clip frames per video frame for a random video rate of 24-60 fps, never below 1.
+
+    Fractional steps (linear interpolation) only where the clip has at least two frames per
+    video frame (120 fps clips); slower clips are sub-sampled by whole frames, taking the rate
+    they can give when none falls in 24-60 (a 30 fps clip gives 30 fps, not 24-60)."""
+    step = clip_fps / rng.uniform(24.0, 60.0)
+    if step >= 2.0:
+        return step
+    return float(max(1, round(step)))
+
+
+def sample(rng, motion: np.ndarray, length: int, clip_fps: float = 120.0):
     """(features (length, 57), targets (length, 18, 3), towards (length, 8)) or None."""
-    fps = rng.uniform(24.0, 60.0)
-    step = 120.0 / fps
+    step = frame_step(rng, clip_fps)
     span = step * (length - 1)
     if span >= len(motion) - 1:
         return None
@@ -146,9 +158,13 @@ def sample(rng, motion: np.ndarray, length: int):
 def make(paths, count: int, length: int, seed: int = 0, variants: int = 6):
     rng = np.random.default_rng(seed)
     motions = clip_variants(paths, rng, variants)
+    # Each clip drawn in proportion to its duration (seconds), whatever its frame rate.
+    seconds = np.array([len(m) / rate for m, rate in motions])
+    weights = seconds / seconds.sum()
     feats, targs, signs = [], [], []
     while len(feats) < count:
-        got = sample(rng, motions[rng.integers(len(motions))], length)
+        motion, fps = motions[rng.choice(len(motions), p=weights)]
+        got = sample(rng, motion, length, fps)
         if got is not None:
             feats.append(got[0]); targs.append(got[1]); signs.append(got[2])
     return np.stack(feats), np.stack(targs), np.stack(signs)
