@@ -67,7 +67,7 @@ def run_import_pose(args, scene, log=print) -> int:
         layout=args.layout, coordinates=args.coordinates, canvas=args.canvas,
         person=args.person, start_frame=args.start_frame, min_confidence=args.min_confidence,
         fix_swaps=not args.no_swap_fix, smooth=not args.no_smooth,
-        depth_mode=args.depth.replace("-", "_"), ground=args.ground,
+        depth_mode=args.depth.replace("-", "_"), ground=args.ground, lift=args.lift,
     )
     if args.video is not None:
         code = _extract_and_import(args, scene, options, log)

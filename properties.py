@@ -120,6 +120,13 @@ class POSEBRIDGE_PG_import(bpy.types.PropertyGroup):
                ("fixed", "Fixed", "Keep the rig at its current distance from the camera")),
     )
     ground: BoolProperty(name="Feet on ground", default=False)
+    lift: EnumProperty(
+        name="Lift",
+        # Stable numbers (see PIPELINE_ITEMS): a .blend saves the number.
+        items=(("geometric", "Geometric", "Each limb towards or away from the camera by continuity and joint limits", 0),
+               ("learned", "Learned", "The learned lifter settles each limb towards or away where it is sure", 1)),
+        default="geometric",
+    )
     # A video source (Extract and Import): the backend's pose extraction, then the same import.
     extractor: EnumProperty(
         name="Extractor",

@@ -37,6 +37,7 @@ def options_from_settings(scene) -> import_job.ImportOptions:
         smooth_strength=settings.smooth_strength,
         depth_mode=settings.depth_mode,
         ground=settings.ground,
+        lift=settings.lift,
     )
 
 

@@ -184,6 +184,7 @@ class POSEBRIDGE_PT_import_pose(_SidebarPanel, bpy.types.Panel):
         if not settings.use_scene_start:
             column.prop(settings, "start_frame")
         column.prop(settings, "depth_mode")
+        column.prop(settings, "lift")
         column.prop(settings, "ground")
         if video:
             layout.operator("posebridge.import_pose", icon="IMPORT", text="Extract and Import")

@@ -49,7 +49,8 @@ from .rays import (
     plane_normal,
     ray_sphere,
 )
-from .rotations import continuous_quats, kabsch, matrix_to_quat, normalize, skew, swing
+from .lift_prior import LimbPrior, prior_cost
+from .rotations import axis_angle_matrix, continuous_quats, kabsch, matrix_to_quat, normalize, swing
 from .skeleton import Posing
 from .temporal import choose_path, interpolate_gaps, pick, smooth, smooth_rotations, step_costs
 
@@ -96,6 +97,7 @@ class LiftOptions:
     # Frames (Gaussian sigma) over which to smooth what the image shows poorly: depth along the
     # limbs and the tilt of torso, hands and head (0: off). Image directions are not smoothed.
     depth_smoothing: float = 2.0
+    limb_prior: LimbPrior | None = None  # the learned towards/away prior (pose.lift_prior)
 
     def __post_init__(self) -> None:
         if self.depth_mode not in DEPTH_MODES:
@@ -145,12 +147,6 @@ def _same_reading(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Where the mirrored start fell back into the first reading's basin (seen face-on, the
     two readings coincide): (F,) bool, within about 3 degrees."""
     return np.sum((a - b) ** 2, axis=(-2, -1)) < 0.01
-
-
-def _axis_angle(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
-    """Rotations (F, 3, 3) by ``angle`` (F,) about one unit ``axis`` (3,)."""
-    c, s = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
-    return c * np.eye(3) + s * skew(axis) + (1.0 - c) * np.outer(axis, axis)
 
 
 def _to4(rotation: np.ndarray, translation: np.ndarray | None = None) -> np.ndarray:
@@ -377,6 +373,7 @@ class _Solver:
             # swinging forwards, not swinging forwards and out to the side).
             at_rest = np.einsum("fij,j->fi", unposed[:, :3, :3], seg.rest_direction)
             unary = unary + _REST_WEIGHT * (1.0 - np.einsum("fki,fi->fk", candidates, at_rest))
+            unary = unary + prior_cost(self.options.limb_prior, seg.side, seg.kind, self.camera.to_camera, candidates)
             if seg.limit == "finger":
                 path = np.argmin(unary, axis=1)  # small bones: the joint limit alone decides
             else:
@@ -437,7 +434,7 @@ class _Solver:
         limit = _MAX_TWIST[seg.limit]
         fade = np.clip((np.pi - np.abs(angle)) / (np.pi - limit), 0.0, 1.0)
         angle = angle * fade * np.clip((bent - 0.05) / 0.2, 0.0, 1.0)
-        twist = _axis_angle(parent.rest_direction, angle)
+        twist = axis_angle_matrix(parent.rest_direction, angle)
         turned = basis.copy()
         turned[:, :3, :3] = basis[:, :3, :3] @ twist
         self.poser.set_basis(parent.driver, turned)

@@ -101,6 +101,12 @@ def skew(v) -> np.ndarray:
     )
 
 
+def axis_angle_matrix(axis, angle) -> np.ndarray:
+    """Rotations (F, 3, 3) by ``angle`` (F,) about one unit ``axis`` (3,) (Rodrigues)."""
+    c, s = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
+    return c * np.eye(3) + s * skew(axis) + (1.0 - c) * np.outer(axis, axis)
+
+
 def kabsch(a, b, weights=None) -> np.ndarray:
     """The rotation R (..., 3, 3) minimising sum w |R a_k - b_k|² (vectors (..., K, 3)).
 

@@ -44,6 +44,7 @@ class ImportOptions:
     source_name: str | None = None  # names the new action; None: the keypoint file or folder's name
     depth_mode: str = "rig_size"  # rig_size | fixed
     ground: bool = False
+    lift: str = "geometric"  # learned | geometric (pose.lift_prior.LIFTS)
 
 
 @dataclass
@@ -137,12 +138,14 @@ def import_steps(scene, options: ImportOptions, summary: ImportSummary) -> Itera
         summary.report = import_pose(
             armature, cleaned, camera, scene, start_frame=options.start_frame,
             depth_mode=options.depth_mode, ground=options.ground,
-            source_name=options.source_name or path.stem,
+            source_name=options.source_name or path.stem, lift_mode=options.lift,
         )
     except ImportPoseError as error:
         raise JobError(str(error)) from None
     if summary.report.canvas_note:
         summary.notes.append(summary.report.canvas_note)
+    if summary.report.depth_note:
+        summary.notes.append(summary.report.depth_note)
     yield 1.0, "done"
 
 
