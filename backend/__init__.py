@@ -12,6 +12,7 @@ zip leaves it out (blender_manifest.toml). Modules:
   (``frames``, ``animatediff``) behind one interface (``pipelines/base.py``), with context windows,
   prompt travel and the identity reference shared.
 - ``model_set``: ``posebridge-models.json``, naming a local base model and its ControlNets.
+- ``worker_queue``: what both job queues share (one worker thread, submission order, cancel, wait).
 - ``jobs``: the job queue (one worker thread, submission order, cancel, PNG frames on disk).
 - ``job_input``, ``api_models``, ``guards``, ``server``: the HTTP service of docs/backend_api.md.
 - ``analysis_jobs``, ``analysis_routes``: a second queue and the HTTP routes for analysis jobs

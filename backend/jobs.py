@@ -28,7 +28,6 @@ from __future__ import annotations
 import io
 import os
 import secrets
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,8 +35,10 @@ from typing import Any, Callable
 
 from .pipelines import EncodedFrames, GenerateParams, GenerationCancelled, generate, is_temporal, rgb8
 
-QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
-FINISHED_STATES = (DONE, FAILED, CANCELLED)
+from .worker_queue import CANCELLED, DONE, FAILED, FINISHED_STATES, QUEUED, RUNNING, WorkerQueue
+
+__all__ = ["FrameInput", "Job", "JobQueue", "frame_filename",
+           "QUEUED", "RUNNING", "DONE", "FAILED", "CANCELLED", "FINISHED_STATES"]
 
 # Test-only fault: with this variable set to a frame number, a job fails just before the batch
 # holding that frame (the server passes it to JobQueue.fail_at_frame). Lets tests make a real
@@ -113,7 +114,7 @@ def _write_png(frame, path: Path) -> None:
     os.replace(temp, path)
 
 
-class JobQueue:
+class JobQueue(WorkerQueue):
     """Jobs in submission order and the one worker thread that runs them.
 
     generate_fn: backend.pipelines.generate or a stand-in with its signature (tests).
@@ -128,34 +129,10 @@ class JobQueue:
         generate_fn: Callable = generate,
         fail_at_frame: int | None = None,
     ):
+        super().__init__(work_dir, "posebridge-jobs")
         self.pipe = pipe
-        self.work_dir = Path(work_dir)
         self.generate_fn = generate_fn
         self.fail_at_frame = fail_at_frame
-        self._jobs: dict[str, Job] = {}  # insertion order is submission order
-        self._waiting: list[str] = []  # queued job ids, oldest first
-        self._current: Job | None = None
-        self._lock = threading.Condition()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle ------------------------------------------------------------------------------
-
-    def start(self) -> None:
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        # A daemon thread: stopping the server must not wait for a long job to finish.
-        self._thread = threading.Thread(target=self._work, name="posebridge-jobs", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float | None = 10.0) -> None:
-        """Cancel the running job, leave the queued ones, end the worker."""
-        with self._lock:
-            self._stopping = True
-            if self._current is not None:
-                self._current.cancel_requested = True
-            self._lock.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     # --- requests -------------------------------------------------------------------------------
 
@@ -177,39 +154,8 @@ class JobQueue:
             reference=reference,
         )
         job.folder.mkdir(parents=True)
-        with self._lock:
-            self._jobs[job_id] = job
-            self._waiting.append(job_id)
-            self._lock.notify_all()
+        self._enqueue(job)
         return job
-
-    def get(self, job_id: str) -> Job | None:
-        with self._lock:
-            return self._jobs.get(job_id)
-
-    def cancel(self, job_id: str) -> Job | None:
-        """Queued: cancelled at once. Running: stops at its next denoising step (state turns
-        "cancelled" then). Finished: unchanged. None for an unknown id."""
-        with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                return None
-            if job.state == QUEUED:
-                self._waiting.remove(job_id)
-                self._finish(job, CANCELLED)
-            elif job.state == RUNNING:
-                job.cancel_requested = True
-            return job
-
-    def status(self, job_id: str) -> dict | None:
-        with self._lock:
-            job = self._jobs.get(job_id)
-            return None if job is None else self._status(job)
-
-    def statuses(self) -> list[dict]:
-        """Every job's status, in submission order."""
-        with self._lock:
-            return [self._status(job) for job in self._jobs.values()]
 
     def finished_frame_path(self, job_id: str, frame: int) -> Path | None:
         """The PNG of a finished frame, or None (unknown job, frame not in it or not done)."""
@@ -218,19 +164,6 @@ class JobQueue:
             if job is None or frame not in job.frames_done:
                 return None
             return job.frame_path(frame)
-
-    def wait(self, job_id: str, timeout: float | None = None) -> dict | None:
-        """Block until the job has finished (or the timeout passed); return its status."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._lock:
-            while True:
-                job = self._jobs.get(job_id)
-                if job is None or job.state in FINISHED_STATES:
-                    return None if job is None else self._status(job)
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return self._status(job)
-                self._lock.wait(left)
 
     # --- internals (the caller holds the lock where noted) --------------------------------------
 
@@ -251,49 +184,14 @@ class JobQueue:
             "codec_seconds": round(job.codec_seconds, 4),
         }
 
-    def _queue_position(self, job: Job) -> int:  # lock held
-        if job.state != QUEUED:
-            return 0
-        busy = 1 if self._current is not None else 0
-        return busy + self._waiting.index(job.id)
+    def _error_outcome(self, job: Job, error: Exception) -> tuple[str, str | None]:  # lock held
+        if isinstance(error, GenerationCancelled):
+            return CANCELLED, None
+        return super()._error_outcome(job, error)
 
-    def _finish(self, job: Job, state: str, error: str | None = None) -> None:  # lock held
-        job.state = state
-        job.error = error
-        job.finished = time.time()
-        if state == DONE:
-            job.progress = 1.0
+    def _release(self, job: Job) -> None:  # lock held
         job.inputs = None
         job.reference = None
-        self._lock.notify_all()
-
-    def _work(self) -> None:
-        while True:
-            with self._lock:
-                while not self._waiting and not self._stopping:
-                    self._lock.wait()
-                if self._stopping:
-                    return
-                job = self._jobs[self._waiting.pop(0)]
-                job.state = RUNNING
-                job.started = time.time()
-                self._current = job
-            try:
-                self._run(job)
-            except GenerationCancelled:
-                with self._lock:
-                    self._finish(job, CANCELLED)
-            except Exception as exc:  # a failed job must not end the worker: report it, go on
-                with self._lock:
-                    self._finish(job, FAILED, f"{type(exc).__name__}: {exc}")
-            else:
-                with self._lock:
-                    # A cancel that came after the last step still ends as "cancelled".
-                    self._finish(job, CANCELLED if job.cancel_requested else DONE)
-            finally:
-                with self._lock:
-                    self._current = None
-                    self._lock.notify_all()
 
     def _run(self, job: Job) -> None:
         if is_temporal(job.params.pipeline):
