@@ -175,9 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--depth", choices=("rig-size", "fixed"), default="rig-size",
                      help="distance from the camera: from the rig's size (default) or held fixed")
     imp.add_argument("--ground", action="store_true", help="keep the feet on the ground")
-    imp.add_argument("--lift", choices=("learned", "geometric"), default="geometric",
-                     help="settle each limb's towards/away reading with the learned lifter where it is "
-                     "sure (learned), or by continuity and joint limits alone (geometric, default)")
+    imp.add_argument("--lift", choices=("learned", "geometric"), default="learned",
+                     help="each arm and leg's depth read by the learned lifter (learned, default), or from "
+                     "the rig's bone lengths with continuity and joint limits (geometric)")
     imp.add_argument("--save", type=Path, help="save the result as this .blend")
     imp.add_argument("--overwrite", action="store_true", help="allow --save to replace an existing file")
     for flag, extra in VIDEO_FLAGS.items():

@@ -123,9 +123,11 @@ class POSEBRIDGE_PG_import(bpy.types.PropertyGroup):
     lift: EnumProperty(
         name="Lift",
         # Stable numbers (see PIPELINE_ITEMS): a .blend saves the number.
-        items=(("geometric", "Geometric", "Each limb towards or away from the camera by continuity and joint limits", 0),
-               ("learned", "Learned", "The learned lifter settles each limb towards or away where it is sure", 1)),
-        default="geometric",
+        items=(("geometric", "Geometric", "Each limb's depth from the rig's bone length against how long it looks; "
+                "towards or away by continuity and joint limits", 0),
+               ("learned", "Learned", "The learned lifter reads how far each arm and leg reaches towards or away "
+                "from the camera, whatever the rig's build", 1)),
+        default="learned",
     )
     # A video source (Extract and Import): the backend's pose extraction, then the same import.
     extractor: EnumProperty(

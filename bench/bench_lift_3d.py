@@ -86,9 +86,11 @@ def set_render_size(scene, size=SIZE):
 
 def rig_points(scene, armatures, camera, frames, size=SIZE):
     """One pass over ``frames``: each armature's keypoints (its rig map) in world space and in
-    the image. Returns ([(points (frames, n, 3), present (frames, n), xy (frames, n, 2))],
-    world_to_camera (4, 4) of the first frame); without a camera xy and the matrix are None and
-    present is not limited to the image."""
+    the image. Returns ([(points (frames, n, 3), present (frames, n), xy (frames, n, 2),
+    in_image (frames, n))], world_to_camera (4, 4) of the first frame); without a camera xy,
+    in_image and the matrix are None. ``present``: the rig has the point (3-D figures use it:
+    a lifted rig's limb counts even where it leaves the frame); ``in_image``: present and in
+    the frame (what 2-D figures use)."""
     from posebridge.pose.rigmap import evaluate
     from posebridge.render import rig_presets
     from posebridge.render.sampling import sample_frames
@@ -99,10 +101,10 @@ def rig_points(scene, armatures, camera, frames, size=SIZE):
         rigmap, _ = rig_presets.rigmap_for(obj)
         points, present = evaluate(rigmap, rig.bone_names, rig.matrices, rig.lengths)
         if projection is None:
-            out.append((points, present, None))
+            out.append((points, present, None, None))
             continue
         xy, visible = projection.project(points)
-        out.append((points, present & visible, xy))
+        out.append((points, present, xy, present & visible))
     return out, None if projection is None else projection.world_to_camera[0]
 
 
@@ -124,7 +126,7 @@ def view_cameras(scene, capture, frames, views=None, size=SIZE):
     """A camera per view framing the whole clip. Returns {view: (camera, placement)}."""
     from posebridge.pose.layouts import OPENPOSE_FULL
 
-    ((points, present, _),), _ = rig_points(scene, [capture], None, frames, size)
+    ((points, present, _, _),), _ = rig_points(scene, [capture], None, frames, size)
     forward = lift_views.subject_forward(points, present, OPENPOSE_FULL)
     limb_points = sorted({OPENPOSE_FULL.index(n) for limb in lift_views.LIMBS for n in limb}
                          | {OPENPOSE_FULL.index(n) for n in ("nose", "l_ear", "r_ear", "neck")})
@@ -217,7 +219,7 @@ def measure_view(scene, capture, camera, frames, workdir, lift=None, keep_target
     estimate, estimate_ok = limb_dirs(target_rig, world_to_camera)
     seen = observed.data[:, 0, :, 2] > 0
     image_seen, image_ok = lift_views.image_directions(observed.data[:, 0, :, :2], seen, OPENPOSE_FULL)
-    image_lifted, lifted_ok = lift_views.image_directions(target_rig[2], target_rig[1], OPENPOSE_FULL)
+    image_lifted, lifted_ok = lift_views.image_directions(target_rig[2], target_rig[3], OPENPOSE_FULL)
     valid = truth_ok & estimate_ok & image_ok
     figures = {
         "frames": len(frames),
@@ -235,7 +237,7 @@ def measure_view(scene, capture, camera, frames, workdir, lift=None, keep_target
 def limb_dirs(rig, world_to_camera):
     from posebridge.pose.layouts import OPENPOSE_FULL
 
-    points, present, _ = rig
+    points, present = rig[:2]
     directions, valid = lift_views.limb_directions(points, present, OPENPOSE_FULL)
     return lift_views.to_camera(directions, world_to_camera), valid
 

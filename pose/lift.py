@@ -49,7 +49,7 @@ from .rays import (
     plane_normal,
     ray_sphere,
 )
-from .lift_prior import LimbPrior, prior_cost
+from .lift_prior import LearnedDepth, fused_angle, length_scale
 from .rotations import axis_angle_matrix, continuous_quats, kabsch, matrix_to_quat, normalize, swing
 from .skeleton import Posing
 from .temporal import choose_path, interpolate_gaps, pick, smooth, smooth_rotations, step_costs
@@ -97,7 +97,8 @@ class LiftOptions:
     # Frames (Gaussian sigma) over which to smooth what the image shows poorly: depth along the
     # limbs and the tilt of torso, hands and head (0: off). Image directions are not smoothed.
     depth_smoothing: float = 2.0
-    limb_prior: LimbPrior | None = None  # the learned towards/away prior (pose.lift_prior)
+    # The network's depth angles of the arms and legs (pose.lift_prior); None: geometric.
+    learned_depth: LearnedDepth | None = None
 
     def __post_init__(self) -> None:
         if self.depth_mode not in DEPTH_MODES:
@@ -362,6 +363,7 @@ class _Solver:
             scales[kind] = scale
             self.stats.length_scale[kind] = scale
 
+        learned_scales = self._learned_length_scales(prepared)
         for seg, seen, start, unposed, head, origin, direction, ratio in prepared:
             radius = seg.length * scales[seg.kind]
             near, far, hit = ray_sphere(head, radius, origin, direction)
@@ -373,7 +375,6 @@ class _Solver:
             # swinging forwards, not swinging forwards and out to the side).
             at_rest = np.einsum("fij,j->fi", unposed[:, :3, :3], seg.rest_direction)
             unary = unary + _REST_WEIGHT * (1.0 - np.einsum("fki,fi->fk", candidates, at_rest))
-            unary = unary + prior_cost(self.options.limb_prior, seg.side, seg.kind, self.camera.to_camera, candidates)
             if seg.limit == "finger":
                 path = np.argmin(unary, axis=1)  # small bones: the joint limit alone decides
             else:
@@ -382,7 +383,14 @@ class _Solver:
                 in_parent = np.einsum("fji,fkj->fki", parent, candidates)  # R^T u per candidate
                 path = choose_path(unary, step_costs(in_parent, **_CONTINUITY))
             direction_chosen = pick(candidates, path)
-            if self.options.depth_smoothing > 0:
+            depth = self.options.learned_depth
+            learned = None if depth is None else depth.limb(seg.side, seg.kind)
+            if learned is not None:
+                # The network reads the limb's depth; the image keeps its direction.
+                direction_chosen = self._learned_direction(
+                    seg, direction_chosen, head, origin, direction, learned, learned_scales.get(seg.kind)
+                )
+            elif self.options.depth_smoothing > 0:
                 apart = np.linalg.norm(far - near, axis=-1) / seg.length
                 direction_chosen = self._smooth_depth(direction_chosen, head, origin, direction, apart)
             if seg.parent_segment is not None and seg.hinge is not None:
@@ -390,6 +398,60 @@ class _Solver:
                 unposed = self.poser.unposed(seg.driver)
             local = np.einsum("fji,fj->fi", unposed[:, :3, :3], direction_chosen)
             self.poser.set_basis(seg.driver, _to4(swing(seg.rest_direction, local)))
+
+    def _learned_length_scales(self, prepared) -> dict[str, float]:
+        """Per limb kind with learned depth angles: the performer's length over the rig's
+        (``pose.lift_prior.length_scale``, both sides pooled)."""
+        depth = self.options.learned_depth
+        if depth is None:
+            return {}
+        pooled: dict[str, list] = {}
+        for seg, seen, _, _, head, origin, direction, _ in prepared:
+            angle = depth.limb(seg.side, seg.kind)
+            if angle is not None:
+                reach = self._reach_at_angle(head, origin, direction, angle) / seg.length
+                pooled.setdefault(seg.kind, []).append((reach[seen], angle[seen]))
+        out = {}
+        for kind, parts in pooled.items():
+            scale = length_scale(np.concatenate([r for r, _ in parts]), np.concatenate([a for _, a in parts]))
+            if scale is not None:
+                out[kind] = scale
+                self.stats.length_scale[kind] = scale
+        return out
+
+    def _image_frame(self, head, origin, direction):
+        """Unit vectors (F, 3) spanning the plane through a limb's start ``head`` and the ray
+        its end must project onto: ``across`` (towards that ray, square to the line of sight)
+        and ``sight`` (the line of sight through the start, away from the camera); and where
+        that plane exists (F,) (not where the limb points along the line of sight)."""
+        _, sight = self.camera.rays(self.camera.project(head[:, None]))
+        sight = sight[:, 0]
+        across = closest_on_ray(head, origin, direction) - head
+        across = across - sight * np.sum(across * sight, -1, keepdims=True)
+        length = np.linalg.norm(across, axis=-1, keepdims=True)
+        return across / np.maximum(length, 1e-12), sight, length[:, 0] > 1e-9
+
+    def _reach_at_angle(self, head, origin, direction, angle) -> np.ndarray:
+        """(F,) how long a limb from ``head`` at ``angle`` out of the image plane must be to end
+        on its ray: the two lines meet in the image plane's plane."""
+        across, sight, _ = self._image_frame(head, origin, direction)
+        limb = np.cos(angle)[:, None] * across + np.sin(angle)[:, None] * sight
+        normal = np.cross(limb, direction)
+        return np.sum(np.cross(origin - head, direction) * normal, -1) / np.maximum(np.sum(normal**2, -1), 1e-12)
+
+    def _learned_direction(self, seg, chosen, head, origin, direction, angle, scale) -> np.ndarray:
+        """The limb's direction (F, 3): at the network's ``angle`` (F,) out of the image plane
+        (+ away from the camera), its size fused with the performer's length ``scale`` (rig
+        lengths; ``pose.lift_prior.fused_angle``), along the video's image direction: in the
+        plane through the limb's start and its end's ray, so the image direction is the
+        video's. Where the limb points along the line of sight the geometric ``chosen`` stays."""
+        across, sight, has_plane = self._image_frame(head, origin, direction)
+        if scale is not None:
+            near, far, _ = ray_sphere(head, seg.length * scale, origin, direction)
+            readings = [np.arcsin(np.clip(np.sum(normalize(end - head) * sight, -1), -1.0, 1.0)) for end in (near, far)]
+            angle = fused_angle(angle, *readings)
+        learned = normalize(np.cos(angle)[:, None] * across + np.sin(angle)[:, None] * sight)
+        return np.where(has_plane[:, None], learned, chosen)
 
     def _smooth_depth(self, chosen, head, origin, direction, apart) -> np.ndarray:
         """Smooth a limb's depth over frames where the image hardly determines it.

@@ -1,11 +1,13 @@
-"""The learned depth prior of the lift: the lifter network's towards/away probabilities become
-costs on the two readings of each limb, where the network is sure.
+"""The learned depth of the lift: the lifter network reads how far each limb reaches towards
+or away from the camera.
 
-The geometric lift (``pose.lift``) puts each joint on its camera ray at the rig's bone length;
-a limb then has two readings, towards and away from the camera, settled by a pass over the
-frames (continuity, joint limits). The prior only adds a cost to the reading the network
-disagrees with, so bone lengths and image directions hold exactly as without it. Where the
-network is not sure (probability near 0.5) it adds nothing and today's choice stands.
+The geometric lift (``pose.lift``) puts each joint on its camera ray at the rig's bone length,
+so a limb's depth follows from how long it looks against the rig's bone: exact for a rig of the
+performer's build, wrong for any other, and with two readings (towards, away) that only
+continuity and joint limits settle. The network reads the depth angle of the upper arms,
+forearms, thighs and shins from the whole body's motion instead, whatever the rig's build; the
+lift then turns each of those limbs to that angle along the video's image direction, so the
+rig's bone lengths and the image directions hold as before.
 """
 from __future__ import annotations
 
@@ -17,36 +19,42 @@ from . import lifter
 from .layouts import COCO18, Layout
 
 LIFTS = ("learned", "geometric")
-SURE = 0.7  # P(towards) beyond 0.7 (or below 0.3) has a say; nearer 0.5 it is a coin toss
-WEIGHT = 12.0  # a wrong reading pointing straight at/away from the camera, network certain (bench: 4 was too weak)
 REPORT_BELOW = 0.7  # frames whose depth confidence is below this are named in the report
+IN_PLANE = np.radians(25.0)  # limbs this near the image plane measure the performer's length
+MIN_IN_PLANE = 10  # frames of it needed
+LENGTH_SAYS = np.radians(15.0)  # how far the limb's image length may move the network's angle
 
 
 @dataclass
-class LimbPrior:
-    trust: dict[str, np.ndarray]  # per limb ("r_upper_arm"): (F,) in [-1, 1], + towards camera, 0 no say
-    confidence: np.ndarray  # (F,) the network's per-frame confidence, 0.5 (coin toss) to 1
+class LearnedDepth:
+    # per limb ("r_upper_arm"): (F,) radians out of the image plane, + away from the camera
+    angle: dict[str, np.ndarray]
+    confidence: np.ndarray  # (F,) how sure the network is of towards/away, 0.5 (coin toss) to 1
+
+    def limb(self, side: str, kind: str) -> np.ndarray | None:
+        return self.angle.get(f"{side}_{kind}")
 
 
-def trust_from(towards: np.ndarray, sure: float = SURE) -> np.ndarray:
-    """Signed trust in [-1, 1] from P(towards): 0 until ``sure`` either way, 1 at certainty."""
-    margin = np.abs(2.0 * np.asarray(towards) - 1.0)
-    low = 2.0 * sure - 1.0
-    return np.sign(2.0 * np.asarray(towards) - 1.0) * np.clip((margin - low) / (1.0 - low), 0.0, 1.0)
+def length_scale(reach: np.ndarray, angles: np.ndarray) -> float | None:
+    """The performer's limb length over the rig's: the median, over the frames where the
+    network puts the limb near the image plane, of the length (``reach``, rig lengths) the limb
+    needs at the network's angle to end on its pixel. Near the plane a wrong angle barely
+    changes that length. None with too few such frames."""
+    near = np.abs(angles) < IN_PLANE
+    if near.sum() < MIN_IN_PLANE:
+        return None
+    return float(np.median(reach[near]))
 
 
-def prior_cost(prior: LimbPrior | None, side: str, kind: str, to_camera, candidates):
-    """Cost (F, 2) of each candidate unit direction (F, 2, 3) of limb ``side``_``kind``
-    (armature space; ``to_camera`` (F, 4, 4)), or 0.0 when the prior has no say on it.
-    A reading costs in proportion to how far it points the way the network rules out, so
-    readings across the line of sight (where the two meet) cost almost nothing either way."""
-    trust = None if prior is None else prior.trust.get(f"{side}_{kind}")
-    if trust is None:
-        return 0.0
-    backwards = np.asarray(to_camera)[:, 2, :3]  # camera +z in armature space: towards the camera
-    backwards = backwards / np.linalg.norm(backwards, axis=-1, keepdims=True)
-    towards = np.einsum("fki,fi->fk", candidates, backwards)
-    return WEIGHT * np.maximum(-trust[:, None] * towards, 0.0)
+def fused_angle(angle: np.ndarray, towards: np.ndarray, away: np.ndarray) -> np.ndarray:
+    """A limb's depth angle (F,): the network's ``angle``, moved by at most ``LENGTH_SAYS``
+    towards the nearer of the two angles at which a limb of the performer's length ends on its
+    pixel (``towards``, ``away``: the geometric readings). Where the network and a reading agree
+    that closely the limb ends exactly on its pixel (for the performer's own build, the captured
+    pose); where none does (a length read through a wrong distance or performer length; a ray
+    out of reach) the network stands."""
+    nearer = np.where(np.abs(towards - angle) <= np.abs(away - angle), towards, away)
+    return angle + np.clip(nearer - angle, -LENGTH_SAYS, LENGTH_SAYS)
 
 
 def body_coco18(keypoints, layout: Layout) -> np.ndarray:
@@ -76,15 +84,14 @@ def pinhole(projection, width: int, height: int) -> tuple[float, tuple[float, fl
     return float(focal), centre
 
 
-def learned_prior(keypoints, layout: Layout, projection, width: int, height: int) -> LimbPrior | None:
+def learned_depth(keypoints, layout: Layout, projection, width: int, height: int) -> LearnedDepth | None:
     """Run the network once over the clip (pixel keypoints (F, points, 3) in ``layout``, the
     camera's window matrix (4, 4) of the first frame). None for an orthographic camera."""
     camera = pinhole(projection, width, height)
     if camera is None:
         return None
-    _, towards, confidence = lifter.load()(body_coco18(keypoints, layout), *camera)
-    trust = {name: trust_from(towards[:, i]) for i, name in enumerate(lifter.LIMB_NAMES)}
-    return LimbPrior(trust, confidence)
+    _, _, confidence, angles = lifter.load().read(body_coco18(keypoints, layout), *camera)
+    return LearnedDepth({name: angles[:, i] for i, name in enumerate(lifter.LIMB_NAMES)}, confidence)
 
 
 def confidence_note(confidence, frames, below: float = REPORT_BELOW, most: int = 8) -> str:

@@ -145,12 +145,29 @@ class Lifter:
         ``LIMBS`` points towards the camera (its child nearer), and ``confidence`` (frames,):
         how sure the depth choices are, 0.5 (a coin toss) to 1.
         """
+        return self.read(keypoints, focal, centre)[:3]
+
+    def read(self, keypoints, focal: float, centre: tuple[float, float]):
+        """As ``__call__``, plus each limb's depth angle (``limb_depth_angles``)."""
         features, _, _ = normalise(keypoints, focal, centre)
         out = self.run_features(features).astype(np.float64)
         joints = out[:, : POINTS * 3].reshape(-1, POINTS, 3)
         towards = 1.0 / (1.0 + np.exp(-out[:, POINTS * 3 : POINTS * 3 + len(LIMBS)]))
         confidence = np.maximum(towards, 1.0 - towards).mean(axis=1)
-        return joints, towards, confidence
+        return joints, towards, confidence, limb_depth_angles(joints, features)
+
+
+def limb_depth_angles(joints: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """(frames, 8) each limb's angle out of the image plane, radians, + away from the camera.
+
+    The image's own 2-D limb (the normalised input, where both ends were seen) against the
+    network's depth change along it: the image says how long the limb looks, the network how
+    far it reaches in depth. Where an end was not seen the network's own x, y stand in."""
+    seen = features[:, : POINTS * 3].reshape(-1, POINTS, 3)
+    planar = np.where(seen[..., 2:] > 0, seen[..., :2], joints[..., :2])
+    parent, child = np.array(LIMBS).T
+    across = np.linalg.norm(planar[:, child] - planar[:, parent], axis=-1)
+    return np.arctan2(joints[:, child, 2] - joints[:, parent, 2], across)
 
 
 _CACHE: dict[str, Lifter] = {}

@@ -44,7 +44,7 @@ class ImportOptions:
     source_name: str | None = None  # names the new action; None: the keypoint file or folder's name
     depth_mode: str = "rig_size"  # rig_size | fixed
     ground: bool = False
-    lift: str = "geometric"  # learned | geometric (pose.lift_prior.LIFTS)
+    lift: str = "learned"  # learned | geometric (pose.lift_prior.LIFTS)
 
 
 @dataclass

@@ -34,7 +34,7 @@ from ..pose.canvas import fit_into_frame
 from ..pose.keypoints import KeypointSequence
 from ..pose.lift import DEPTH_MODES, LiftOptions, LiftResult, lift
 from ..pose.lift_plan import LiftError, plan_lift
-from ..pose.lift_prior import LIFTS, confidence_note, learned_prior
+from ..pose.lift_prior import LIFTS, confidence_note, learned_depth
 from ..pose.rays import ArmatureCamera
 from ..pose.rotations import EULER_ORDERS, continuous_euler, continuous_quats, matrix_to_quat, quat_to_axis_angle
 from ..pose.skeleton import RigSkeleton
@@ -102,7 +102,7 @@ def import_pose(
     depth_smoothing: float = 2.0,
     source_name: str | None = None,
     rigmap=None,
-    lift_mode: str = "geometric",
+    lift_mode: str = "learned",
 ) -> ImportReport:
     """Lift ``seq``'s person ``person`` onto ``armature_obj`` through ``camera_obj`` (the scene
     camera by default) and key it as a new action; see the module doc. ``depth_mode``
@@ -110,9 +110,9 @@ def import_pose(
     held at ``fixed_depth`` metres in front of the camera, by default where the rig stands).
     ``depth_smoothing``: frames over which to smooth what the image hardly shows (limb depth
     where a limb lies across the line of sight, the torso's turn in depth and its distance);
-    0 turns it off. ``lift_mode`` "learned": the lifter network settles each limb's
-    towards/away reading where it is sure (``pose.lift_prior``); "geometric": continuity and
-    joint limits alone. Raises ImportPoseError, changing nothing, when the inputs cannot be
+    0 turns it off. ``lift_mode`` "learned": the lifter network reads how far the arms and
+    legs reach towards or away from the camera (``pose.lift_prior``); "geometric": the rig's
+    bone lengths, continuity and joint limits alone. Raises ImportPoseError, changing nothing, when the inputs cannot be
     imported."""
     started = time.perf_counter()
     scene = scene if scene is not None else bpy.context.scene
@@ -142,15 +142,15 @@ def import_pose(
     matrix_world = np.array(armature_obj.matrix_world, dtype=np.float64)
     camera = armature_camera(scene, camera_obj, key_frames, (width, height), matrix_world)
     up = np.linalg.inv(matrix_world[:3, :3]) @ np.array([0.0, 0.0, 1.0])
-    prior, depth_note = None, ""
+    depth, depth_note = None, ""
     if lift_mode == "learned":
-        prior = learned_prior(keypoints, seq.layout, camera.projection[0], width, height)
-        depth_note = (confidence_note(prior.confidence, key_frames) if prior is not None
+        depth = learned_depth(keypoints, seq.layout, camera.projection[0], width, height)
+        depth_note = (confidence_note(depth.confidence, key_frames) if depth is not None
                       else "learned depth needs a perspective camera: the geometric lift was used")
     options = LiftOptions(
         depth_mode=depth_mode, fixed_depth=fixed_depth, ground=ground,
         up=tuple(up / np.linalg.norm(up)), hands=hands, head=head, depth_smoothing=depth_smoothing,
-        limb_prior=prior,
+        learned_depth=depth,
     )
     try:
         result = lift(plan, keypoints, camera, options)

@@ -58,7 +58,8 @@ def test_the_same_rigs_animation_comes_back_close_from_the_front(empty_scene, tm
     bench_lift_3d.set_render_size(empty_scene)
     frames = list(range(1, FRAMES + 1))
     ((camera, _),) = bench_lift_3d.view_cameras(empty_scene, performer, frames, ["front"]).values()
-    figures = bench_lift_3d.measure_view(empty_scene, performer, camera, frames, tmp_path)
+    # The geometric lift: exact for the performer's own build, so what is left is the bench's.
+    figures = bench_lift_3d.measure_view(empty_scene, performer, camera, frames, tmp_path, lift="geometric")
     lift, flat = figures["lift"], figures["flat"]
     print(f"\nsame rig, star jumps, front: lift mean {lift['mean_deg']:.2f} p95 {lift['p95_deg']:.2f} "
           f"max {lift['max_deg']:.2f} (flat mean {flat['mean_deg']:.2f}); 2D {figures['image_2d_deg']:.3f} deg")

@@ -104,13 +104,19 @@ def walk_shot(empty_scene):
 def test_same_rig_round_trip_puts_every_joint_back_on_its_pixel(walk_shot):
     scene, camera, observed = walk_shot
     target = rigs.build_rigify_metarig("character")
-    exact = import_pose(target, observed, camera, scene, depth_smoothing=0)
+    exact = import_pose(target, observed, camera, scene, depth_smoothing=0, lift_mode="geometric")
     unsmoothed = joint_errors(observed, keypoints(scene, "character", FRAMES))
-    report = import_pose(target, observed, camera, scene)  # the defaults
+    report = import_pose(target, observed, camera, scene, lift_mode="geometric")  # default smoothing
     errors = joint_errors(observed, keypoints(scene, "character", FRAMES))
+    import_pose(target, observed, camera, scene)  # the defaults: the learned lift
+    learned = direction_errors(observed, keypoints(scene, "character", FRAMES))
     print(f"\n(a) same-rig round trip: mean {errors.mean():.5f} px, max {errors.max():.5f} px "
           f"over {len(FRAMES)} frames (without depth smoothing: mean {unsmoothed.mean():.5f} px, "
-          f"max {unsmoothed.max():.5f} px); import {report.seconds:.3f} s")
+          f"max {unsmoothed.max():.5f} px); import {report.seconds:.3f} s; learned lift: image "
+          f"directions mean {learned.mean():.5f} deg, max {learned.max():.5f} deg")
+    # The learned lift reads depth from the network, so a joint lands on its pixel only as far
+    # as the network's depth is right; the image direction of every limb is the video's.
+    assert learned.mean() <= 2.0
     assert unsmoothed.max() < 0.01 and exact.frames == report.frames
     assert errors.size > 0.9 * len(FRAMES) * len(LIMB_JOINTS)
     assert errors.mean() <= 2.0
@@ -170,7 +176,8 @@ def test_new_action_is_bulk_written_and_the_users_action_kept(walk_shot):
     old_name, before = old.name, _snapshot(old, target)
     modes = {b.name: b.rotation_mode for b in target.pose.bones}
 
-    report = import_pose(target, observed, camera, scene, start_frame=10, source_name="walk", depth_smoothing=0)
+    report = import_pose(target, observed, camera, scene, start_frame=10, source_name="walk", depth_smoothing=0,
+                         lift_mode="geometric")
 
     data = target.animation_data
     new = data.action
@@ -236,9 +243,9 @@ def test_a_rigify_generated_rig_is_keyed_through_its_fk_controls(walk_shot):
     rigs.animate(rig, {"l_upper_arm": "upper_arm_fk.L"}, motion={"l_upper_arm": rigs.WALK["l_upper_arm"]}, seconds=1.0)
     old = rig.animation_data.action
     before = _snapshot(old, rig)
-    exact = import_pose(rig, observed, camera, scene, depth_smoothing=0)
+    exact = import_pose(rig, observed, camera, scene, depth_smoothing=0, lift_mode="geometric")
     unsmoothed = keypoints(scene, "character", FRAMES)
-    report = import_pose(rig, observed, camera, scene)  # the defaults
+    report = import_pose(rig, observed, camera, scene, lift_mode="geometric")  # default smoothing
     again = keypoints(scene, "character", FRAMES)
     errors, directions = joint_errors(observed, again), direction_errors(observed, again)
     print(f"\n(b) onto a Rigify generated rig: mean {errors.mean():.5f} px, max {errors.max():.5f} px, "
@@ -266,7 +273,7 @@ def test_a_larger_canvas_gives_the_same_pose(walk_shot):
     doubled[..., :2] = (doubled[..., :2] + 0.5) * 2.0 - 0.5
     big = KeypointSequence(observed.layout, doubled, (1024, 1024), observed.frame_numbers)
     target = rigs.build_rigify_metarig("character")
-    report = import_pose(target, big, camera, scene, depth_smoothing=0)
+    report = import_pose(target, big, camera, scene, depth_smoothing=0, lift_mode="geometric")
     assert report.canvas_note == ""
     assert joint_errors(observed, keypoints(scene, "character", FRAMES)).max() < 0.01
     # Another shape is fitted inside, centred, and said so.

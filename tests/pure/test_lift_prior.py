@@ -1,13 +1,13 @@
-"""The learned depth prior of the lift (``pose.lift_prior``) without Blender: a confident
-network settles each limb's towards/away reading, an unsure one changes nothing, and either way
-every joint stays on its pixel (the image directions are the video's)."""
+"""The learned depth of the lift (``pose.lift_prior``) without Blender: given each limb's
+depth angle, the lift turns the arms and legs to it, and every joint keeps the video's image
+direction."""
 import numpy as np
 import pytest
 
 from posebridge.pose import lift_prior
 from posebridge.pose.lift import LiftOptions, lift
 from posebridge.pose.lift_plan import plan_lift
-from posebridge.pose.lift_prior import LimbPrior, prior_cost, trust_from
+from posebridge.pose.lift_prior import LearnedDepth
 from test_lift import (  # noqa: E402  (same folder: pytest's rootdir-less import)
     CAMERA, EXACT, IDX, OPENPOSE_FULL, animate, direction_errors, evaluate, keypoints_of, lifted_keypoints,
     look_at_camera, make_rig, make_rigmap, rot,
@@ -15,7 +15,6 @@ from test_lift import (  # noqa: E402  (same folder: pytest's rootdir-less impor
 
 LIMBS = {"upper_arm": ("shoulder", "elbow"), "forearm": ("elbow", "wrist"),
          "thigh": ("hip", "knee"), "shin": ("knee", "ankle")}
-DEEP = 0.34  # limbs more than 20 degrees out of the image plane
 
 
 @pytest.fixture(scope="module")
@@ -25,62 +24,77 @@ def clip():
     return skeleton, rigmap, camera, basis, keypoints_of(skeleton, rigmap, basis, camera)
 
 
-def towards(skeleton, rigmap, camera, basis):
-    """Per limb (F,): how far it points towards the camera (+1: straight at it)."""
+def limbs_in_view(skeleton, rigmap, camera, basis):
+    """Per limb: (unit direction (F, 3), its angle out of the image plane (F,), + away from the
+    camera, measured against the line of sight through the limb's start)."""
     points, _ = evaluate(rigmap, skeleton.names, skeleton.forward(basis), skeleton.lengths, skeleton.rest)
-    back = rot.normalize(camera.to_camera[0, 2, :3])
-    return {f"{s}_{kind}": rot.normalize(points[:, IDX(f"{s}_{b}")] - points[:, IDX(f"{s}_{a}")]) @ back
-            for s in "lr" for kind, (a, b) in LIMBS.items()}
+    eye = np.linalg.inv(camera.to_camera[0])[:3, 3]
+    out = {}
+    for s in "lr":
+        for kind, (a, b) in LIMBS.items():
+            start = points[:, IDX(f"{s}_{a}")]
+            direction = rot.normalize(points[:, IDX(f"{s}_{b}")] - start)
+            sight = rot.normalize(start - eye)
+            along = np.sum(direction * sight, -1)
+            across = np.linalg.norm(direction - along[:, None] * sight, axis=-1)
+            out[f"{s}_{kind}"] = (direction, np.arctan2(along, across))
+    return out
 
 
-def test_trust_is_zero_near_a_coin_toss_and_signed_beyond():
-    trust = trust_from(np.array([0.5, 0.6, 0.3, 0.85, 0.15, 1.0, 0.0]))
-    np.testing.assert_allclose(trust, [0, 0, 0, 0.5, -0.5, 1, -1], atol=1e-9)
+def angle_deg(a, b):
+    return np.degrees(np.arccos(np.clip(np.sum(a * b, -1), -1.0, 1.0)))
 
 
-def test_cost_falls_on_the_reading_the_network_rules_out():
-    to_camera = np.eye(4)[None].repeat(3, 0)  # camera +z (towards the camera) is armature +z
-    candidates = np.array([[[0, 0.6, 0.8], [0, 0.6, -0.8]]] * 3)  # towards, away
-    prior = LimbPrior({"l_shin": np.array([1.0, -1.0, 0.0])}, np.ones(3))
-    cost = prior_cost(prior, "l", "shin", to_camera, candidates)
-    assert cost[0, 1] > 0 and cost[0, 0] == 0  # sure it points towards: away costs
-    assert cost[1, 0] > 0 and cost[1, 1] == 0
-    assert not cost[2].any()  # no say
-    assert prior_cost(prior, "r", "shin", to_camera, candidates) == 0.0  # no such limb in the prior
-    assert prior_cost(None, "l", "shin", to_camera, candidates) == 0.0
-
-
-def test_confident_probabilities_settle_the_limbs_and_keep_the_pixels(clip):
-    """The geometric lift gets some upper arms wrong in depth; a sure network that knows better
-    sets them right, and every limb keeps the video's image direction."""
+def test_the_true_depth_angles_give_the_true_limbs(clip):
+    """A network that reads every depth angle right: the lifted arms and legs point where the
+    performer's did in 3-D (the geometric lift, on its own, gets some of them wrong), and every
+    joint stays on its pixel."""
     skeleton, rigmap, camera, basis, observed = clip
     plan = plan_lift(skeleton, rigmap, OPENPOSE_FULL)
-    truth = towards(skeleton, rigmap, camera, basis)
+    truth = limbs_in_view(skeleton, rigmap, camera, basis)
+    depth = LearnedDepth({k: angle for k, (_, angle) in truth.items()}, np.full(len(observed), 0.9))
 
-    def wrong(result):
-        got = towards(skeleton, rigmap, camera, result.full_basis(len(skeleton)))
-        return {k: int(np.sum((np.sign(got[k]) != np.sign(truth[k])) & (np.abs(truth[k]) > DEEP))) for k in truth}
+    def worst(result):
+        got = limbs_in_view(skeleton, rigmap, camera, result.full_basis(len(skeleton)))
+        return max(float(angle_deg(got[k][0], truth[k][0]).max()) for k in truth)
 
-    geometric = wrong(lift(plan, observed, camera, EXACT))
-    assert geometric["l_upper_arm"] + geometric["r_upper_arm"] > 0  # something to settle
-    sure = {k: np.where(v > 0, 0.95, 0.05) for k, v in truth.items()}
-    prior = LimbPrior({k: trust_from(p) for k, p in sure.items()}, np.full(len(observed), 0.95))
-    learned = lift(plan, observed, camera, LiftOptions(depth_smoothing=0.0, limb_prior=prior))
-    assert sum(wrong(learned).values()) == 0
+    assert worst(lift(plan, observed, camera, EXACT)) > 20.0  # something for the network to settle
+    learned = lift(plan, observed, camera, LiftOptions(depth_smoothing=0.0, learned_depth=depth))
+    assert worst(learned) < 2.0  # what is left: the torso's fit
     assert direction_errors(observed, lifted_keypoints(skeleton, rigmap, camera, learned)).max() < 0.01
 
 
-def test_unsure_probabilities_change_nothing(clip):
-    """A network near a coin toss (here leaning against every geometric choice) leaves the
-    geometric lift exactly as it is."""
-    skeleton, rigmap, camera, _, observed = clip
+def test_the_image_length_moves_the_networks_angle_only_so_far(clip):
+    """A network that reads every limb flat: each limb turns out of the image plane at most
+    ``LENGTH_SAYS`` towards where its image length puts it, and keeps its image direction."""
+    skeleton, rigmap, camera, basis, observed = clip
     plan = plan_lift(skeleton, rigmap, OPENPOSE_FULL)
-    geometric = lift(plan, observed, camera, EXACT)
-    chosen = towards(skeleton, rigmap, camera, geometric.full_basis(len(skeleton)))
-    unsure = {k: trust_from(np.where(v > 0, 0.4, 0.6)) for k, v in chosen.items()}
-    assert lift_prior.SURE > 0.6
-    result = lift(plan, observed, camera, LiftOptions(depth_smoothing=0.0, limb_prior=LimbPrior(unsure, np.full(len(observed), 0.6))))
-    np.testing.assert_allclose(result.basis, geometric.basis, atol=1e-12)
+    flat = {f"{s}_{kind}": np.zeros(len(observed)) for s in "lr" for kind in LIMBS}
+    result = lift(plan, observed, camera, LiftOptions(depth_smoothing=0.0, learned_depth=LearnedDepth(flat, np.ones(len(observed)))))
+    got = limbs_in_view(skeleton, rigmap, camera, result.full_basis(len(skeleton)))
+    truth = limbs_in_view(skeleton, rigmap, camera, basis)
+    steepest = max(float(np.abs(angle).max()) for _, angle in got.values())
+    assert max(float(np.abs(angle).max()) for _, angle in truth.values()) > lift_prior.LENGTH_SAYS + 0.2
+    assert lift_prior.LENGTH_SAYS - 0.05 < steepest <= lift_prior.LENGTH_SAYS + 1e-6
+    assert direction_errors(observed, lifted_keypoints(skeleton, rigmap, camera, result)).max() < 0.01
+
+
+def test_fused_angle_moves_towards_the_nearer_reading():
+    say = lift_prior.LENGTH_SAYS
+    network = np.radians([10.0, -10.0, 0.0, 50.0])
+    towards = np.radians([-20.0, -12.0, -40.0, -50.0])
+    away = np.radians([15.0, 20.0, 40.0, 51.0])
+    fused = lift_prior.fused_angle(network, towards, away)
+    np.testing.assert_allclose(fused[:2], np.radians([15.0, -12.0]))  # within reach: the reading
+    np.testing.assert_allclose(fused[2], -say)  # both too far: moved by LENGTH_SAYS (ties go towards)
+    np.testing.assert_allclose(fused[3], np.radians(51.0))
+
+
+def test_the_performer_length_comes_from_limbs_near_the_image_plane():
+    angles = np.radians(np.r_[np.full(20, 5.0), np.full(20, 60.0)])
+    reach = np.r_[np.full(20, 1.2), np.full(20, 3.0)]  # steep frames: a wrong angle costs much
+    assert lift_prior.length_scale(reach, angles) == pytest.approx(1.2)
+    assert lift_prior.length_scale(reach[20:], angles[20:]) is None
 
 
 def test_confidence_note_names_the_unsure_frames():

@@ -55,3 +55,20 @@ def test_walk_over_five_views_beats_the_flat_reading_and_mostly_gets_depth_signs
     deep = sum(r["deep_limbs"] for r in results)
     wrong = sum(r["wrong_sign"] * r["deep_limbs"] for r in results) / deep
     assert wrong < 25.0  # percent; the geometric lift alone gets about a quarter wrong
+
+
+def test_depth_angles_take_the_image_length_and_the_network_depth():
+    """A limb seen at its full length with no depth change lies in the image plane; one that
+    looks as long as it reaches in depth is 45 degrees out of it; where an end was not seen the
+    network's own x, y stand in for the image's."""
+    joints = np.zeros((2, lifter_module.POINTS, 3))
+    features = np.zeros((2, lifter_module.FEATURES), dtype=np.float32)
+    seen = features[:, : lifter_module.POINTS * 3].reshape(2, lifter_module.POINTS, 3)
+    seen[:, 2] = (0.0, 0.0, 1.0)  # right shoulder at the origin, seen
+    seen[0, 3] = (0.3, 0.0, 1.0)  # right elbow seen 0.3 to the right in frame 0
+    joints[:, 3, 2] = (0.0, -0.3)  # network: level in frame 0, 0.3 nearer the camera in frame 1
+    joints[1, 3, :2] = (0.0, 0.3)  # frame 1: elbow unseen, the network puts it 0.3 below
+    features[:, : lifter_module.POINTS * 3] = seen.reshape(2, -1)
+    angles = lifter_module.limb_depth_angles(joints, features)
+    assert angles[0, 0] == pytest.approx(0.0)
+    assert angles[1, 0] == pytest.approx(-np.pi / 4)  # towards the camera: negative
