@@ -205,7 +205,7 @@ def run_generate(args, scene, log=print) -> int:
         result = video_export.export_mp4(strip, args.mp4, overwrite=args.overwrite)
         log(f"posebridge: wrote {result.path} ({result.frames} frames, {result.codec})")
     if args.compare:
-        from .pose.compare_sheet import write_first_last_sheet
+        from .draw.compare_sheet import write_first_last_sheet
 
         first, last = write_first_last_sheet(out_dir, args.compare, request.poses_dir)
         log(f"posebridge: wrote {args.compare} (frames {first} and {last})")

@@ -4,7 +4,7 @@ Top: per frame, body PCK (blue) and hands PCK (green) on the left axis (0..1), t
 error (orange) on the right axis, the threshold as a red dashed line, flagged frames shaded red,
 a missing person as a red cross and a frame not scored as a grey tick on the frame axis.
 Below: up to ``adherence.WORST_FRAMES`` worst frames side by side, each generated frame with the
-expected pose drawn over it as its pose map (``pose.draw``) and the detected body joints as white
+expected pose drawn over it as its pose map (``draw.pose_map``) and the detected body joints as white
 dots, captioned with its figures. Drawn with numpy and PIL (the backend has PIL).
 """
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..pose.draw import draw_pose_map
+from ..draw.png import write_png
+from ..draw.pose_map import draw_pose_map
 from ..pose.layouts import OPENPOSE_FULL
-from ..pose.png import write_png
 from .adherence import BODY, WORST_FRAMES
 
 WIDTH = 1600

@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..draw.png import png_size
 from ..pose.formats.openpose_json import read_people, write_json_atomic
 from ..pose.formats.readers import KeypointFileError, load_keypoints
 from ..pose.formats.sources import frame_number_from_name, keypoint_files, numbered_pngs
 from ..pose.keypoints import KeypointSequence
 from ..pose.layouts import IMPORT
-from ..pose.png import png_size
 from .adherence import compare
 from .adherence_report import write_report
 

@@ -97,8 +97,8 @@ def main() -> int:
     args = parser.parse_args()
 
     import conftest  # noqa: F401  (loads the repository as the package "posebridge")
-    from posebridge.pose.cleaning import CleanOptions, clean
-    from posebridge.pose.tracking import track_person
+    from posebridge.retarget.cleaning import CleanOptions, clean
+    from posebridge.retarget.tracking import track_person
 
     rng = np.random.default_rng(0)
     ok = True

@@ -130,7 +130,7 @@ def main() -> int:
     load_extension()
     import bpy
 
-    from posebridge.pose.png import read_png
+    from posebridge.draw.png import read_png
     from posebridge.render import depth_maps, pose_maps
     from posebridge.render.depth_scene import SceneTriangles
     from posebridge.render.sampling import sample_frames

@@ -82,7 +82,7 @@ def perspective(width: int, height: int, lens=50.0, sensor=36.0, near=0.1, far=1
 
 def per_triangle_loop(tris, projection, width, height, near):
     """The baseline: near-clip like the real one, then one numpy pass per triangle's box."""
-    from posebridge.pose.depth_raster import clip_near
+    from posebridge.draw.depth_raster import clip_near
 
     tris = clip_near(tris, near)
     m = projection
@@ -119,7 +119,7 @@ def main() -> int:
     width, height = (int(v) for v in args.resolution.lower().split("x"))
 
     load_extension()
-    from posebridge.pose.depth_raster import rasterize_depth
+    from posebridge.draw.depth_raster import rasterize_depth
 
     near = 0.1
     projection = perspective(width, height, near=near)
@@ -158,8 +158,8 @@ def main() -> int:
           f"max relative depth difference {worst:.1e}, pixels covered differently {differ}")
 
     # What follows the rasteriser in the job: shot range, encoding, PNG writing.
-    from posebridge.pose.depth_encode import encode_depth, shot_depth_range
-    from posebridge.pose.png import write_png
+    from posebridge.draw.depth_encode import encode_depth, shot_depth_range
+    from posebridge.draw.png import write_png
 
     maps = [rasterize_depth(t, projection, width, height, near=near) for t in frames]
     depth_range = shot_depth_range(maps)

@@ -57,7 +57,7 @@ def load_reference(json_dir: Path, canvas: tuple[int, int]):
     """(performer, bystander): (frames, len(IMPORT), 3) arrays of OpenPose's points, and the
     video frame numbers."""
     from posebridge.pose.formats.readers import load_keypoints
-    from posebridge.pose.tracking import track_person
+    from posebridge.retarget.tracking import track_person
 
     seq = load_keypoints(json_dir, layout="body25b", canvas=canvas).sequence
     # A point at x = 0 or y = 0 with a confidence is a writing fault, not a detection (six noses
@@ -156,10 +156,10 @@ def extract(video: Path, extractor_name: str, parts) -> tuple[np.ndarray, float,
 
 def pipeline(detected: np.ndarray, numbers, canvas, fps: float) -> np.ndarray:
     """``track_person`` then ``clean`` (default options at ``fps``), as video import runs them."""
-    from posebridge.pose.cleaning import CleanOptions, clean
     from posebridge.pose.keypoints import KeypointSequence
     from posebridge.pose.layouts import IMPORT
-    from posebridge.pose.tracking import track_person
+    from posebridge.retarget.cleaning import CleanOptions, clean
+    from posebridge.retarget.tracking import track_person
 
     seq = KeypointSequence(IMPORT, detected[:, None], canvas, np.asarray(numbers))
     tracked = track_person(seq, fps=fps).sequence

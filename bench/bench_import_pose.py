@@ -100,7 +100,7 @@ def two_people(scene, frames: int, rng):
 
 def lift_inputs(scene, camera, target, key_frames):
     """What ``import_pose`` reads from Blender before lifting (set-up, not timed)."""
-    from posebridge.pose.lift import LiftOptions
+    from posebridge.retarget.lift import LiftOptions
     from posebridge.render import rig_presets
     from posebridge.render.import_pose import armature_camera, read_skeleton
 
@@ -115,10 +115,10 @@ def lift_inputs(scene, camera, target, key_frames):
 
 def pipeline(seq, fps, skeleton, rigmap, cam, options):
     """Track, clean, lift once; returns (stage seconds, track result, cleaned sequence)."""
-    from posebridge.pose.cleaning import CleanOptions, clean
-    from posebridge.pose.lift import lift
-    from posebridge.pose.lift_plan import plan_lift
-    from posebridge.pose.tracking import track_person
+    from posebridge.retarget.cleaning import CleanOptions, clean
+    from posebridge.retarget.lift import lift
+    from posebridge.retarget.lift_plan import plan_lift
+    from posebridge.retarget.tracking import track_person
 
     t0 = time.perf_counter()
     track = track_person(seq, "auto", fps=fps)

@@ -23,7 +23,7 @@ frame (world directions turned into the camera):
   it has no towards/away sign, so its wrong-depth figure is n/a;
 - 2D: the imported rig's limb directions in the image against the keypoints' (as the import
   tests check: what the source camera shows).
-The import is timed by stage (tracking, cleaning, lift: ``pose.lift.lift`` as import_pose calls
+The import is timed by stage (tracking, cleaning, lift: ``retarget.lift.lift`` as import_pose calls
 it), summed over every import, in frames per second; reading the file and writing the keys are
 shown apart.
 
@@ -226,12 +226,23 @@ def measure_view(scene, capture, camera, frames, workdir, lift=None, keep_target
         "lift": lift_views.compare(truth, estimate, valid),
         "flat": lift_views.compare(truth, lift_views.flat_reading(image_seen), valid, signed=False),
         "image_2d_deg": float(lift_views.image_direction_errors(image_seen, image_lifted, image_ok & lifted_ok).mean()),
+        "torso": torso_figures(capture_rig, target_rig, world_to_camera),
         "seconds": seconds,
     }
     if keep_target:
         return figures, target
     bpy.data.objects.remove(target)
     return figures
+
+
+def torso_figures(capture_rig, target_rig, world_to_camera) -> dict:
+    """The torso's lean (mid-hip -> neck) of the import against the capture, in 3-D."""
+    from posebridge.pose.layouts import OPENPOSE_FULL
+
+    truth, truth_ok = lift_views.torso_directions(*capture_rig[:2], OPENPOSE_FULL)
+    estimate, estimate_ok = lift_views.torso_directions(*target_rig[:2], OPENPOSE_FULL)
+    rotate = lambda d: lift_views.to_camera(d, world_to_camera)  # noqa: E731
+    return lift_views.compare(rotate(truth), rotate(estimate), truth_ok & estimate_ok)
 
 
 def limb_dirs(rig, world_to_camera):
@@ -249,7 +260,7 @@ def _wrong(value):
 
 def print_table(rows):
     header = (f"{'clip':<20} {'view':<14} {'limbs':>6} {'deep':>5} | {'lift mean':>9} {'p95':>6} {'wrong':>6} | "
-              f"{'flat mean':>9} {'p95':>6} {'wrong':>5} | {'2D':>5} | lift<=flat")
+              f"{'flat mean':>9} {'p95':>6} {'wrong':>5} | {'2D':>5} | {'torso':>5} | lift<=flat")
     print(header)
     print("-" * len(header))
     for row in rows:
@@ -257,7 +268,7 @@ def print_table(rows):
         print(f"{row['clip_label']:<20} {row['view']:<14} {lift['limbs']:>6} {lift['out_of_plane_limbs']:>5} | "
               f"{lift['mean_deg']:>9.1f} {lift['p95_deg']:>6.1f} {_wrong(lift['wrong_depth']):>6} | "
               f"{flat['mean_deg']:>9.1f} {flat['p95_deg']:>6.1f} {'n/a':>5} | {row['image_2d_deg']:>5.2f} | "
-              f"{'yes' if lift['mean_deg'] <= flat['mean_deg'] else 'NO'}")
+              f"{row['torso']['mean_deg']:>5.1f} | {'yes' if lift['mean_deg'] <= flat['mean_deg'] else 'NO'}")
 
 
 def summarise(rows):
@@ -275,6 +286,8 @@ def summarise(rows):
             "flat_mean_deg": float(np.mean([r["flat"]["mean_deg"] for r in group])),
             "flat_p95_deg": float(np.mean([r["flat"]["p95_deg"] for r in group])),
             "image_2d_deg": float(np.mean([r["image_2d_deg"] for r in group])),
+            "torso_mean_deg": float(np.mean([r["torso"]["mean_deg"] for r in group])),
+            "torso_p95_deg": float(np.mean([r["torso"]["p95_deg"] for r in group])),
             "views_worse_than_flat": [f"{r['clip']} {r['view']}" for r in group
                                       if r["lift"]["mean_deg"] > r["flat"]["mean_deg"]],
         }
@@ -294,11 +307,13 @@ def timing(rows):
 
 def print_summary(per_clip, overall, speed, lift_name):
     print()
-    print(f"{'means over views':<20} {'lift mean':>9} {'p95':>6} {'wrong':>6} | {'flat mean':>9} {'p95':>6} | {'2D':>5}")
+    print(f"{'means over views':<20} {'lift mean':>9} {'p95':>6} {'wrong':>6} | {'flat mean':>9} {'p95':>6} | {'2D':>5} | "
+          f"{'torso':>5} {'p95':>5}")
     for clip, s in list(per_clip.items()) + [("overall", overall)]:
         label = f"{clip} {CLIPS.get(clip, '')}".strip()
         print(f"{label:<20} {s['lift_mean_deg']:>9.1f} {s['lift_p95_deg']:>6.1f} {_wrong(s['wrong_depth']):>6} | "
-              f"{s['flat_mean_deg']:>9.1f} {s['flat_p95_deg']:>6.1f} | {s['image_2d_deg']:>5.2f}")
+              f"{s['flat_mean_deg']:>9.1f} {s['flat_p95_deg']:>6.1f} | {s['image_2d_deg']:>5.2f} | "
+              f"{s['torso_mean_deg']:>5.1f} {s['torso_p95_deg']:>5.1f}")
     print(f"(p95 of all limbs pooled: {overall['lift_p95_all_deg']:.1f} deg)")
     sec = speed["seconds"]
     print(f"\nimport, {speed['frames']} frames in {len(per_clip)} clips x views: track {1000 * sec['track']:.0f} ms, "
@@ -358,7 +373,8 @@ def main() -> int:
           f"{'' if available else ' (ImportOptions has no lift option yet: geometric, as today)'}; "
           f"{SIZE[0]}x{SIZE[1]}, {LENS:g} mm, {CAPTURE_FPS} fps; limbs: upper arms, forearms, thighs, shins; "
           f"'deep': limbs more than {lift_views.OUT_OF_PLANE_DEG:g} deg out of the image plane; wrong: their "
-          f"towards/away sign wrong (flat: n/a, it has no sign); 2D: image direction error of the import (deg)\n")
+          f"towards/away sign wrong (flat: n/a, it has no sign); 2D: image direction error of the import (deg); torso: the\n"
+          f"torso's lean (mid-hip -> neck) in 3-D against the capture's (deg)\n")
 
     rows, cameras_json = [], {}
     started = time.perf_counter()
@@ -391,7 +407,8 @@ def main() -> int:
                          "flat_wrong_depth": "n/a: the flat reading has no towards/away sign"},
             "cameras": cameras_json,
             "cases": [{"clip": r["clip"], "view": r["view"], "frames": r["frames"], "lift": clean(r["lift"]),
-                       "flat": clean(r["flat"]), "image_2d_deg": r["image_2d_deg"], "seconds": r["seconds"]}
+                       "flat": clean(r["flat"]), "torso": clean(r["torso"]), "image_2d_deg": r["image_2d_deg"],
+                       "seconds": r["seconds"]}
                       for r in rows],
             "per_clip": per_clip, "overall": overall, "speed": speed, "targets": TARGETS, "met": met,
         }

@@ -31,9 +31,9 @@ def main() -> int:
     load_extension()
     import bpy
 
-    from posebridge.pose.draw import draw_pose_map
+    from posebridge.draw.png import write_png
+    from posebridge.draw.pose_map import draw_pose_map
     from posebridge.pose.formats import openpose_json
-    from posebridge.pose.png import write_png
     from posebridge.render import pose_maps
     from posebridge.render.demo_shot import build_demo_shot
     from posebridge.render.plain_render import render_workbench_frames

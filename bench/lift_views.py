@@ -46,6 +46,20 @@ def limb_directions(points, present, layout):
     return vectors / np.where(valid, length, 1.0)[..., None], valid
 
 
+def torso_directions(points, present, layout):
+    """The torso's lean: unit 3-D direction from the mid-hip to the neck (mid-shoulders),
+    (frames, 1, 3), and where all four points are present (frames, 1). The limbs' figures do
+    not see it (they are directions, wherever the torso puts the limbs' starts), a side view
+    does: a torso tipped forwards or backwards in depth."""
+    points = np.asarray(points, np.float64)
+    present = np.asarray(present, bool)
+    corners = [layout.index(n) for n in ("l_hip", "r_hip", "l_shoulder", "r_shoulder")]
+    up = points[:, corners[2:]].mean(1) - points[:, corners[:2]].mean(1)
+    length = np.linalg.norm(up, axis=-1)
+    valid = present[:, corners].all(axis=1) & (length > 1e-9)
+    return (up / np.where(valid, length, 1.0)[:, None])[:, None], valid[:, None]
+
+
 def image_directions(xy, present, layout):
     """The same limbs' 2-D image directions (pixels, y down) as unit vectors (frames, limbs, 2)."""
     xy = np.asarray(xy, np.float64)

@@ -18,8 +18,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..draw.png import png_size, write_bytes_atomic
 from ..pose.formats.sources import KeypointFileError, keypoint_files
-from ..pose.png import png_size, write_bytes_atomic
 from .client import PNG_SIGNATURE
 from .controls import OUTPUT_PREFIX, ControlFolderError, frame_file_name, numbered_pngs
 

@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..pose.png import write_bytes_atomic
+from ..draw.png import write_bytes_atomic
 from .controls import OUTPUT_PREFIX, ControlFolderError, ControlFrame, control_frames, frame_file_name
 
 __all__ = [

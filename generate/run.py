@@ -37,7 +37,7 @@ from typing import Callable
 from . import job_folder
 from .client import BackendClient, BackendError, BackendRequestError, BackendUnavailable
 from .controls import ControlFolderError, ControlFrame
-from ..pose.png import png_size
+from ..draw.png import png_size
 from .videos import DEFAULT_LEAD, lead_frames, video_units
 
 IDLE, CHECKING, RUNNING, DONE, FAILED, CANCELLED = "idle", "checking", "running", "done", "failed", "cancelled"

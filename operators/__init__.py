@@ -1,4 +1,4 @@
-"""Operators: one user action each. They read properties, call render/ and pose/, report."""
+"""Operators: one user action each. They read properties, call render/, pose/ and draw/, report."""
 from .adherence import CLASSES as _ADHERENCE_CLASSES
 from .custom_map import CLASSES as _MAP_CLASSES
 from .generate import CLASSES as _GENERATE_CLASSES, stop_local_backend

@@ -14,7 +14,7 @@ from bpy.props import BoolProperty
 from .. import preferences
 from ..generate.client import BackendError
 from ..generate.launcher import BackendLaunchError, start_local_backend
-from ..pose.compare_sheet import write_first_last_sheet
+from ..draw.compare_sheet import write_first_last_sheet
 from ..render import generate_job, video_export, vse
 from ..render.pose_maps import JobError
 from .render_pose_maps import pose_settings

@@ -5,7 +5,7 @@ import os
 
 import bpy
 
-from ..pose.png import write_png
+from ..draw.png import write_png
 from ..render import pose_maps
 from .render_pose_maps import plan_from_settings
 from .stepped import job_running

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import bpy
 
-from ..pose.resample import format_fps
+from ..retarget.resample import format_fps
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from ..pose.contact_sheet import contact_sheet
-from ..pose.png import read_png, write_png
+from ..draw.contact_sheet import contact_sheet
+from ..draw.png import read_png, write_png
 from . import pose_maps, vse
 from .demo_shot import build_demo_shot
 from .plain_render import load_rgb, render_workbench_frames
@@ -118,7 +118,7 @@ def _start_backend(python: str, out_dir: Path, log):
 def generate_demo_frames(scene, out_dir: Path, demo_backend: DemoBackend, log) -> dict:
     """Generate the demo's frames from its pose maps; returns the paths written."""
     from ..generate.client import BackendClient
-    from ..pose.compare_sheet import write_first_last_sheet
+    from ..draw.compare_sheet import write_first_last_sheet
     from . import generate_job, video_export
     from .job_steps import Waiting
     from .pose_maps import JobError

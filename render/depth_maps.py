@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..pose.depth_encode import MODES, DepthRange, encode_depth, shot_depth_range
-from ..pose.depth_raster import rasterize_depth
+from ..draw.depth_encode import MODES, DepthRange, encode_depth, shot_depth_range
+from ..draw.depth_raster import rasterize_depth
 from .depth_scene import CHARACTERS, SUBJECTS, SceneTriangles
 from .sampling import sample_frames
 

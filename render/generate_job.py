@@ -26,7 +26,7 @@ from ..generate.client import BackendClient, BackendError
 from ..generate.controls import ControlFolderError
 from ..generate.job_folder import PARAM_DEFAULTS, PIPELINE_NAMES, effective_pipeline, is_temporal
 from ..generate.run import CANCELLED, DONE, GenerationRun, check_reference, plan_generation
-from ..pose.png import png_size
+from ..draw.png import png_size
 from . import pose_maps, vse
 from .job_steps import Waiting
 from .pose_maps import JobError

@@ -12,11 +12,13 @@ from typing import Iterator
 
 import numpy as np
 
-from ..pose.cleaning import CleanOptions, clean
-from ..pose.filters import CleanReport
-from ..pose.resample import rate_note, resample_by_time
 from ..pose.formats.readers import ImportedKeypoints, KeypointFileError, load_keypoints
-from ..pose.tracking import TrackResult, track_person
+from ..pose.formats.world_json import read_world
+from ..retarget.cleaning import CleanOptions, clean
+from ..retarget.filters import CleanReport
+from ..retarget.depth_witness import Witness, limb_angles, on_times
+from ..retarget.resample import rate_note, resample_by_time
+from ..retarget.tracking import TrackResult, track_person
 from .camera import render_size, resolve_camera
 from .import_pose import ImportPoseError, ImportReport, import_pose
 from .pose_maps import JobError, find_armature
@@ -39,12 +41,12 @@ class ImportOptions:
     smooth_strength: float = 1.0
     fps: float | None = None  # None: the scene's frame rate
     # The keypoints' own frame rate when they are a video's frames (numbered by video frame):
-    # tracked and cleaned at that rate, then resampled by time onto the scene's (pose.resample).
+    # tracked and cleaned at that rate, then resampled by time onto the scene's (retarget.resample).
     source_fps: float | None = None
     source_name: str | None = None  # names the new action; None: the keypoint file or folder's name
     depth_mode: str = "rig_size"  # rig_size | fixed
     ground: bool = False
-    lift: str = "learned"  # learned | geometric (pose.lift_prior.LIFTS)
+    lift: str = "learned"  # learned | geometric (retarget.learned_depth.LIFTS)
 
 
 @dataclass
@@ -127,18 +129,26 @@ def import_steps(scene, options: ImportOptions, summary: ImportSummary) -> Itera
         smooth_strength=options.smooth_strength, fps=fps,
     ))
     summary.cleaning = report
+    # A video's extraction may hold the detector's own 3-D body: a second witness to depth.
+    witness = _depth_witness(path, summary) if options.lift == "learned" else None
     if options.source_fps:
         times = cleaned.frame_numbers / float(options.source_fps)
         cleaned = resample_by_time(cleaned, times, scene_fps)
         summary.grid_start = int(cleaned.frame_numbers[0])
         summary.notes.insert(0, rate_note(options.source_fps, scene_fps, every))
+    if witness is not None:
+        # Its frames' times (video frames, or key frames when there is no video rate) onto the keys'.
+        times, instants = witness[0], cleaned.frame_numbers.astype(np.float64)
+        if options.source_fps:
+            times, instants = times / float(options.source_fps), instants / scene_fps
+        witness = Witness(witness[1].source, *on_times(witness[1].angle, witness[1].seen, times, instants))
     yield 0.6, "lifting onto the rig"
 
     try:
         summary.report = import_pose(
             armature, cleaned, camera, scene, start_frame=options.start_frame,
             depth_mode=options.depth_mode, ground=options.ground,
-            source_name=options.source_name or path.stem, lift_mode=options.lift,
+            source_name=options.source_name or path.stem, lift_mode=options.lift, depth_witness=witness,
         )
     except ImportPoseError as error:
         raise JobError(str(error)) from None
@@ -147,6 +157,21 @@ def import_steps(scene, options: ImportOptions, summary: ImportSummary) -> Itera
     if summary.report.depth_note:
         summary.notes.append(summary.report.depth_note)
     yield 1.0, "done"
+
+
+def _depth_witness(path, summary: ImportSummary) -> tuple[np.ndarray, Witness] | None:
+    """(the witness's frame numbers, Witness) from a world.json beside the keypoints
+    (``pose.formats.world_json``); None without one. An unreadable file is reported, not fatal:
+    the lifter then reads depth alone."""
+    try:
+        world = read_world(path)
+    except ValueError as error:
+        summary.notes.append(f"3-D landmarks not used: {error}")
+        return None
+    if world is None:
+        return None
+    angle, seen = limb_angles(world.points)
+    return world.frames.astype(np.float64), Witness(world.source or "the detector", angle, seen)
 
 
 def _sampling_step(frame_numbers) -> int:

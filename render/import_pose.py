@@ -1,7 +1,7 @@
-"""Import a keypoint sequence onto an armature as a new action (Blender glue over ``pose.lift``).
+"""Import a keypoint sequence onto an armature as a new action (Blender glue over ``retarget.lift``).
 
 ``import_pose`` reads the rig (rest pose, hierarchy, rig map) and the camera, lifts one person's
-keypoints onto the rig (``pose.lift``: the rig keeps its bone lengths, the motion keeps the
+keypoints onto the rig (``retarget.lift``: the rig keeps its bone lengths, the motion keeps the
 video's limb directions) and writes the result as keyframes of a **new action**:
 
 - the armature's previous action is kept, untouched, on a muted NLA track "[Action Stash]" (what
@@ -30,14 +30,14 @@ from dataclasses import dataclass, field
 import bpy
 import numpy as np
 
-from ..pose.canvas import fit_into_frame
 from ..pose.keypoints import KeypointSequence
-from ..pose.lift import DEPTH_MODES, LiftOptions, LiftResult, lift
-from ..pose.lift_plan import LiftError, plan_lift
-from ..pose.lift_prior import LIFTS, confidence_note, learned_depth
-from ..pose.rays import ArmatureCamera
-from ..pose.rotations import EULER_ORDERS, continuous_euler, continuous_quats, matrix_to_quat, quat_to_axis_angle
-from ..pose.skeleton import RigSkeleton
+from ..retarget.canvas import fit_into_frame
+from ..retarget.learned_depth import LIFTS, confidence_note, learned_depth
+from ..retarget.lift import DEPTH_MODES, LiftOptions, LiftResult, lift
+from ..retarget.lift_plan import LiftError, plan_lift
+from ..retarget.rays import ArmatureCamera
+from ..retarget.rotations import EULER_ORDERS, continuous_euler, continuous_quats, matrix_to_quat, quat_to_axis_angle
+from ..retarget.skeleton import RigSkeleton
 from . import actions, joints, rig_controls, rig_presets
 from .camera import camera_projection, read_camera, render_size, resolve_camera, scene_depsgraph
 
@@ -103,6 +103,7 @@ def import_pose(
     source_name: str | None = None,
     rigmap=None,
     lift_mode: str = "learned",
+    depth_witness=None,
 ) -> ImportReport:
     """Lift ``seq``'s person ``person`` onto ``armature_obj`` through ``camera_obj`` (the scene
     camera by default) and key it as a new action; see the module doc. ``depth_mode``
@@ -111,9 +112,11 @@ def import_pose(
     ``depth_smoothing``: frames over which to smooth what the image hardly shows (limb depth
     where a limb lies across the line of sight, the torso's turn in depth and its distance);
     0 turns it off. ``lift_mode`` "learned": the lifter network reads how far the arms and
-    legs reach towards or away from the camera (``pose.lift_prior``); "geometric": the rig's
-    bone lengths, continuity and joint limits alone. Raises ImportPoseError, changing nothing, when the inputs cannot be
-    imported."""
+    legs reach towards or away from the camera (``retarget.learned_depth``); "geometric": the
+    rig's bone lengths, continuity and joint limits alone. ``depth_witness``
+    (``retarget.depth_witness.Witness``, one row per keypoint frame): a detector's own 3-D reading
+    of the limbs, a second witness to the learned depth. Raises ImportPoseError, changing
+    nothing, when the inputs cannot be imported."""
     started = time.perf_counter()
     scene = scene if scene is not None else bpy.context.scene
     _check(armature_obj, seq, person, depth_mode, interpolation)
@@ -144,8 +147,9 @@ def import_pose(
     up = np.linalg.inv(matrix_world[:3, :3]) @ np.array([0.0, 0.0, 1.0])
     depth, depth_note = None, ""
     if lift_mode == "learned":
-        depth = learned_depth(keypoints, seq.layout, camera.projection[0], width, height)
-        depth_note = (confidence_note(depth.confidence, key_frames) if depth is not None
+        depth = learned_depth(keypoints, seq.layout, camera.projection[0], width, height, depth_witness)
+        depth_note = ("; ".join(n for n in (confidence_note(depth.confidence, key_frames), depth.witness_note) if n)
+                      if depth is not None
                       else "learned depth needs a perspective camera: the geometric lift was used")
     options = LiftOptions(
         depth_mode=depth_mode, fixed_depth=fixed_depth, ground=ground,

@@ -1,6 +1,6 @@
 """Occlusion-aware keypoints, Blender side: the first surface at every pixel of each frame.
 
-The pose-map job hides keypoints with ``pose.occlusion`` against a z-buffer of the evaluated scene
+The pose-map job hides keypoints with ``draw.occlusion`` against a z-buffer of the evaluated scene
 as the render shows it (render/depth_scene.py: armature-deformed meshes, modifiers, render
 visibility), from the depsgraph ``frame_set`` already evaluated for the keypoints. With depth maps
 on, their raster is reused (``DepthFrames.collector``); otherwise this rasterises the frame once

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import bpy
 
-from ..pose.png import read_png
+from ..draw.png import read_png
 
 
 def render_workbench_frames(scene, frames, folder=None, resolution=None) -> list[Path]:

@@ -16,12 +16,12 @@ from typing import Iterator
 import bpy
 import numpy as np
 
+from ..draw.occlusion import hidden_keypoints
+from ..draw.png import write_png
+from ..draw.pose_map import SCALINGS, PoseStyle, draw_pose_map
 from ..pose import layouts
-from ..pose.draw import SCALINGS, PoseStyle, draw_pose_map
 from ..pose.formats import comfyui, openpose_json
 from ..pose.keypoints import KeypointSequence
-from ..pose.occlusion import hidden_keypoints
-from ..pose.png import write_png
 from . import rig_presets
 from ..pose.rigmap import evaluate
 from .depth_maps import DepthFrames, DepthOptions

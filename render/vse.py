@@ -25,7 +25,7 @@ from typing import Mapping, Sequence
 
 import bpy
 
-from ..pose.png import png_size
+from ..draw.png import png_size
 
 # Blender's channels run from 1 to 128 (the RNA hard maximum of Strip.channel).
 MAX_CHANNEL = 128

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from posebridge.pose.draw import PoseStyle, draw_pose_map
+from posebridge.draw.pose_map import PoseStyle, draw_pose_map
 from posebridge.pose.layouts import OPENPOSE_FULL
 
 _N = len(OPENPOSE_FULL)

@@ -47,11 +47,11 @@ def main() -> int:
 
     from posebridge.backend.adherence_run import check_adherence
     from posebridge.backend.extract.video import read_frames
+    from posebridge.draw.png import write_png
     from posebridge.pose.formats.openpose_json import write_frame
     from posebridge.pose.formats.readers import load_keypoints
     from posebridge.pose.keypoints import KeypointSequence
     from posebridge.pose.layouts import IMPORT
-    from posebridge.pose.png import write_png
 
     reference = load_keypoints(DATA / "cam01_json", canvas=SIZE).sequence
     performer = reference.data[:, :1]  # people[0] is the performer in these files (shared/data/README.md)

@@ -1,6 +1,6 @@
 """Measure the lifter on held-out CMU clips through five cameras (numpy inference only).
 
-    python -m train.evaluate [--weights pose/lifter_weights.npz] [clip.bvh ...]
+    python -m train.evaluate [--weights retarget/lifter_weights.npz] [clip.bvh ...]
 
 Per clip and view: mean and p95 3-D direction error (degrees) of the upper arms, forearms,
 thighs and shins, and how often the towards/away sign is wrong for limbs more than 20 degrees
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pose.lifter import LIMBS, WEIGHTS, Lifter, normalise
+from retarget.lifter import LIMBS, WEIGHTS, Lifter, normalise
 from train.bvh import read_bvh
 from train.make_dataset import project
 from train.skeleton import CMU_UNIT_M, coco18

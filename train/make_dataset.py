@@ -7,7 +7,7 @@ landscape or portrait frame, the subject anywhere in the frame and sometimes par
 The 2-D keypoints then get what a detector does to them: pixel jitter, points dropped (at
 random, in runs, face points when the face turns away, a far ear in profile, anything outside
 the frame), rare left/right swaps, and confidences that are not all 1. Inputs are normalised
-by ``pose.lifter.normalise`` (the add-on's own code); targets are the 3-D joints in the camera
+by ``retarget.lifter.normalise`` (the add-on's own code); targets are the 3-D joints in the camera
 frame relative to the mid-hip, scaled the same way, and each limb's towards/away sign.
 
 Variety from few clips: mirrored copies, bone lengths changed by up to +-10% per bone, the
@@ -15,13 +15,16 @@ arms' motion taken from another clip or moment, and clips played backwards.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-from pose.lifter import LIMBS, normalise
+from retarget.lifter import LIMBS, normalise
 from train.bvh import read_bvh
 from train.skeleton import CMU_UNIT_M, MIRROR, coco18
 
-_ARM_WORDS = ("Shoulder", "Arm", "Elbow", "Wrist", "Hand", "Collar", "hand", "Finger", "Thumb")
+# Arm joints in every naming read here ("Shldr": the Daz release's upper arm, lShldr / rShldr).
+_ARM_WORDS = ("Shoulder", "Arm", "Elbow", "Wrist", "Hand", "Collar", "hand", "Finger", "Thumb", "Shldr")
 _SIZES = ((1920, 1080), (1080, 1920), (1440, 1080), (1280, 720))
 
 
@@ -155,12 +158,27 @@ def sample(rng, motion: np.ndarray, length: int, clip_fps: float = 120.0):
     return features, target.astype(np.float32), towards.astype(np.float32)
 
 
+def draw_weights(seconds, subjects) -> np.ndarray:
+    """How often each clip is drawn: each subject in proportion to the square root of its
+    minutes (so the salsa pair, three quarters of the data, does not drown the walks), and
+    within a subject each clip in proportion to its duration, whatever its frame rate."""
+    seconds, subjects = np.asarray(seconds, dtype=np.float64), np.asarray(subjects)
+    weights = np.zeros_like(seconds)
+    for subject in np.unique(subjects):
+        mine = subjects == subject
+        weights[mine] = seconds[mine] / seconds[mine].sum() * np.sqrt(seconds[mine].sum())
+    return weights / weights.sum()
+
+
+def subject_of(path) -> str:
+    return Path(path).stem.split("_")[0]
+
+
 def make(paths, count: int, length: int, seed: int = 0, variants: int = 6):
     rng = np.random.default_rng(seed)
-    motions = clip_variants(paths, rng, variants)
-    # Each clip drawn in proportion to its duration (seconds), whatever its frame rate.
-    seconds = np.array([len(m) / rate for m, rate in motions])
-    weights = seconds / seconds.sum()
+    motions = clip_variants(paths, rng, variants)  # ``variants`` per clip, in clip order
+    seconds = [len(m) / rate for m, rate in motions]
+    weights = draw_weights(seconds, [subject_of(p) for p in paths for _ in range(variants)])
     feats, targs, signs = [], [], []
     while len(feats) < count:
         motion, fps = motions[rng.choice(len(motions), p=weights)]

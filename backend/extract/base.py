@@ -44,6 +44,13 @@ class Extractor:
         """(people, POINTS, 3) float32 in pixels of ``rgb``; (0, POINTS, 3) when nobody is seen."""
         raise NotImplementedError
 
+    def world(self) -> np.ndarray | None:
+        """3-D landmarks of the last ``detect``'s people, where the extractor has them: (people,
+        POINTS, 4) float32, x right, y down, z away from the camera, in metres about the person's
+        mid-hip, and a confidence (0: absent). None when the extractor gives none (the import
+        then reads depth from the lifter alone)."""
+        return None
+
     def reset(self) -> None:
         """Forget tracking state (the next picture does not follow the last)."""
 

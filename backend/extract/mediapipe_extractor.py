@@ -38,7 +38,7 @@ HAND_CONFIDENCE = 1.0
 # MediaPipe's own landmark smoothing is off: it times frames as 30 fps whatever the video's rate
 # and lags behind the body. On the pose2sim clip (60 fps) against OpenPose it lowered body
 # PCK@0.1 from 0.867 to 0.844; without it the raw jitter (4.6 px, median |acceleration|) stays
-# below OpenPose's own (5.2 px), and video import smooths with zero lag (pose/cleaning.py).
+# below OpenPose's own (5.2 px), and video import smooths with zero lag (retarget/cleaning.py).
 SMOOTH_LANDMARKS = False
 FACE_CONFIDENCE = 1.0
 
@@ -77,6 +77,7 @@ class MediaPipeExtractor(Extractor):
                 "pip install '.[backend]'"
             ) from None
         self.parts = tuple(parts)
+        self._world = None
         self._hands = "hands" in self.parts
         self._face = "face" in self.parts
         if self._hands or self._face:
@@ -94,8 +95,10 @@ class MediaPipeExtractor(Extractor):
         rgb = _checked_rgb(rgb)
         height, width = rgb.shape[:2]
         results = self._solution.process(rgb)
+        self._world = None
         if results.pose_landmarks is None:
             return no_people()
+        self._world = _world_body(results.pose_world_landmarks)
         person = np.zeros((POINTS, 3), np.float32)
         _put_body(person, _landmarks(results.pose_landmarks, visibility=True), width, height)
         if self._hands:
@@ -107,6 +110,9 @@ class MediaPipeExtractor(Extractor):
             if len(mesh) >= REFINED_MESH_SIZE:
                 _put_points(person, _FACE.start + 68, mesh, _PUPILS, FACE_CONFIDENCE, width, height)
         return person[None]
+
+    def world(self) -> np.ndarray | None:
+        return self._world
 
     def reset(self) -> None:
         self._solution.reset()
@@ -144,6 +150,25 @@ def _put_body(person: np.ndarray, blaze: np.ndarray, width: int, height: int) ->
     person[_BODY_TARGETS[~keep], :2] = 0.0
     set_midpoint(person, "neck", "l_shoulder", "r_shoulder")
     set_midpoint(person, "mid_hip", "l_hip", "r_hip")
+
+
+def _world_body(world_landmarks) -> np.ndarray | None:
+    """BlazePose's world landmarks (metres about the mid-hip, camera-aligned: x right, y down, z
+    away, checked against the picture's limb directions) as (1, POINTS, 4) body points, the
+    confidence its visibility (absent below ``VISIBILITY_FLOOR``); neck and mid-hip midpoints."""
+    if world_landmarks is None:
+        return None
+    blaze = np.array([(p.x, p.y, p.z, p.visibility) for p in world_landmarks.landmark], np.float32)[_BODY_SOURCES]
+    out = np.zeros((1, POINTS, 4), np.float32)
+    keep = blaze[:, 3] >= VISIBILITY_FLOOR
+    out[0, _BODY_TARGETS] = np.where(keep[:, None], blaze, 0.0)
+    out[0, _BODY_TARGETS, 3] = np.where(keep, np.clip(blaze[:, 3], 0.0, 1.0), 0.0)
+    for target, a, b in (("neck", "l_shoulder", "r_shoulder"), ("mid_hip", "l_hip", "r_hip")):
+        ia, ib = IMPORT.find(a), IMPORT.find(b)
+        if out[0, ia, 3] > 0 and out[0, ib, 3] > 0:
+            out[0, IMPORT.find(target), :3] = (out[0, ia, :3] + out[0, ib, :3]) / 2
+            out[0, IMPORT.find(target), 3] = min(out[0, ia, 3], out[0, ib, 3])
+    return out
 
 
 def _put_points(person, start: int, landmarks, pick, confidence: float, width: int, height: int) -> None:

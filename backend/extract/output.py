@@ -4,6 +4,7 @@
     OUT/sequence.json                         ComfyUI POSE_KEYPOINT list, the frames in order
     OUT/extraction.json                       the video's rate, size and the frames read (below)
     OUT/maps/pose_NNNN.png                    with maps only: the pose maps
+    OUT/world.json                            where the extractor has them: 3-D body landmarks
 
     output = ExtractionOutput(out_dir, canvas=(1080, 1920), parts=("body", "hands"), maps=True)
     output.add(12, 0.2, people)                # (people, len(IMPORT), 3) from Extractor.detect
@@ -23,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ...pose.draw import PoseStyle, draw_sequence_frame
+from ...draw.png import write_bytes_atomic, write_png
+from ...draw.pose_map import PoseStyle, draw_sequence_frame
 from ...pose.formats import comfyui, openpose_json
 from ...pose.keypoints import KeypointSequence
 from ...pose.layouts import IMPORT
-from ...pose.png import write_bytes_atomic, write_png
 
 FORMAT = "posebridge-extraction"
 VERSION = 1
@@ -35,6 +36,11 @@ KEYPOINTS_DIR = "keypoints"
 MAPS_DIR = "maps"
 SEQUENCE_FILE = "sequence.json"
 INFO_FILE = "extraction.json"
+WORLD_FILE = "world.json"
+WORLD_FORMAT = "posebridge-world"
+# The 3-D landmarks kept: the COCO-18 body (IMPORT's first 18 points), what the lifter reads.
+WORLD_POINTS = 18
+WORLD_AXES = "camera-aligned: x right, y down, z away from the camera; metres about the mid-hip"
 FRAME_PREFIX = "frame"
 
 # Extractor parts (backend/extract PARTS) -> the OpenPose parts the JSON files carry; the parts
@@ -81,6 +87,7 @@ class ExtractionOutput:
     frames: list[int] = field(default_factory=list)
     times: list[float | None] = field(default_factory=list)
     people: list[np.ndarray] = field(default_factory=list)
+    world: list[np.ndarray | None] = field(default_factory=list)  # per frame: the first person's
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -96,8 +103,9 @@ class ExtractionOutput:
             people = np.zeros((1, len(IMPORT), 3), np.float32)
         return KeypointSequence(IMPORT, people[None], self.canvas, np.array([frame]))
 
-    def add(self, frame: int, time: float | None, people: np.ndarray) -> None:
-        """Write one frame's keypoints (and map) now; keep them for sequence.json."""
+    def add(self, frame: int, time: float | None, people: np.ndarray, world: np.ndarray | None = None) -> None:
+        """Write one frame's keypoints (and map) now; keep them for sequence.json, and the
+        extractor's 3-D landmarks (``Extractor.world``) for world.json."""
         seq = self.frame_sequence(int(frame), people)
         openpose_json.write_frame(seq, 0, self.out_dir / KEYPOINTS_DIR, prefix=FRAME_PREFIX,
                                   parts=json_parts(self.parts))
@@ -106,6 +114,7 @@ class ExtractionOutput:
         self.frames.append(int(frame))
         self.times.append(None if time is None else float(time))
         self.people.append(seq.data[0])
+        self.world.append(None if world is None or not len(world) else np.asarray(world, np.float32)[0, :WORLD_POINTS])
 
     def sequence(self) -> KeypointSequence | None:
         """Every frame written so far, people padded to the most in a frame; None before any."""
@@ -133,4 +142,15 @@ class ExtractionOutput:
             "people": [int(np.count_nonzero((p[..., 2] > 0).any(axis=1))) for p in self.people],
         }
         write_bytes_atomic(self.out_dir / INFO_FILE, json.dumps(document, indent=1).encode("utf-8"))
+        self._write_world(info.get("extractor", ""))
         return document
+
+    def _write_world(self, source: str) -> None:
+        """world.json: per frame the first person's 3-D body landmarks (x, y, z, confidence per
+        COCO-18 point, rounded to the millimetre) or null; not written when no frame has any."""
+        if not any(w is not None for w in self.world):
+            return
+        points = [None if w is None else np.round(w.astype(np.float64), 4).tolist() for w in self.world]
+        document = {"format": WORLD_FORMAT, "version": VERSION, "source": source, "axes": WORLD_AXES,
+                    "layout": "coco18", "frames": list(self.frames), "points": points}
+        write_bytes_atomic(self.out_dir / WORLD_FILE, json.dumps(document).encode("utf-8"))

@@ -59,7 +59,8 @@ def _run(frames: Iterable, total: int, output: ExtractionOutput, extractor: Extr
         for number, seconds, rgb in frames:
             if cancelled is not None and cancelled():
                 raise ExtractionCancelled(f"cancelled after {len(output.frames)} of {total} frame(s)")
-            output.add(number, seconds, extractor.detect(rgb))
+            people = extractor.detect(rgb)
+            output.add(number, seconds, people, world=extractor.world())
             if on_progress is not None:
                 on_progress(len(output.frames), max(total, len(output.frames)))
         complete = True

@@ -208,8 +208,8 @@ def test_jitter_only_over_neighbouring_frames():
 
 def test_expected_keypoints_scaled_from_the_pose_maps_canvas(tmp_path):
     from posebridge.backend.adherence_run import read_expected
+    from posebridge.draw.png import write_png
     from posebridge.pose.formats.openpose_json import write_frame
-    from posebridge.pose.png import write_png
 
     keypoints = tmp_path / "poses" / "keypoints"
     keypoints.mkdir(parents=True)
@@ -261,8 +261,8 @@ def shot(shared_data, tmp_path_factory):
     performer is people[0] in these files (../shared/data/README.md); the bystander is left out."""
     if not _SHOT:
         from posebridge.backend.extract.video import read_frames
+        from posebridge.draw.png import write_png
         from posebridge.pose.formats.readers import load_keypoints
-        from posebridge.pose.png import write_png
 
         folder = tmp_path_factory.mktemp("generated")
         for frame in read_frames(shared_data / VIDEO, start=FRAMES[0], end=FRAMES[-1]):
@@ -301,7 +301,7 @@ def check(shot, tmp_path, data):
 def assert_report_picture(path):
     from PIL import Image
 
-    from posebridge.pose.png import png_size
+    from posebridge.draw.png import png_size
 
     width, height = png_size(path)  # a PNG header
     assert width == 1600 and 600 <= height <= 1200
@@ -315,7 +315,7 @@ def test_report_picture_on_real_frames(shot, tmp_path):
     """The picture from real frames and keypoints (no detector): two frames with other frames'
     keypoints, one with left and right exchanged."""
     from posebridge.backend.adherence_report import write_report
-    from posebridge.pose.png import read_png
+    from posebridge.draw.png import read_png
 
     generated, performer = shot
     truth = performer[FRAMES]

@@ -11,7 +11,7 @@ from posebridge.backend.extract import ExtractionError, make_extractor  # noqa: 
 from posebridge.backend.extract.video import read_frames  # noqa: E402
 from posebridge.pose.formats.readers import load_keypoints  # noqa: E402
 from posebridge.pose.layouts import BODY25B, IMPORT  # noqa: E402
-from posebridge.pose.tracking import track_person  # noqa: E402
+from posebridge.retarget.tracking import track_person  # noqa: E402
 
 # 24 frames of cam01.mp4 in order (MediaPipe tracks), from frame 30: both hands are in view and
 # MediaPipe finds the left one from frame 34 on.
@@ -63,14 +63,16 @@ def clip(shared_data):
 
 def _detect_clip(shared_data) -> dict:
     path = shared_data / "pose2sim" / "cam01.mp4"
-    full, body_only = [], []
+    full, body_only, world = [], [], []
     with make_extractor("mediapipe") as holistic, make_extractor("mediapipe", parts=("body",)) as body:
         for frame in read_frames(path, start=START, end=START + FRAMES - 1):
             full.append(holistic.detect(frame.rgb))
+            world.append(holistic.world())
             body_only.append(body.detect(frame.rgb))
     performer, bystander = performer_and_bystander(shared_data)
     frames = slice(START, START + FRAMES)
-    return {"full": full, "body": body_only, "performer": performer[frames], "bystander": bystander[frames]}
+    return {"full": full, "body": body_only, "world": world, "performer": performer[frames],
+            "bystander": bystander[frames]}
 
 
 def test_one_person_the_performer_followed_in_every_frame(clip):
@@ -213,3 +215,27 @@ def test_pictures_of_any_size_nobody_reset_and_bad_input(portrait):
             extractor.detect(np.zeros((10, 10), np.uint8))
         with pytest.raises(ExtractionError):
             extractor.detect(np.zeros((10, 10, 3), np.float32))
+
+
+def test_world_landmarks_are_metres_about_the_hips_along_the_pictures_axes(clip):
+    """MediaPipe's 3-D body (the import's second depth witness): metres about the mid-hip, x and
+    y along the picture's (each limb's x, y direction is its direction in the picture), an
+    adult's bone lengths."""
+    limbs = [("l_shoulder", "l_elbow"), ("l_elbow", "l_wrist"), ("r_shoulder", "r_elbow"), ("r_elbow", "r_wrist"),
+             ("l_hip", "l_knee"), ("l_knee", "l_ankle"), ("r_hip", "r_knee"), ("r_knee", "r_ankle")]
+    cosines, upper_arms, thighs = [], [], []
+    for people, world in zip(clip["full"], clip["world"]):
+        assert world.shape == (1, len(IMPORT), 4) and world.dtype == np.float32
+        assert np.abs(world[0, ip("mid_hip"), :3]).max() < 0.02
+        for a, b in limbs:
+            if min(world[0, ip(a), 3], world[0, ip(b), 3], people[0, ip(a), 2], people[0, ip(b), 2]) <= 0.5:
+                continue
+            flat = world[0, ip(b), :2] - world[0, ip(a), :2]
+            picture = people[0, ip(b), :2] - people[0, ip(a), :2]
+            cosines.append(flat @ picture / np.linalg.norm(flat) / np.linalg.norm(picture))
+        upper_arms.append(np.linalg.norm(world[0, ip("l_elbow"), :3] - world[0, ip("l_shoulder"), :3]))
+        thighs.append(np.linalg.norm(world[0, ip("l_knee"), :3] - world[0, ip("l_hip"), :3]))
+    # (A limb pointing nearly at the camera is short in both, its direction noisy: the 5th percentile.)
+    assert len(cosines) > 4 * FRAMES and np.median(cosines) > 0.98 and np.percentile(cosines, 5) > 0.85
+    assert 0.2 < np.median(upper_arms) < 0.4 and 0.3 < np.median(thighs) < 0.55
+    assert make_extractor("mediapipe", parts=("body",)).world() is None  # nothing detected yet

@@ -17,10 +17,10 @@ from posebridge.backend.extract import ExtractionError  # noqa: E402
 from posebridge.backend.extract.output import as_written  # noqa: E402
 from posebridge.backend.extract.run import ExtractionCancelled, extract_pictures, extract_video  # noqa: E402
 from tiny_dwpose import write_tiny_dwpose  # noqa: E402
-from posebridge.pose.draw import draw_sequence_frame  # noqa: E402
+from posebridge.draw.png import read_png  # noqa: E402
+from posebridge.draw.pose_map import draw_sequence_frame  # noqa: E402
 from posebridge.pose.formats.readers import load_keypoints  # noqa: E402
 from posebridge.pose.formats.sources import read_source  # noqa: E402
-from posebridge.pose.png import read_png  # noqa: E402
 
 from test_extract_video import write_video  # noqa: E402
 
@@ -51,7 +51,7 @@ def keypoint_names(folder):
 
 
 def assert_maps_are_drawings_of_the_files(folder, canvas):
-    """Each maps/pose_NNNN.png equals pose/draw's drawing of keypoints/frame_NNNN_keypoints.json
+    """Each maps/pose_NNNN.png equals draw/pose_map's drawing of keypoints/frame_NNNN_keypoints.json
     as the project's reader reads it back (default style: the pose-map job's)."""
     seq = load_keypoints(folder / "keypoints", canvas=canvas).sequence
     assert seq.canvas == canvas
@@ -75,7 +75,7 @@ def test_mediapipe_output_folder_is_what_import_pose_reads(shared_data, tmp_path
                            on_progress=lambda done, total: seen.append((done, total)))
     assert result.frames == [10, 12, 14] and result.people == [1, 1, 1]
     assert seen == [(1, 3), (2, 3), (3, 3)]
-    assert sorted(p.name for p in out.iterdir()) == ["extraction.json", "keypoints", "maps", "sequence.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["extraction.json", "keypoints", "maps", "sequence.json", "world.json"]
     assert keypoint_names(out) == [f"frame_{n:04d}_keypoints.json" for n in (10, 12, 14)]
 
     info = info_of(out)
@@ -108,6 +108,14 @@ def test_mediapipe_output_folder_is_what_import_pose_reads(shared_data, tmp_path
     np.testing.assert_array_equal(comfy.sequence.data, seq.data)
 
     assert_maps_are_drawings_of_the_files(out, CAM01_SIZE)
+
+    # MediaPipe's 3-D body, per frame, for the import's depth.
+    world = json.loads((out / "world.json").read_text())
+    assert (world["format"], world["source"], world["layout"], world["frames"]) == (
+        "posebridge-world", "mediapipe", "coco18", [10, 12, 14])
+    points = np.array(world["points"])
+    assert points.shape == (3, 18, 4) and "metres" in world["axes"]
+    assert np.abs(points[:, 11, :3] - points[:, 8, :3]).max() < 0.5  # hips a body's width apart, about the origin
 
 
 def test_body_only_writes_empty_hand_and_face_lists(shared_data, tmp_path):

@@ -100,7 +100,7 @@ def test_extract_video_job_and_its_result_zip(backend_server, cam01, tmp_path):
         names = sorted(archive.namelist())
         archive.extractall(tmp_path)
     assert names == sorted(
-        ["extraction.json", "sequence.json"]
+        ["extraction.json", "sequence.json", "world.json"]
         + [f"keypoints/frame_{n:04d}_keypoints.json" for n in (20, 22, 24)]
         + [f"maps/pose_{n:04d}.png" for n in (20, 22, 24)]
     )

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from posebridge import batch
-from posebridge.pose.png import read_png
+from posebridge.draw.png import read_png
 from posebridge.render.demo_shot import build_demo_shot
 
 REPO = Path(__file__).resolve().parents[2]

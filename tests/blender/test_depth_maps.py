@@ -9,8 +9,8 @@ import pytest
 from mathutils import Vector
 
 from posebridge import batch
-from posebridge.pose.depth_encode import DepthRange, encode_depth
-from posebridge.pose.png import read_png
+from posebridge.draw.depth_encode import DepthRange, encode_depth
+from posebridge.draw.png import read_png
 from posebridge.render import depth_maps, pose_maps
 from posebridge.render.demo_shot import build_demo_shot
 from posebridge.render.depth_scene import SceneTriangles

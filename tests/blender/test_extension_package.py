@@ -34,7 +34,9 @@ EXCLUDED_TOP = ("tests/", "bench/", "docs/", "tools/", "train/", "build/", "dist
 EXCLUDED_FILES = ("cli.py", "batch.py", "batch_parser.py", "pyproject.toml", ".gitignore")
 # Folders whose Python files are all part of the add-on and must ship. backend/ ships too:
 # "Start Local Backend" runs it with another Python (torch is never imported by Blender).
-PACKAGE_DIRS = ("pose", "render", "operators", "panels", "generate", "backend")
+PACKAGE_DIRS = ("pose", "draw", "retarget", "render", "operators", "panels", "generate", "backend")
+# Data files the add-on loads at run time (the learned lifter's weights).
+PACKAGE_DATA = ("retarget/lifter_weights.npz",)
 
 
 def _load_build_tool():
@@ -131,7 +133,7 @@ def test_zip_contents(built_zip):
     missing = [
         str(p.relative_to(REPO)) for d in PACKAGE_DIRS for p in sorted((REPO / d).rglob("*.py"))
         if "__pycache__" not in p.parts and str(p.relative_to(REPO)) not in names
-    ]
+    ] + [name for name in PACKAGE_DATA if name not in names]
     assert not missing, f"add-on files missing from the zip: {missing}"
 
 

@@ -16,7 +16,7 @@ import pytest
 import posebridge
 from posebridge import batch
 from posebridge.generate.client import BackendClient
-from posebridge.pose.png import read_png
+from posebridge.draw.png import read_png
 from posebridge.render import generate_job, pose_maps, vse
 from posebridge.render.demo_shot import build_demo_shot
 
@@ -76,7 +76,7 @@ def _stamps(out: Path) -> dict:
 def test_pose_maps_of_any_size_are_sent_at_the_nearest_multiple_of_8(backend_server, tmp_path):
     """Stable Diffusion needs multiples of 8: 60x36 maps (from a 960x540-like aspect) are
     generated at 56x32 rather than refused."""
-    from posebridge.pose.png import write_png
+    from posebridge.draw.png import write_png
 
     poses = tmp_path / "odd"
     poses.mkdir()

@@ -18,7 +18,7 @@ import posebridge
 from posebridge import batch
 from posebridge.generate.client import BackendClient
 from posebridge.operators.generate import request_from_settings
-from posebridge.pose.png import read_png, write_png
+from posebridge.draw.png import read_png, write_png
 from posebridge.render import generate_job, pose_maps, vse
 from posebridge.render.demo_shot import build_demo_shot
 from posebridge.render.pose_maps import JobError

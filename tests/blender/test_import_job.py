@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 import posebridge
-from posebridge.pose.canvas import fit_into_frame
 from posebridge.pose.formats import openpose_json
 from posebridge.pose.formats.readers import load_keypoints
-from posebridge.pose.tracking import track_person
+from posebridge.retarget.canvas import fit_into_frame
+from posebridge.retarget.tracking import track_person
 from posebridge.render import import_job, pose_maps
 from posebridge.render.demo_shot import build_demo_shot
 from posebridge.render.pose_maps import JobError

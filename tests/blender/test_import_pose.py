@@ -16,7 +16,7 @@ import rigs
 from posebridge.pose.keypoints import KeypointSequence
 from posebridge.pose.layouts import OPENPOSE_FULL
 from posebridge.render import actions, pose_maps
-from posebridge.pose.canvas import fit_into_frame
+from posebridge.retarget.canvas import fit_into_frame
 from posebridge.render.import_pose import ImportPoseError, import_pose
 
 from limb_metrics import direction_errors

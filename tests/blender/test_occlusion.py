@@ -11,9 +11,9 @@ from mathutils import Matrix, Vector
 
 import posebridge
 from posebridge import batch
+from posebridge.draw.occlusion import joint_radii
+from posebridge.draw.png import read_png
 from posebridge.pose.layouts import OPENPOSE_FULL
-from posebridge.pose.occlusion import joint_radii
-from posebridge.pose.png import read_png
 from posebridge.pose.rigmap import evaluate
 from posebridge.render import occlusion as render_occlusion
 from posebridge.render import pose_maps

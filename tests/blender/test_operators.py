@@ -7,7 +7,7 @@ import pytest
 
 import posebridge
 from posebridge.operators import preview
-from posebridge.pose.png import read_png
+from posebridge.draw.png import read_png
 from posebridge.render import rig_presets
 from posebridge.render.demo_shot import build_demo_shot
 

@@ -6,8 +6,8 @@ import pytest
 
 import bpy
 
-from posebridge.pose.draw import COLORS
-from posebridge.pose.png import read_png
+from posebridge.draw.png import read_png
+from posebridge.draw.pose_map import COLORS
 from posebridge.render import pose_maps
 from posebridge.render.demo_shot import build_demo_shot
 

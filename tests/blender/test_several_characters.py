@@ -22,9 +22,9 @@ import posebridge
 import rigs
 from posebridge import batch
 from posebridge.panels.pose_maps import POSEBRIDGE_PT_pose_maps, POSEBRIDGE_UL_characters
-from posebridge.pose.draw import draw_pose_map
+from posebridge.draw.png import read_png
+from posebridge.draw.pose_map import draw_pose_map
 from posebridge.pose.layouts import OPENPOSE_FULL
-from posebridge.pose.png import read_png
 from posebridge.render import pose_maps, rig_presets
 
 WIDTH, HEIGHT = 320, 240

@@ -5,7 +5,7 @@ import pytest
 
 import bpy
 
-from posebridge.pose.png import write_png
+from posebridge.draw.png import write_png
 from posebridge.render import video_export, vse
 from posebridge.render.video_export import FrameFiles, export_mp4
 

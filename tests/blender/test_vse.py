@@ -4,7 +4,7 @@ import pytest
 
 import bpy
 
-from posebridge.pose.png import write_png
+from posebridge.draw.png import write_png
 from posebridge.render import vse
 
 
@@ -199,7 +199,7 @@ def test_blend_relative_directory_is_kept_relative(scene, tmp_path):
 
 def _render_frame(scene, frame, path):
     """The scene's VSE output at ``frame`` as an RGB array (a real render, as the user would get)."""
-    from posebridge.pose.png import read_png
+    from posebridge.draw.png import read_png
 
     scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 64, 48, 100
     if hasattr(scene.render.image_settings, "media_type"):

@@ -19,8 +19,8 @@ from posebridge.generate.adherence import AdherenceError
 from posebridge.generate.adherence_run import AdherenceCheck
 from posebridge.generate.client import BackendClient
 from posebridge.generate.run import CANCELLED, DONE, FAILED
+from posebridge.draw.png import encode_png, write_png
 from posebridge.pose.formats.sources import KeypointFileError, keypoint_files
-from posebridge.pose.png import encode_png, write_png
 
 TESTS = Path(__file__).resolve().parents[1]
 if str(TESTS) not in sys.path:

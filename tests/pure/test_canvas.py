@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from posebridge.pose.canvas import canvas_fit, fit_into_frame
 from posebridge.pose.keypoints import KeypointSequence
 from posebridge.pose.layouts import OPENPOSE_BODY
+from posebridge.retarget.canvas import canvas_fit, fit_into_frame
 
 
 def sequence(points, canvas):

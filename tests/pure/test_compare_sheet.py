@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from posebridge.pose.compare_sheet import BACKGROUND, as_rgb8, first_last_sheet, write_first_last_sheet
-from posebridge.pose.png import read_png, write_png
+from posebridge.draw.compare_sheet import BACKGROUND, as_rgb8, first_last_sheet, write_first_last_sheet
+from posebridge.draw.png import read_png, write_png
 
 GAP = 4
 

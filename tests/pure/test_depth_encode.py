@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from posebridge.pose.depth_encode import DepthRange, encode_depth, shot_depth_range
-from posebridge.pose.png import read_png, write_png
+from posebridge.draw.depth_encode import DepthRange, encode_depth, shot_depth_range
+from posebridge.draw.png import read_png, write_png
 
 INF = np.inf
 

@@ -6,8 +6,8 @@ sampled at its centre, NDC x = (i + 0.5) / W * 2 - 1, rows go down.
 import numpy as np
 import pytest
 
-from posebridge.pose import depth_raster
-from posebridge.pose.depth_raster import clip_near, is_orthographic, rasterize_depth
+from posebridge.draw import depth_raster
+from posebridge.draw.depth_raster import clip_near, is_orthographic, rasterize_depth
 from camera_matrices import orthographic, perspective  # noqa: E402  (tests/pure helper)
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from posebridge.pose import raster
-from posebridge.pose.draw import HAND_EDGE_COLORS, PoseStyle, draw_pose_map, draw_sequence_frame
+from posebridge.draw import raster
+from posebridge.draw.pose_map import HAND_EDGE_COLORS, PoseStyle, draw_pose_map, draw_sequence_frame
 from posebridge.pose.keypoints import KeypointSequence
 from posebridge.pose.layouts import OPENPOSE_BODY, OPENPOSE_FULL
 

@@ -22,7 +22,7 @@ from posebridge.generate.extraction import (
 from posebridge.generate.extraction_run import CANCELLED, DONE, FAILED, ExtractionRun
 from posebridge.pose.keypoints import KeypointSequence
 from posebridge.pose.layouts import IMPORT
-from posebridge.pose.resample import rate_note, resample_by_time, time_grid
+from posebridge.retarget.resample import rate_note, resample_by_time, time_grid
 
 CLIP_FRAMES = 8  # video frames the backend tests extract: short on a busy CPU
 

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 
 from posebridge.pose import layouts
-from posebridge.pose.cleaning import CleanOptions, clean
-from posebridge.pose.filters import CleanReport, fill_gaps, gate_confidence, person_sizes, smooth_one_euro
 from posebridge.pose.keypoints import KeypointSequence
-from posebridge.pose.swaps import repair_swaps, side_groups
+from posebridge.retarget.cleaning import CleanOptions, clean
+from posebridge.retarget.filters import CleanReport, fill_gaps, gate_confidence, person_sizes, smooth_one_euro
+from posebridge.retarget.swaps import repair_swaps, side_groups
 
 FULL = layouts.OPENPOSE_FULL
 BODY = layouts.OPENPOSE_BODY

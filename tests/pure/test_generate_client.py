@@ -18,7 +18,7 @@ from posebridge.generate.client import (
     encode_frame,
 )
 from posebridge.generate.controls import ControlFrame, control_frames
-from posebridge.pose.png import read_png, write_png
+from posebridge.draw.png import read_png, write_png
 
 
 def write_poses(folder, frames, size=64, prefix="pose"):

@@ -14,7 +14,7 @@ from posebridge.generate.controls import control_frames
 from posebridge.generate.job_folder import MANIFEST_NAME, output_path
 from posebridge.generate.run import DONE, FAILED, GenerationRun, plan_generation
 from posebridge.generate.videos import lead_frames, video_units
-from posebridge.pose.png import read_png, write_png
+from posebridge.draw.png import read_png, write_png
 
 TESTS = Path(__file__).resolve().parents[1]
 if str(TESTS) not in sys.path:

@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
+from posebridge.draw.contact_sheet import contact_sheet
 from posebridge.pose import layouts
-from posebridge.pose.contact_sheet import contact_sheet
 from posebridge.pose.formats import comfyui, openpose_json
 from posebridge.pose.keypoints import KeypointSequence
 

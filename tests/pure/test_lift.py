@@ -10,14 +10,14 @@ import math
 import numpy as np
 import pytest
 
-from posebridge.pose import rotations as rot
 from posebridge.pose.layouts import OPENPOSE_FULL
-from posebridge.pose.lift import LiftOptions, lift
-from posebridge.pose.lift_plan import LiftError, plan_lift
-from posebridge.pose.rays import ArmatureCamera, ray_sphere
 from posebridge.pose.rigmap import custom_map, evaluate
-from posebridge.pose.skeleton import RigSkeleton
-from posebridge.pose.temporal import choose_path, smooth
+from posebridge.retarget import rotations as rot
+from posebridge.retarget.lift import LiftOptions, lift
+from posebridge.retarget.lift_plan import LiftError, plan_lift
+from posebridge.retarget.rays import ArmatureCamera, ray_sphere
+from posebridge.retarget.skeleton import RigSkeleton
+from posebridge.retarget.temporal import choose_path, smooth
 
 IDX = OPENPOSE_FULL.index
 LIMB_JOINTS = [IDX(f"{s}_{j}") for s in "lr" for j in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")]

@@ -3,10 +3,10 @@ reading on a held-out CMU walk seen from the side."""
 import numpy as np
 import pytest
 
-from pose import lifter as lifter_module
+from retarget import lifter as lifter_module
 
 WEIGHTS = lifter_module.WEIGHTS
-needs_weights = pytest.mark.skipif(not WEIGHTS.exists(), reason="pose/lifter_weights.npz absent")
+needs_weights = pytest.mark.skipif(not WEIGHTS.exists(), reason="retarget/lifter_weights.npz absent")
 
 
 def test_numpy_inference_equals_torch(tmp_path):

@@ -12,9 +12,11 @@ sys.path.insert(0, {str(REPO)!r})
 from cli import load_extension
 load_extension()
 import importlib, pkgutil
-import posebridge.pose as pose
+import posebridge.draw as draw
 import posebridge.generate as generate
-for package in (pose, generate):
+import posebridge.pose as pose
+import posebridge.retarget as retarget
+for package in (pose, draw, retarget, generate):
     for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
         importlib.import_module(info.name)
 import posebridge.batch

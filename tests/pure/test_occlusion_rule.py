@@ -1,10 +1,10 @@
-"""Occlusion of keypoints (pose/occlusion.py): the depth-with-tolerance rule, the joint radii and
+"""Occlusion of keypoints (draw/occlusion.py): the depth-with-tolerance rule, the joint radii and
 their scale, and the whole test against a rasterised wall, without Blender."""
 import numpy as np
 import pytest
 
-from posebridge.pose import occlusion
-from posebridge.pose.depth_raster import rasterize_depth
+from posebridge.draw import occlusion
+from posebridge.draw.depth_raster import rasterize_depth
 from posebridge.pose.layouts import COCO18, OPENPOSE_FULL
 from posebridge.pose.projection import project_points
 from camera_matrices import orthographic, perspective  # noqa: E402  (tests/pure helper)

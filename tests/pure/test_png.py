@@ -9,8 +9,8 @@ import zlib
 import numpy as np
 import pytest
 
-from posebridge.pose import png
-from posebridge.pose.png import encode_png, read_png, write_png
+from posebridge.draw import png
+from posebridge.draw.png import encode_png, read_png, write_png
 
 
 def _images():

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from posebridge.pose import layouts
-from posebridge.pose.cleaning import CleanOptions, clean
-from posebridge.pose.keypoints import KeypointSequence
 from posebridge.pose.formats.readers import load_keypoints
-from posebridge.pose.tracking import identify_people, track_person
+from posebridge.pose.keypoints import KeypointSequence
+from posebridge.retarget.cleaning import CleanOptions, clean
+from posebridge.retarget.tracking import identify_people, track_person
 
 from limb_metrics import direction_errors, mean_acceleration
 

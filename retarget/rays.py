@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .projection import project_points
+from ..pose.projection import project_points
 from .rotations import kabsch, normalize, quat_to_matrix, skew
 
 

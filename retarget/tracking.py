@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .keypoints import KeypointSequence
+from ..pose.keypoints import KeypointSequence
 
 # Gates are in units of the person's size (bounding-box diagonal of their known points).
 _GATE = 0.3            # mean point distance to the prediction, frame to frame

@@ -1,7 +1,7 @@
 """The learned depth of the lift: the lifter network reads how far each limb reaches towards
 or away from the camera.
 
-The geometric lift (``pose.lift``) puts each joint on its camera ray at the rig's bone length,
+The geometric lift (``retarget.lift``) puts each joint on its camera ray at the rig's bone length,
 so a limb's depth follows from how long it looks against the rig's bone: exact for a rig of the
 performer's build, wrong for any other, and with two readings (towards, away) that only
 continuity and joint limits settle. The network reads the depth angle of the upper arms,
@@ -16,12 +16,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import lifter
-from .layouts import COCO18, Layout
+from ..pose.layouts import COCO18, Layout
+from .depth_witness import Witness, decision_note, settle
+from .rotations import kabsch, matrix_to_quat, quat_to_axis_angle, quat_to_matrix
 
 LIFTS = ("learned", "geometric")
 REPORT_BELOW = 0.7  # frames whose depth confidence is below this are named in the report
 IN_PLANE = np.radians(25.0)  # limbs this near the image plane measure the performer's length
 MIN_IN_PLANE = 10  # frames of it needed
+TORSO_SAYS = np.radians(10.0)  # how far the rays may turn the network's torso
 LENGTH_SAYS = np.radians(15.0)  # how far the limb's image length may move the network's angle
 
 
@@ -30,9 +33,32 @@ class LearnedDepth:
     # per limb ("r_upper_arm"): (F,) radians out of the image plane, + away from the camera
     angle: dict[str, np.ndarray]
     confidence: np.ndarray  # (F,) how sure the network is of towards/away, 0.5 (coin toss) to 1
+    # (F, 18, 3) the network's COCO-18 joints, camera frame (x right, y down, z away), or None
+    joints: np.ndarray | None = None
+    witness_note: str = ""  # with a second witness (depth_witness): who decided how often
 
     def limb(self, side: str, kind: str) -> np.ndarray | None:
         return self.angle.get(f"{side}_{kind}")
+
+    def group_rotation(self, names, model: np.ndarray, to_camera: np.ndarray) -> np.ndarray | None:
+        """(F, 3, 3) the rotation (armature space) that turns a rigid group of the rig's points
+        ``model`` ((K, 3) or (F, K, 3); their layout ``names``) closest onto the network's, both
+        about their centres: the torso's (or the head's) lean and turn in depth as the network
+        reads them, whatever the rig's build. None without the network's joints or with fewer
+        than three of the points."""
+        if self.joints is None:
+            return None
+        found = [(k, COCO18.points.index(n)) for k, n in enumerate(names) if n in COCO18.points]
+        if len(found) < 3:
+            return None
+        rows, columns = (list(x) for x in zip(*found))
+        # camera frame (y down, z away) -> Blender's camera (y up, z towards) -> armature
+        seen = self.joints[:, columns] * np.array([1.0, -1.0, -1.0])
+        turn = np.asarray(to_camera, dtype=np.float64)[:, :3, :3]
+        turn = turn / np.linalg.norm(turn, axis=-1, keepdims=True)
+        seen = np.einsum("fji,fkj->fki", turn, seen)
+        ours = np.asarray(model, dtype=np.float64)[..., rows, :]
+        return kabsch(ours - ours.mean(-2, keepdims=True), seen - seen.mean(1, keepdims=True))
 
 
 def length_scale(reach: np.ndarray, angles: np.ndarray) -> float | None:
@@ -44,6 +70,15 @@ def length_scale(reach: np.ndarray, angles: np.ndarray) -> float | None:
     if near.sum() < MIN_IN_PLANE:
         return None
     return float(np.median(reach[near]))
+
+
+def within_reach(rotation: np.ndarray, learned: np.ndarray, reach: float = TORSO_SAYS) -> np.ndarray:
+    """``rotation`` (F, 3, 3) turned towards ``learned`` until it is at most ``reach`` radians
+    from it: the rays may move the network's torso only that far."""
+    relative = quat_to_axis_angle(matrix_to_quat(np.swapaxes(learned, -1, -2) @ rotation))  # (angle, axis)
+    angle = np.minimum(relative[:, 0], reach)
+    part = np.concatenate([np.cos(angle / 2.0)[:, None], np.sin(angle / 2.0)[:, None] * relative[:, 1:]], -1)
+    return learned @ quat_to_matrix(part)
 
 
 def fused_angle(angle: np.ndarray, towards: np.ndarray, away: np.ndarray) -> np.ndarray:
@@ -75,7 +110,7 @@ def body_coco18(keypoints, layout: Layout) -> np.ndarray:
 
 def pinhole(projection, width: int, height: int) -> tuple[float, tuple[float, float]] | None:
     """Focal length and principal point in pixels from Blender's window matrix (4, 4), as
-    ``pose.rays`` maps pixels; None for an orthographic camera (the network needs a pinhole)."""
+    ``retarget.rays`` maps pixels; None for an orthographic camera (the network needs a pinhole)."""
     p = np.asarray(projection, dtype=np.float64)
     if abs(p[3, 3]) >= 0.5:
         return None
@@ -84,14 +119,21 @@ def pinhole(projection, width: int, height: int) -> tuple[float, tuple[float, fl
     return float(focal), centre
 
 
-def learned_depth(keypoints, layout: Layout, projection, width: int, height: int) -> LearnedDepth | None:
+def learned_depth(keypoints, layout: Layout, projection, width: int, height: int,
+                  witness: Witness | None = None) -> LearnedDepth | None:
     """Run the network once over the clip (pixel keypoints (F, points, 3) in ``layout``, the
-    camera's window matrix (4, 4) of the first frame). None for an orthographic camera."""
+    camera's window matrix (4, 4) of the first frame). None for an orthographic camera.
+    ``witness``: a detector's own 3-D reading of the limbs on the same frames (MediaPipe's),
+    settled against the network's (``depth_witness.settle``)."""
     camera = pinhole(projection, width, height)
     if camera is None:
         return None
-    _, _, confidence, angles = lifter.load().read(body_coco18(keypoints, layout), *camera)
-    return LearnedDepth({name: angles[:, i] for i, name in enumerate(lifter.LIMB_NAMES)}, confidence)
+    joints, towards, confidence, angles = lifter.load().read(body_coco18(keypoints, layout), *camera)
+    note = ""
+    if witness is not None:
+        angles, decided = settle(angles, towards, witness)
+        note = decision_note(decided, witness.source)
+    return LearnedDepth({name: angles[:, i] for i, name in enumerate(lifter.LIMB_NAMES)}, confidence, joints, note)
 
 
 def confidence_note(confidence, frames, below: float = REPORT_BELOW, most: int = 8) -> str:

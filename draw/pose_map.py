@@ -28,8 +28,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from . import raster
-from .keypoints import KeypointSequence
-from .layouts import COCO18, HAND21, OPENPOSE_FULL
+from ..pose.keypoints import KeypointSequence
+from ..pose.layouts import COCO18, HAND21, OPENPOSE_FULL
 
 # OpenPose's limb colours, RGB as they land in the output image; limb i and joint i share colour i.
 COLORS = np.array(

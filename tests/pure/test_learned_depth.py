@@ -1,13 +1,13 @@
-"""The learned depth of the lift (``pose.lift_prior``) without Blender: given each limb's
+"""The learned depth of the lift (``retarget.learned_depth``) without Blender: given each limb's
 depth angle, the lift turns the arms and legs to it, and every joint keeps the video's image
 direction."""
 import numpy as np
 import pytest
 
-from posebridge.pose import lift_prior
-from posebridge.pose.lift import LiftOptions, lift
-from posebridge.pose.lift_plan import plan_lift
-from posebridge.pose.lift_prior import LearnedDepth
+from posebridge.retarget import learned_depth
+from posebridge.retarget.learned_depth import LearnedDepth
+from posebridge.retarget.lift import LiftOptions, lift
+from posebridge.retarget.lift_plan import plan_lift
 from test_lift import (  # noqa: E402  (same folder: pytest's rootdir-less import)
     CAMERA, EXACT, IDX, OPENPOSE_FULL, animate, direction_errors, evaluate, keypoints_of, lifted_keypoints,
     look_at_camera, make_rig, make_rigmap, rot,
@@ -74,17 +74,17 @@ def test_the_image_length_moves_the_networks_angle_only_so_far(clip):
     got = limbs_in_view(skeleton, rigmap, camera, result.full_basis(len(skeleton)))
     truth = limbs_in_view(skeleton, rigmap, camera, basis)
     steepest = max(float(np.abs(angle).max()) for _, angle in got.values())
-    assert max(float(np.abs(angle).max()) for _, angle in truth.values()) > lift_prior.LENGTH_SAYS + 0.2
-    assert lift_prior.LENGTH_SAYS - 0.05 < steepest <= lift_prior.LENGTH_SAYS + 1e-6
+    assert max(float(np.abs(angle).max()) for _, angle in truth.values()) > learned_depth.LENGTH_SAYS + 0.2
+    assert learned_depth.LENGTH_SAYS - 0.05 < steepest <= learned_depth.LENGTH_SAYS + 1e-6
     assert direction_errors(observed, lifted_keypoints(skeleton, rigmap, camera, result)).max() < 0.01
 
 
 def test_fused_angle_moves_towards_the_nearer_reading():
-    say = lift_prior.LENGTH_SAYS
+    say = learned_depth.LENGTH_SAYS
     network = np.radians([10.0, -10.0, 0.0, 50.0])
     towards = np.radians([-20.0, -12.0, -40.0, -50.0])
     away = np.radians([15.0, 20.0, 40.0, 51.0])
-    fused = lift_prior.fused_angle(network, towards, away)
+    fused = learned_depth.fused_angle(network, towards, away)
     np.testing.assert_allclose(fused[:2], np.radians([15.0, -12.0]))  # within reach: the reading
     np.testing.assert_allclose(fused[2], -say)  # both too far: moved by LENGTH_SAYS (ties go towards)
     np.testing.assert_allclose(fused[3], np.radians(51.0))
@@ -93,20 +93,20 @@ def test_fused_angle_moves_towards_the_nearer_reading():
 def test_the_performer_length_comes_from_limbs_near_the_image_plane():
     angles = np.radians(np.r_[np.full(20, 5.0), np.full(20, 60.0)])
     reach = np.r_[np.full(20, 1.2), np.full(20, 3.0)]  # steep frames: a wrong angle costs much
-    assert lift_prior.length_scale(reach, angles) == pytest.approx(1.2)
-    assert lift_prior.length_scale(reach[20:], angles[20:]) is None
+    assert learned_depth.length_scale(reach, angles) == pytest.approx(1.2)
+    assert learned_depth.length_scale(reach[20:], angles[20:]) is None
 
 
 def test_confidence_note_names_the_unsure_frames():
     confidence = np.array([0.9, 0.6, 0.65, 0.9, 0.5, 0.9])
-    note = lift_prior.confidence_note(confidence, np.arange(10, 16))
+    note = learned_depth.confidence_note(confidence, np.arange(10, 16))
     assert note == "learned depth: 3 frames below 0.7 confidence: 11-12, 14"
-    assert "every frame" in lift_prior.confidence_note(np.full(4, 0.9), np.arange(4))
+    assert "every frame" in learned_depth.confidence_note(np.full(4, 0.9), np.arange(4))
 
 
 def test_pinhole_reads_blenders_window_matrix():
     camera = look_at_camera(eye=(0, -4, 1), target=(0, 0, 1), lens=50.0, size=(640, 480))
-    focal, centre = lift_prior.pinhole(camera.projection[0], 640, 480)
+    focal, centre = learned_depth.pinhole(camera.projection[0], 640, 480)
     assert focal == pytest.approx(50.0 / 36.0 * 640)
     assert centre == pytest.approx((319.5, 239.5))
     # A point on the camera's axis projects onto the principal point.

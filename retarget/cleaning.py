@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .filters import CleanReport, fill_gaps, gate_confidence, smooth_one_euro
-from .keypoints import KeypointSequence
+from ..pose.keypoints import KeypointSequence
 from .swaps import repair_swaps
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .keypoints import KeypointSequence
+from ..pose.keypoints import KeypointSequence
 
 
 @dataclass

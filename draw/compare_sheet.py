@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .contact_sheet import draw_label
-from .formats.sources import numbered_pngs
+from ..pose.formats.sources import numbered_pngs
 from .png import read_png, write_png
 
 BACKGROUND = 40

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .layouts import Layout
-from .rigmap import RigMap
+from ..pose.layouts import Layout
+from ..pose.rigmap import RigMap
 from .rotations import normalize
 from .skeleton import Anchor, RigSkeleton
 

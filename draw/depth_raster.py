@@ -162,7 +162,7 @@ def clip_near(tris: np.ndarray, near: float) -> np.ndarray:
 
 def _to_pixels(vertices: np.ndarray, projection: np.ndarray, width: int, height: int):
     """Pixel coordinates x and y (3, T) of ``vertices`` (3, 3, T: coordinate, vertex, triangle),
-    as ``projection.project_points`` computes them.
+    as ``pose.projection.project_points`` computes them.
 
     Written out element by element (no matmul) so a vertex shared by several triangles gets
     bit-identical coordinates in each of them, whatever BLAS would do.

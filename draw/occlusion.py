@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .depth_raster import is_orthographic
-from .layouts import Layout
+from ..pose.layouts import Layout
 
 # Joint depth under the skin in torso lengths (x 0.5 m: cm below), on the generous side: a limb
 # seen nearly end-on meets the sight line far from its joint, and stylised bodies are often

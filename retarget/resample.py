@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from .keypoints import KeypointSequence
+from ..pose.keypoints import KeypointSequence
 
 # Instants closer than this (in seconds) count as equal: float times from frame numbers.
 _EPSILON = 1e-6

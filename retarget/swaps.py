@@ -23,8 +23,8 @@ import math
 import numpy as np
 
 from .filters import CleanReport, _report, person_sizes
-from .keypoints import KeypointSequence
-from .layouts import Layout
+from ..pose.keypoints import KeypointSequence
+from ..pose.layouts import Layout
 
 _ENTRY = 0.05  # cost (in person sizes) of starting a flip
 _STEP = 0.01   # cost of each flipped frame

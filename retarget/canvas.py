@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .keypoints import KeypointSequence
+from ..pose.keypoints import KeypointSequence
 
 
 @dataclass(frozen=True)

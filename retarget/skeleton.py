@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .layouts import Layout
-from .rigmap import RigMap, bind, rest_keypoints
+from ..pose.layouts import Layout
+from ..pose.rigmap import RigMap, bind, rest_keypoints
 
 # A keypoint at a bone's head is fixed in the bone's *parent* (rotating the bone never moves
 # its head); anything further along is fixed in the bone itself.
