@@ -140,6 +140,12 @@ def test_a_3d_witness_beside_the_keypoints_weighs_in_and_is_reported(tmp_path):
     assert "mediapipe" not in alone.report.depth_note
     assert "read by the lifter and mediapipe: both, agreeing" in witnessed.report.depth_note
     assert witnessed_errors.mean() < alone_errors.mean()
+    # As a video's frames at 48 fps, keyed at the scene's 24: the witness follows the keys' times.
+    armature = scene.objects["DemoCharacter"]
+    armature.animation_data.action = None
+    resampled = import_job.run_import(scene, import_job.ImportOptions(
+        keypoints=str(folder), armature="DemoCharacter", canvas=(256, 256), lift="learned", source_fps=48.0))
+    assert resampled.report.frames == 24 and "read by the lifter and mediapipe: both, agreeing" in resampled.report.depth_note
     (tmp_path / "world.json").write_text("{")  # unreadable: reported, the lifter alone
     armature = scene.objects["DemoCharacter"]
     armature.animation_data.action = None
