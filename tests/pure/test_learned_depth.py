@@ -111,3 +111,53 @@ def test_pinhole_reads_blenders_window_matrix():
     assert centre == pytest.approx((319.5, 239.5))
     # A point on the camera's axis projects onto the principal point.
     assert camera.project(np.array([[[0.0, 0.0, 1.0]]]))[0, 0] == pytest.approx(centre)
+
+
+def _in_camera(skeleton, rigmap, camera, basis):
+    """The rig's keypoints (F, points, 3) in the camera frame the network uses (y down, z away)."""
+    points, _ = evaluate(rigmap, skeleton.names, skeleton.forward(basis), skeleton.lengths, skeleton.rest)
+    to_camera = camera.to_camera[0]
+    return (points @ to_camera[:3, :3].T + to_camera[:3, 3]) * np.array([1.0, -1.0, -1.0])
+
+
+def _torso_up(points):
+    shoulders = points[:, [IDX("l_shoulder"), IDX("r_shoulder")]].mean(1)
+    hips = points[:, [IDX("l_hip"), IDX("r_hip")]].mean(1)
+    return rot.normalize(shoulders - hips)
+
+
+def test_the_torso_follows_the_networks_lean_within_reach(clip):
+    """The network's shoulders and hips turn the torso: read right, the lifted torso leans as
+    the performer's did; read 30 degrees off, the rays pull it back only ``TORSO_SAYS``."""
+    from posebridge.pose.layouts import COCO18
+
+    skeleton, rigmap, camera, basis, observed = clip
+    plan = plan_lift(skeleton, rigmap, OPENPOSE_FULL)
+    truth = _in_camera(skeleton, rigmap, camera, basis)
+    joints = truth[:, [IDX(n) for n in COCO18.points]]
+    flat = {f"{s}_{kind}": np.zeros(len(observed)) for s in "lr" for kind in LIMBS}
+
+    def lean_error(network_joints):
+        depth = LearnedDepth(flat, np.ones(len(observed)), network_joints)
+        result = lift(plan, observed, camera, LiftOptions(depth_smoothing=0.0, learned_depth=depth))
+        got = _torso_up(_in_camera(skeleton, rigmap, camera, result.full_basis(len(skeleton))))
+        return np.degrees(np.arccos(np.clip(np.sum(got * _torso_up(truth), -1), -1.0, 1.0)))
+
+    assert lean_error(joints).max() < 1.0
+    tilt = np.radians(30.0)  # about the camera's x axis: leaning towards the camera
+    turn = np.array([[1.0, 0.0, 0.0], [0.0, np.cos(tilt), -np.sin(tilt)], [0.0, np.sin(tilt), np.cos(tilt)]])
+    centre = joints[:, [2, 5, 8, 11]].mean(1, keepdims=True)
+    off = lean_error((joints - centre) @ turn.T + centre)
+    say = np.degrees(learned_depth.TORSO_SAYS)
+    assert np.all(off > 30.0 - say - 1.0) and np.all(off < 30.0 + 1.0)
+
+
+def test_within_reach_moves_a_rotation_only_as_far_as_it_must():
+    def about_z(degrees):
+        a = np.radians(degrees)
+        return np.array([[[np.cos(a), -np.sin(a), 0.0], [np.sin(a), np.cos(a), 0.0], [0.0, 0.0, 1.0]]])
+
+    learned = about_z(0.0)
+    np.testing.assert_allclose(learned_depth.within_reach(about_z(5.0), learned, np.radians(10.0)), about_z(5.0), atol=1e-12)
+    np.testing.assert_allclose(learned_depth.within_reach(about_z(40.0), learned, np.radians(10.0)), about_z(10.0), atol=1e-12)
+    np.testing.assert_allclose(learned_depth.within_reach(about_z(-40.0), learned, np.radians(10.0)), about_z(-10.0), atol=1e-12)
