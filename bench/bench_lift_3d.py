@@ -241,8 +241,8 @@ def torso_figures(capture_rig, target_rig, world_to_camera) -> dict:
 
     truth, truth_ok = lift_views.torso_directions(*capture_rig[:2], OPENPOSE_FULL)
     estimate, estimate_ok = lift_views.torso_directions(*target_rig[:2], OPENPOSE_FULL)
-    rotate = lambda d: lift_views.to_camera(d, world_to_camera)  # noqa: E731
-    return lift_views.compare(rotate(truth), rotate(estimate), truth_ok & estimate_ok)
+    return lift_views.compare(lift_views.to_camera(truth, world_to_camera),
+                              lift_views.to_camera(estimate, world_to_camera), truth_ok & estimate_ok)
 
 
 def limb_dirs(rig, world_to_camera):

@@ -34,8 +34,9 @@ class CameraPlacement:
 
 
 def limb_directions(points, present, layout):
-    """Unit 3-D directions of the limbs (LIMBS: upper arms, forearms, thighs, shins), parent
-    joint to child joint: (frames, limbs, 3), and where both ends are present (frames, limbs)."""
+    """Unit directions of the limbs (LIMBS: upper arms, forearms, thighs, shins), parent joint to
+    child joint: (frames, limbs, 3) from 3-D points (or 2 from pixels), and where both ends are
+    present (frames, limbs)."""
     points = np.asarray(points, np.float64)
     present = np.asarray(present, bool)
     starts = [layout.index(a) for a, _ in LIMBS]
@@ -62,13 +63,7 @@ def torso_directions(points, present, layout):
 
 def image_directions(xy, present, layout):
     """The same limbs' 2-D image directions (pixels, y down) as unit vectors (frames, limbs, 2)."""
-    xy = np.asarray(xy, np.float64)
-    starts = [layout.index(a) for a, _ in LIMBS]
-    ends = [layout.index(b) for _, b in LIMBS]
-    vectors = xy[:, ends] - xy[:, starts]
-    length = np.linalg.norm(vectors, axis=-1)
-    valid = present[:, starts] & present[:, ends] & (length > 1e-9)
-    return vectors / np.where(valid, length, 1.0)[..., None], valid
+    return limb_directions(xy, present, layout)
 
 
 def subject_forward(points, present, layout, up=(0.0, 0.0, 1.0)):

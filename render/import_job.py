@@ -13,7 +13,7 @@ from typing import Iterator
 import numpy as np
 
 from ..pose.formats.readers import ImportedKeypoints, KeypointFileError, load_keypoints
-from ..pose.formats.world_json import read_world
+from ..pose.formats.world_json import WorldLandmarks, read_world
 from ..retarget.cleaning import CleanOptions, clean
 from ..retarget.filters import CleanReport
 from ..retarget.depth_witness import Witness, limb_angles, on_times
@@ -130,18 +130,19 @@ def import_steps(scene, options: ImportOptions, summary: ImportSummary) -> Itera
     ))
     summary.cleaning = report
     # A video's extraction may hold the detector's own 3-D body: a second witness to depth.
-    witness = _depth_witness(path, summary) if options.lift == "learned" else None
+    world = _world_landmarks(path, summary) if options.lift == "learned" else None
     if options.source_fps:
         times = cleaned.frame_numbers / float(options.source_fps)
         cleaned = resample_by_time(cleaned, times, scene_fps)
         summary.grid_start = int(cleaned.frame_numbers[0])
         summary.notes.insert(0, rate_note(options.source_fps, scene_fps, every))
-    if witness is not None:
+    witness = None
+    if world is not None:
         # Its frames' times (video frames, or key frames when there is no video rate) onto the keys'.
-        times, instants = witness[0], cleaned.frame_numbers.astype(np.float64)
+        times, instants = world.frames.astype(np.float64), cleaned.frame_numbers.astype(np.float64)
         if options.source_fps:
             times, instants = times / float(options.source_fps), instants / scene_fps
-        witness = Witness(witness[1].source, *on_times(witness[1].angle, witness[1].seen, times, instants))
+        witness = Witness(world.source or "the detector", *on_times(*limb_angles(world.points), times, instants))
     yield 0.6, "lifting onto the rig"
 
     try:
@@ -159,19 +160,14 @@ def import_steps(scene, options: ImportOptions, summary: ImportSummary) -> Itera
     yield 1.0, "done"
 
 
-def _depth_witness(path, summary: ImportSummary) -> tuple[np.ndarray, Witness] | None:
-    """(the witness's frame numbers, Witness) from a world.json beside the keypoints
-    (``pose.formats.world_json``); None without one. An unreadable file is reported, not fatal:
-    the lifter then reads depth alone."""
+def _world_landmarks(path, summary: ImportSummary) -> WorldLandmarks | None:
+    """The world.json beside the keypoints (``pose.formats.world_json``), or None. An unreadable
+    file is reported, not fatal: the lifter then reads depth alone."""
     try:
-        world = read_world(path)
+        return read_world(path)
     except ValueError as error:
         summary.notes.append(f"3-D landmarks not used: {error}")
         return None
-    if world is None:
-        return None
-    angle, seen = limb_angles(world.points)
-    return world.frames.astype(np.float64), Witness(world.source or "the detector", angle, seen)
 
 
 def _sampling_step(frame_numbers) -> int:

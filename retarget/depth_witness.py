@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .lifter import LIMBS
+from .lifter import LIMBS, depth_angles
 
 NEAR = np.radians(10.0)  # both this close to the image plane: no side to disagree on
 SURE = 0.7  # the lifter's P(towards) beyond 0.7 (or below 0.3): sure of the side
@@ -40,10 +40,9 @@ def limb_angles(points: np.ndarray, seen: float = SEEN) -> tuple[np.ndarray, np.
     camera-aligned (z away), confidence."""
     points = np.asarray(points, dtype=np.float64)
     parent, child = np.array(LIMBS).T
-    delta = points[:, child, :3] - points[:, parent, :3]
-    across = np.linalg.norm(delta[..., :2], axis=-1)
-    present = (points[:, parent, 3] >= seen) & (points[:, child, 3] >= seen) & (np.linalg.norm(delta, axis=-1) > 1e-6)
-    return np.arctan2(delta[..., 2], across), present
+    length = np.linalg.norm(points[:, child, :3] - points[:, parent, :3], axis=-1)
+    present = (points[:, parent, 3] >= seen) & (points[:, child, 3] >= seen) & (length > 1e-6)
+    return depth_angles(points[..., :2], points[..., 2]), present
 
 
 def on_times(angle: np.ndarray, seen: np.ndarray, times, instants) -> tuple[np.ndarray, np.ndarray]:

@@ -79,53 +79,63 @@ class LimbStep:
             scales[kind] = scale
             self.stats.length_scale[kind] = scale
 
-        learned_scales = self._learned_length_scales(prepared)
-        for seg, seen, start, unposed, head, origin, direction, ratio in prepared:
+        depth = self.options.learned_depth
+        learned = [None if depth is None else depth.limb(p[0].side, p[0].kind) for p in prepared]
+        # The plane each learned limb turns in: through its start and the ray its end projects onto.
+        planes = [None if angle is None else self._image_frame(p[4], p[5], p[6]) for p, angle in zip(prepared, learned)]
+        learned_scales = self._learned_length_scales(prepared, learned, planes)
+        for (seg, seen, start, unposed, head, origin, direction, ratio), angle, plane in zip(prepared, learned, planes):
             radius = seg.length * scales[seg.kind]
             near, far, hit = ray_sphere(head, radius, origin, direction)
             key = f"{seg.side}_{seg.kind}"
             self.stats.missed[key] = float(np.mean(~hit[seen])) if seen.any() else 0.0
-            candidates = normalize(np.stack([near, far], 1) - head[:, None])  # (F, 2, 3)
-            unary = self._limit_cost(seg, candidates)
-            # Of two equally good readings prefer the one nearer the rig's rest pose (a leg
-            # swinging forwards, not swinging forwards and out to the side).
-            at_rest = np.einsum("fij,j->fi", unposed[:, :3, :3], seg.rest_direction)
-            unary = unary + _REST_WEIGHT * (1.0 - np.einsum("fki,fi->fk", candidates, at_rest))
-            if seg.limit == "finger":
-                path = np.argmin(unary, axis=1)  # small bones: the joint limit alone decides
+            if angle is not None:
+                # The network reads the limb's depth; the image keeps its direction. The geometric
+                # choice is needed only where the limb points along the line of sight.
+                direction_chosen = self._learned_direction(seg, plane, head, origin, direction, angle,
+                                                           learned_scales.get(seg.kind))
+                has_plane = plane[2]
+                if not has_plane.all():
+                    geometric = self._geometric_choice(seg, start, unposed, head, near, far)
+                    direction_chosen = np.where(has_plane[:, None], direction_chosen, geometric)
             else:
-                unary = unary + self._lookahead_cost(seg, start, unposed, head, candidates)
-                parent = self.poser.pose(int(self.plan.skeleton.parents[seg.driver]))[:, :3, :3]
-                in_parent = np.einsum("fji,fkj->fki", parent, candidates)  # R^T u per candidate
-                path = choose_path(unary, step_costs(in_parent, **_CONTINUITY))
-            direction_chosen = pick(candidates, path)
-            depth = self.options.learned_depth
-            learned = None if depth is None else depth.limb(seg.side, seg.kind)
-            if learned is not None:
-                # The network reads the limb's depth; the image keeps its direction.
-                direction_chosen = self._learned_direction(
-                    seg, direction_chosen, head, origin, direction, learned, learned_scales.get(seg.kind)
-                )
-            elif self.options.depth_smoothing > 0:
-                apart = np.linalg.norm(far - near, axis=-1) / seg.length
-                direction_chosen = self._smooth_depth(direction_chosen, head, origin, direction, apart)
+                direction_chosen = self._geometric_choice(seg, start, unposed, head, near, far)
+                if self.options.depth_smoothing > 0:
+                    apart = np.linalg.norm(far - near, axis=-1) / seg.length
+                    direction_chosen = self._smooth_depth(direction_chosen, head, origin, direction, apart)
             if seg.parent_segment is not None and seg.hinge is not None:
                 self._align_hinge(seg, direction_chosen)
                 unposed = self.poser.unposed(seg.driver)
             local = np.einsum("fji,fj->fi", unposed[:, :3, :3], direction_chosen)
             self.poser.set_basis(seg.driver, _to4(swing(seg.rest_direction, local)))
 
-    def _learned_length_scales(self, prepared) -> dict[str, float]:
-        """Per limb kind with learned depth angles: the performer's length over the rig's
+    def _geometric_choice(self, seg, start, unposed, head, near, far) -> np.ndarray:
+        """Of the two readings (``near``, ``far``: the ray's points at the bone's length) the one
+        (F, 3 unit direction) a pass over the frames keeps: joint limits, nearness to the rest
+        pose, what it leaves the next joint, continuity."""
+        candidates = normalize(np.stack([near, far], 1) - head[:, None])  # (F, 2, 3)
+        unary = self._limit_cost(seg, candidates)
+        # Of two equally good readings prefer the one nearer the rig's rest pose (a leg
+        # swinging forwards, not swinging forwards and out to the side).
+        at_rest = np.einsum("fij,j->fi", unposed[:, :3, :3], seg.rest_direction)
+        unary = unary + _REST_WEIGHT * (1.0 - np.einsum("fki,fi->fk", candidates, at_rest))
+        if seg.limit == "finger":
+            path = np.argmin(unary, axis=1)  # small bones: the joint limit alone decides
+        else:
+            unary = unary + self._lookahead_cost(seg, start, unposed, head, candidates)
+            parent = self.poser.pose(int(self.plan.skeleton.parents[seg.driver]))[:, :3, :3]
+            in_parent = np.einsum("fji,fkj->fki", parent, candidates)  # R^T u per candidate
+            path = choose_path(unary, step_costs(in_parent, **_CONTINUITY))
+        return pick(candidates, path)
+
+    def _learned_length_scales(self, prepared, learned, planes) -> dict[str, float]:
+        """Per limb kind with learned depth angles (``learned``, per prepared limb, and its
+        ``planes``): the performer's length over the rig's
         (``retarget.learned_depth.length_scale``, both sides pooled)."""
-        depth = self.options.learned_depth
-        if depth is None:
-            return {}
         pooled: dict[str, list] = {}
-        for seg, seen, _, _, head, origin, direction, _ in prepared:
-            angle = depth.limb(seg.side, seg.kind)
+        for (seg, seen, _, _, head, origin, direction, _), angle, plane in zip(prepared, learned, planes):
             if angle is not None:
-                reach = self._reach_at_angle(head, origin, direction, angle) / seg.length
+                reach = self._reach_at_angle(plane, head, origin, direction, angle) / seg.length
                 pooled.setdefault(seg.kind, []).append((reach[seen], angle[seen]))
         out = {}
         for kind, parts in pooled.items():
@@ -147,27 +157,29 @@ class LimbStep:
         length = np.linalg.norm(across, axis=-1, keepdims=True)
         return across / np.maximum(length, 1e-12), sight, length[:, 0] > 1e-9
 
-    def _reach_at_angle(self, head, origin, direction, angle) -> np.ndarray:
+    @staticmethod
+    def _reach_at_angle(plane, head, origin, direction, angle) -> np.ndarray:
         """(F,) how long a limb from ``head`` at ``angle`` out of the image plane must be to end
-        on its ray: the two lines meet in the image plane's plane."""
-        across, sight, _ = self._image_frame(head, origin, direction)
+        on its ray (``plane``: its ``_image_frame``): the two lines meet in that plane."""
+        across, sight, _ = plane
         limb = np.cos(angle)[:, None] * across + np.sin(angle)[:, None] * sight
         normal = np.cross(limb, direction)
         return np.sum(np.cross(origin - head, direction) * normal, -1) / np.maximum(np.sum(normal**2, -1), 1e-12)
 
-    def _learned_direction(self, seg, chosen, head, origin, direction, angle, scale) -> np.ndarray:
+    @staticmethod
+    def _learned_direction(seg, plane, head, origin, direction, angle, scale) -> np.ndarray:
         """The limb's direction (F, 3): at the network's ``angle`` (F,) out of the image plane
         (+ away from the camera), its size fused with the performer's length ``scale`` (rig
-        lengths; ``retarget.learned_depth.fused_angle``), along the video's image direction: in the
-        plane through the limb's start and its end's ray, so the image direction is the
-        video's. Where the limb points along the line of sight the geometric ``chosen`` stays."""
-        across, sight, has_plane = self._image_frame(head, origin, direction)
+        lengths; ``retarget.learned_depth.fused_angle``), along the video's image direction: in
+        ``plane`` (``_image_frame``) through the limb's start and its end's ray, so the image
+        direction is the video's. Meaningless where the plane does not exist (the caller keeps
+        the geometric choice there)."""
+        across, sight, _ = plane
         if scale is not None:
             near, far, _ = ray_sphere(head, seg.length * scale, origin, direction)
             readings = [np.arcsin(np.clip(np.sum(normalize(end - head) * sight, -1), -1.0, 1.0)) for end in (near, far)]
             angle = fused_angle(angle, *readings)
-        learned = normalize(np.cos(angle)[:, None] * across + np.sin(angle)[:, None] * sight)
-        return np.where(has_plane[:, None], learned, chosen)
+        return normalize(np.cos(angle)[:, None] * across + np.sin(angle)[:, None] * sight)
 
     def _smooth_depth(self, chosen, head, origin, direction, apart) -> np.ndarray:
         """Smooth a limb's depth over frames where the image hardly determines it.

@@ -177,6 +177,14 @@ class Lifter:
         return features, joints, towards
 
 
+def depth_angles(planar: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """(frames, 8) each limb of LIMBS's angle out of the image plane, radians, + away from the
+    camera, from its ends' image-plane x, y (frames, 18, 2) and depth (frames, 18)."""
+    parent, child = np.array(LIMBS).T
+    across = np.linalg.norm(planar[:, child] - planar[:, parent], axis=-1)
+    return np.arctan2(depth[:, child] - depth[:, parent], across)
+
+
 def limb_depth_angles(joints: np.ndarray, features: np.ndarray) -> np.ndarray:
     """(frames, 8) each limb's angle out of the image plane, radians, + away from the camera.
 
@@ -185,9 +193,7 @@ def limb_depth_angles(joints: np.ndarray, features: np.ndarray) -> np.ndarray:
     far it reaches in depth. Where an end was not seen the network's own x, y stand in."""
     seen = features[:, : POINTS * 3].reshape(-1, POINTS, 3)
     planar = np.where(seen[..., 2:] > 0, seen[..., :2], joints[..., :2])
-    parent, child = np.array(LIMBS).T
-    across = np.linalg.norm(planar[:, child] - planar[:, parent], axis=-1)
-    return np.arctan2(joints[:, child, 2] - joints[:, parent, 2], across)
+    return depth_angles(planar, joints[..., 2])
 
 
 _CACHE: dict[str, Lifter] = {}

@@ -69,8 +69,9 @@ def no_people() -> np.ndarray:
 
 
 def set_midpoint(person: np.ndarray, target: str, a: str, b: str) -> None:
-    """``target`` = the mean of ``a`` and ``b`` (confidence the lower of the two) when both exist."""
+    """``target`` = the mean of ``a`` and ``b`` (confidence, the last column, the lower of the
+    two) when both exist; ``person`` (POINTS, 3) pixels or (POINTS, 4) 3-D points."""
     ia, ib, it = IMPORT.find(a), IMPORT.find(b), IMPORT.find(target)
-    if person[ia, 2] > 0 and person[ib, 2] > 0:
-        person[it, :2] = (person[ia, :2] + person[ib, :2]) / 2
-        person[it, 2] = min(person[ia, 2], person[ib, 2])
+    if person[ia, -1] > 0 and person[ib, -1] > 0:
+        person[it, :-1] = (person[ia, :-1] + person[ib, :-1]) / 2
+        person[it, -1] = min(person[ia, -1], person[ib, -1])

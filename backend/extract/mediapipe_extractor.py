@@ -163,11 +163,8 @@ def _world_body(world_landmarks) -> np.ndarray | None:
     keep = blaze[:, 3] >= VISIBILITY_FLOOR
     out[0, _BODY_TARGETS] = np.where(keep[:, None], blaze, 0.0)
     out[0, _BODY_TARGETS, 3] = np.where(keep, np.clip(blaze[:, 3], 0.0, 1.0), 0.0)
-    for target, a, b in (("neck", "l_shoulder", "r_shoulder"), ("mid_hip", "l_hip", "r_hip")):
-        ia, ib = IMPORT.find(a), IMPORT.find(b)
-        if out[0, ia, 3] > 0 and out[0, ib, 3] > 0:
-            out[0, IMPORT.find(target), :3] = (out[0, ia, :3] + out[0, ib, :3]) / 2
-            out[0, IMPORT.find(target), 3] = min(out[0, ia, 3], out[0, ib, 3])
+    set_midpoint(out[0], "neck", "l_shoulder", "r_shoulder")
+    set_midpoint(out[0], "mid_hip", "l_hip", "r_hip")
     return out
 
 
