@@ -85,9 +85,7 @@ def seed_loop(model_dir: Path, poses: list[Path], out: Path, steps: int) -> floa
     started = time.perf_counter()
     for path in poses:
         one(path)
-    seconds = time.perf_counter() - started
-    del pipe
-    return seconds
+    return time.perf_counter() - started
 
 
 def memory_kib(pid: int) -> dict:

@@ -23,6 +23,10 @@ memory of 64 frames close to that of 16 (context windows keep it flat). --tiny r
 code on the tiny random model (backend.tiny_model) at 64x64, 2 steps, on the CPU (one thread):
 a check that the path works, whose figures are not judged against the targets.
 
+First, Wan 2.1 VACE 1.3B (bench/bench_gpu_wan.py, issue 11): its transformer at 480x832, 81
+frames, two forwards a step (classifier-free guidance), and the VAE decode of a segment, under
+"wan" in the JSON (--wan only: nothing else; --wan off: skipped).
+
 A case that fails is reported and the next one runs; the exit status is then 1. Progress lines carry the seconds
 since the start, and --out-json is rewritten after every case.
 """
@@ -47,14 +51,12 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 sys.path.insert(0, str(BENCH))
 
-from measure import Clock, PeakMemory, quiet_libraries, timed_run  # noqa: E402
+from measure import GPU_PEAK_TFLOPS, Clock, PeakMemory, quiet_libraries, timed_run  # noqa: E402
 
 TARGET_FRAMES_PER_S = 8.0
 TARGET_VIDEO_16_SECONDS = 4.0
 FLAT_MEMORY_RATIO = 1.15  # peak at 64 frames over peak at 16 frames, at most
 PROMPT, NEGATIVE, SEED = "a knight dancing in a hall", "blurry", 0
-# Dense fp16 tensor-core peaks (TFLOP/s, without sparsity), to put the achieved rate in proportion.
-GPU_PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0}
 
 
 @dataclass(frozen=True)
@@ -225,6 +227,8 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, help="frames per timed run of the frames pipeline")
     parser.add_argument("--batches", type=int, nargs="+")
     parser.add_argument("--video-frames", type=int, nargs="+")
+    parser.add_argument("--wan", choices=("first", "only", "off"), default="first",
+                        help="Wan 2.1 VACE 1.3B before the SD1.5 cases (default), alone, or not at all")
     args = parser.parse_args(argv)
     log = Clock()
 
@@ -250,6 +254,14 @@ def main(argv=None) -> int:
             args.out_json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
 
     log(f"{figures['mode']} model set on {device}: {json.dumps(figures['environment'])}")
+    if args.wan != "off":
+        from bench_gpu_wan import print_wan, run_wan
+
+        figures["wan"] = run_wan(args.tiny, device, log)
+        save()
+        print_wan(figures["wan"])
+        if args.wan == "only":
+            return 1 if any("error" in case for case in figures["wan"]["cases"]) else 0
     temporary = None
     model_dir = args.models
     if model_dir is None:
@@ -294,7 +306,7 @@ def main(argv=None) -> int:
         save()
     if temporary is not None:
         temporary.cleanup()
-    failed = [c["case"] for c in figures["cases"] if "error" in c]
+    failed = [c["case"] for c in figures["cases"] + figures.get("wan", {}).get("cases", []) if "error" in c]
     log(f"done{'; FAILED: ' + ', '.join(failed) if failed else ''}")
     return 1 if failed else 0
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 
 WARMUP_STEPS = 2
+# Dense fp16/bf16 tensor-core peaks (TFLOP/s, without sparsity), to put achieved rates in proportion.
+GPU_PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0}
 
 
 def quiet_libraries() -> None:

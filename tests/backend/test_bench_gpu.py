@@ -1,6 +1,7 @@
 """bench/bench_gpu.py: its --tiny run (the GPU benchmark's own code path, tiny model, CPU) gives
-sane figures, and the full-size configurations it builds from (bench/sd15_configs.py) are the
-published architectures: their parameter counts, counted on the meta device."""
+sane figures, Wan 2.1 VACE's among them (bench/bench_gpu_wan.py), and the full-size
+configurations it builds from (bench/sd15_configs.py, bench/wan_configs.py) are the published
+architectures: their parameter counts, counted on the meta device."""
 import json
 import subprocess
 import sys
@@ -15,8 +16,10 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
+import bench_gpu_wan  # noqa: E402
 import full_size_model  # noqa: E402
 import sd15_configs  # noqa: E402
+import wan_configs  # noqa: E402
 
 
 def test_tiny_run_writes_sane_figures(tmp_path):
@@ -42,6 +45,22 @@ def test_tiny_run_writes_sane_figures(tmp_path):
     # The tiny run is a check of the path: its figures are not judged against the GPU targets.
     assert len(figures["targets"]) == 4 and all(t["pass"] is None for t in figures["targets"])
     assert "frames/s" in done.stdout and "targets" in done.stdout
+    # Wan 2.1 VACE ran first, on the tiny configurations: one CFG step is two forwards, a segment
+    # the pipeline's 50 steps and one decode of 9 frames (3 latent frames of 8x8).
+    wan = figures["wan"]
+    cases = {case["case"]: case for case in wan["cases"]}
+    assert set(cases) == {"wan vace transformer", "wan vae decode fp32", "wan vae decode bf16"}
+    assert not any("error" in case for case in cases.values())
+    transformer = cases["wan vace transformer"]
+    assert transformer["latents"] == [1, 16, 3, 8, 8] and transformer["control"] == [1, 96, 3, 8, 8]
+    assert transformer["seconds_per_step"] == pytest.approx(2 * transformer["seconds_per_forward"], abs=1e-3)
+    assert transformer["seconds_per_segment"] == pytest.approx(50 * transformer["seconds_per_step"], rel=0.01)
+    for dtype in ("fp32", "bf16"):
+        decode = cases[f"wan vae decode {dtype}"]
+        assert decode["frames"] == 9 and decode["seconds"] > 0 and decode["peak_mib"] > 0
+    assert wan["segment"]["seconds"] == pytest.approx(
+        transformer["seconds_per_segment"] + cases["wan vae decode fp32"]["seconds"], abs=0.02)
+    assert "Wan 2.1 VACE 1.3B" in done.stdout
 
 
 @pytest.mark.parametrize("name", full_size_model.MODEL_NAMES)
@@ -77,3 +96,41 @@ def test_tokenizer_has_clips_vocabulary_size_and_special_ids():
     assert len(tokenizer) == sd15_configs.SD15_TEXT_ENCODER["vocab_size"] == 49408
     ids = tokenizer("a knight dancing", padding="max_length", max_length=77).input_ids
     assert len(ids) == 77 and ids[0] == 49406 and ids[-1] == 49407
+
+
+def test_wan_vace_config_has_the_published_parameter_counts():
+    from diffusers import AutoencoderKLWan
+
+    model = bench_gpu_wan.build_transformer(wan_configs.VACE_1_3B, "meta", torch.bfloat16)
+    vace = sum(p.numel() for name, p in model.named_parameters() if name.startswith("vace_"))
+    t2v = sum(p.numel() for p in model.parameters()) - vace
+    assert len(model.vace_blocks) == 15 and len(model.blocks) == 30
+    for name, count in (("t2v_part", t2v), ("vace_part", vace)):
+        low, high = wan_configs.PARAMETERS[name]
+        assert low <= count <= high, f"{name}: {count / 1e6:.2f}M parameters"
+    # bf16 as from_pretrained leaves it: the modules it keeps in fp32 (time embedder, norms) stay so.
+    dtypes = {name: p.dtype for name, p in model.named_parameters()}
+    assert dtypes["blocks.0.attn1.to_q.weight"] == torch.bfloat16
+    assert dtypes["condition_embedder.time_embedder.linear_1.weight"] == torch.float32
+    with torch.device("meta"):
+        vae = AutoencoderKLWan.from_config(wan_configs.VAE)
+    low, high = wan_configs.PARAMETERS["vae"]
+    assert low <= sum(p.numel() for p in vae.parameters()) <= high
+
+
+def test_wan_flop_count_agrees_with_torchs_counter():
+    """The counted FLOPs behind the TFLOP/s figure, against torch's FlopCounterMode on a small
+    model (the counter does not see the CPU's attention kernel: those terms are left out)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    config = {**wan_configs.TINY_VACE, "attention_head_dim": 32, "ffn_dim": 96, "rope_max_seq_len": 1024}
+    model = bench_gpu_wan.build_transformer(config, "cpu", torch.float32)
+    settings = bench_gpu_wan.WanSettings(height=128, width=96, frames=17, text_tokens=20, timed_steps=1)
+    latents = torch.randn(settings.latent_shape(16))
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(hidden_states=latents, timestep=torch.tensor([999.0]), encoder_hidden_states=torch.randn(1, 20, 32),
+              control_hidden_states=torch.randn(settings.latent_shape(96)))
+    tokens, width, blocks = 5 * 8 * 6, 64, 3 + 2
+    attention = blocks * (4 * tokens * tokens * width + 4 * tokens * 20 * width)
+    ours = bench_gpu_wan.transformer_flops(config, settings.latent_shape(16), 20) - attention
+    assert ours == pytest.approx(counter.get_total_flops(), rel=0.005)
