@@ -68,6 +68,7 @@ def run_import_pose(args, scene, log=print) -> int:
         person=args.person, start_frame=args.start_frame, min_confidence=args.min_confidence,
         fix_swaps=not args.no_swap_fix, smooth=not args.no_smooth,
         depth_mode=args.depth.replace("-", "_"), ground=args.ground, lift=args.lift,
+        camera_tilt=args.camera_tilt,
     )
     if args.video is not None:
         code = _extract_and_import(args, scene, options, log)

@@ -178,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--lift", choices=("learned", "geometric"), default="learned",
                      help="each arm and leg's depth read by the learned lifter (learned, default), or from "
                      "the rig's bone lengths with continuity and joint limits (geometric)")
+    imp.add_argument("--camera-tilt", choices=("scene", "image"), default="scene",
+                     help="the learned lift takes the camera's tilt against the floor from the scene camera "
+                     "(scene, default: match it to the shot) or reads it from the image (image)")
     imp.add_argument("--save", type=Path, help="save the result as this .blend")
     imp.add_argument("--overwrite", action="store_true", help="allow --save to replace an existing file")
     for flag, extra in VIDEO_FLAGS.items():

@@ -129,6 +129,14 @@ class POSEBRIDGE_PG_import(bpy.types.PropertyGroup):
                 "from the camera, whatever the rig's build", 1)),
         default="learned",
     )
+    camera_tilt: EnumProperty(
+        name="Camera tilt",
+        items=(("scene", "From scene camera", "The learned lift is told how the camera tilts against the floor "
+                "(match the camera to the shot)", 0),
+               ("image", "From image", "The learned lift reads the camera's tilt from the image alone "
+                "(for a scene camera not matched to the shot)", 1)),
+        default="scene",
+    )
     # A video source (Extract and Import): the backend's pose extraction, then the same import.
     extractor: EnumProperty(
         name="Extractor",

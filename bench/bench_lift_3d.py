@@ -156,9 +156,10 @@ def lift_available() -> bool:
     return hasattr(ImportOptions(keypoints="", armature=""), "lift")
 
 
-def import_view(scene, target, camera, keypoint_file, start_frame, lift=None):
+def import_view(scene, target, camera, keypoint_file, start_frame, lift=None, camera_tilt=None):
     """The project's import (``import_steps``, default options; ``lift`` passed on when the
-    options have it), timed by stage. Returns (ImportSummary, seconds by stage)."""
+    options have it; ``camera_tilt`` likewise), timed by stage. Returns (ImportSummary, seconds
+    by stage)."""
     import posebridge.render.import_pose as import_pose_module
     from posebridge.render.import_job import ImportOptions, ImportSummary, import_steps
 
@@ -166,6 +167,8 @@ def import_view(scene, target, camera, keypoint_file, start_frame, lift=None):
                             start_frame=start_frame, source_name=Path(keypoint_file).stem)
     if lift is not None and hasattr(options, "lift"):
         options.lift = lift
+    if camera_tilt is not None:
+        options.camera_tilt = camera_tilt
     lift_seconds = []
     original = import_pose_module.lift
 
@@ -194,7 +197,7 @@ def import_view(scene, target, camera, keypoint_file, start_frame, lift=None):
     return summary, stages
 
 
-def measure_view(scene, capture, camera, frames, workdir, lift=None, keep_target=False, size=SIZE):
+def measure_view(scene, capture, camera, frames, workdir, lift=None, keep_target=False, size=SIZE, camera_tilt=None):
     """Import the capture as ``camera`` sees it onto a fresh Rigify metarig and compare the
     limbs in 3-D. Returns the figures (``lift_views.compare`` dicts for "lift" and "flat", the
     2-D error, the import's stage seconds) and, with ``keep_target``, the target rig."""
@@ -210,7 +213,7 @@ def measure_view(scene, capture, camera, frames, workdir, lift=None, keep_target
     keypoint_file = Path(workdir) / f"{capture.name}_{camera.name}.json"
     write_sequence(observed, keypoint_file, parts=("body",))  # COCO-18
     target = rigs.build_rigify_metarig(f"lifted_{camera.name}")
-    summary, seconds = import_view(scene, target, camera, keypoint_file, frames[0], lift)
+    summary, seconds = import_view(scene, target, camera, keypoint_file, frames[0], lift, camera_tilt)
     if summary.report.frames != len(frames):
         raise RuntimeError(f"imported {summary.report.frames} frames of {len(frames)}")
 
@@ -352,6 +355,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lift", choices=LIFTS, default=None,
                         help="the import's lift (passed on once ImportOptions has one); default: the import's default")
+    parser.add_argument("--camera-tilt", choices=("scene", "image"), default=None,
+                        help="where the learned lift takes the camera's tilt from (default: the import's, scene)")
     parser.add_argument("--out-json", type=Path, help="write the figures here")
     parser.add_argument("--frames", type=int, default=None, help="use only the first N captured frames of each clip")
     parser.add_argument("--clips", nargs="+", default=list(CLIPS), choices=list(CLIPS))
@@ -369,7 +374,7 @@ def main() -> int:
     if not SHARED_CMU.is_dir():
         print(f"no CMU clips at {SHARED_CMU}")
         return 2
-    print(f"Blender {bpy.app.version_string}; lift: {lift_name}"
+    print(f"Blender {bpy.app.version_string}; lift: {lift_name}; camera tilt: {args.camera_tilt or 'scene'}"
           f"{'' if available else ' (ImportOptions has no lift option yet: geometric, as today)'}; "
           f"{SIZE[0]}x{SIZE[1]}, {LENS:g} mm, {CAPTURE_FPS} fps; limbs: upper arms, forearms, thighs, shins; "
           f"'deep': limbs more than {lift_views.OUT_OF_PLANE_DEG:g} deg out of the image plane; wrong: their "
@@ -384,7 +389,8 @@ def main() -> int:
             if args.frames:
                 frames = frames[:args.frames]
             for view, (camera, placement) in view_cameras(scene, capture, frames, args.views).items():
-                figures = measure_view(scene, capture, camera, frames, workdir, lift=args.lift)
+                figures = measure_view(scene, capture, camera, frames, workdir, lift=args.lift,
+                                       camera_tilt=args.camera_tilt)
                 rows.append({"clip": clip, "clip_label": f"{clip} {CLIPS[clip]}", "view": view, **figures})
                 cameras_json[f"{clip} {view}"] = {
                     "azimuth_deg": lift_views.VIEWS[view][0], "elevation_deg": lift_views.VIEWS[view][1],
@@ -401,7 +407,7 @@ def main() -> int:
         def clean(d):
             return {k: v for k, v in d.items() if k != "errors"}
         document = {
-            "blender": bpy.app.version_string, "lift": lift_name, "lift_option_available": available,
+            "blender": bpy.app.version_string, "lift": lift_name, "camera_tilt": args.camera_tilt or "scene", "lift_option_available": available,
             "settings": {"size": SIZE, "lens_mm": LENS, "fps": CAPTURE_FPS, "cmu_scale": CMU_SCALE,
                          "out_of_plane_deg": lift_views.OUT_OF_PLANE_DEG, "frames": args.frames,
                          "flat_wrong_depth": "n/a: the flat reading has no towards/away sign"},

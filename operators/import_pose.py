@@ -38,6 +38,7 @@ def options_from_settings(scene) -> import_job.ImportOptions:
         depth_mode=settings.depth_mode,
         ground=settings.ground,
         lift=settings.lift,
+        camera_tilt=settings.camera_tilt,
     )
 
 

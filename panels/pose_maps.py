@@ -185,6 +185,8 @@ class POSEBRIDGE_PT_import_pose(_SidebarPanel, bpy.types.Panel):
             column.prop(settings, "start_frame")
         column.prop(settings, "depth_mode")
         column.prop(settings, "lift")
+        if settings.lift == "learned":
+            column.prop(settings, "camera_tilt")
         column.prop(settings, "ground")
         if video:
             layout.operator("posebridge.import_pose", icon="IMPORT", text="Extract and Import")

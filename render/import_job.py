@@ -47,6 +47,7 @@ class ImportOptions:
     depth_mode: str = "rig_size"  # rig_size | fixed
     ground: bool = False
     lift: str = "learned"  # learned | geometric (retarget.learned_depth.LIFTS)
+    camera_tilt: str = "scene"  # scene | image: where the learned lift takes the camera's tilt from
 
 
 @dataclass
@@ -150,6 +151,7 @@ def import_steps(scene, options: ImportOptions, summary: ImportSummary) -> Itera
             armature, cleaned, camera, scene, start_frame=options.start_frame,
             depth_mode=options.depth_mode, ground=options.ground,
             source_name=options.source_name or path.stem, lift_mode=options.lift, depth_witness=witness,
+            camera_tilt=options.camera_tilt,
         )
     except ImportPoseError as error:
         raise JobError(str(error)) from None

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..pose.keypoints import KeypointSequence
 from ..retarget.canvas import fit_into_frame
-from ..retarget.learned_depth import LIFTS, confidence_note, learned_depth
+from ..retarget.learned_depth import CAMERA_TILTS, LIFTS, camera_up, confidence_note, learned_depth, tilt_note
 from ..retarget.lift import DEPTH_MODES, LiftOptions, LiftResult, lift
 from ..retarget.lift_plan import LiftError, plan_lift
 from ..retarget.rays import ArmatureCamera
@@ -104,6 +104,7 @@ def import_pose(
     rigmap=None,
     lift_mode: str = "learned",
     depth_witness=None,
+    camera_tilt: str = "scene",
 ) -> ImportReport:
     """Lift ``seq``'s person ``person`` onto ``armature_obj`` through ``camera_obj`` (the scene
     camera by default) and key it as a new action; see the module doc. ``depth_mode``
@@ -115,13 +116,17 @@ def import_pose(
     legs reach towards or away from the camera (``retarget.learned_depth``); "geometric": the
     rig's bone lengths, continuity and joint limits alone. ``depth_witness``
     (``retarget.depth_witness.Witness``, one row per keypoint frame): a detector's own 3-D reading
-    of the limbs, a second witness to the learned depth. Raises ImportPoseError, changing
-    nothing, when the inputs cannot be imported."""
+    of the limbs, a second witness to the learned depth. ``camera_tilt`` "scene": the network
+    is told the camera's tilt against the floor (world up); "image": it reads it from the image
+    (a scene camera not matched to the shot). Raises ImportPoseError, changing nothing, when
+    the inputs cannot be imported."""
     started = time.perf_counter()
     scene = scene if scene is not None else bpy.context.scene
     _check(armature_obj, seq, person, depth_mode, interpolation)
     if lift_mode not in LIFTS:
         raise ImportPoseError(f"unknown lift {lift_mode!r} (known: {', '.join(LIFTS)})")
+    if camera_tilt not in CAMERA_TILTS:
+        raise ImportPoseError(f"unknown camera tilt {camera_tilt!r} (known: {', '.join(CAMERA_TILTS)})")
     try:
         camera_obj = camera_obj if camera_obj is not None else resolve_camera(scene)
         if camera_obj.type != "CAMERA":
@@ -147,10 +152,13 @@ def import_pose(
     up = np.linalg.inv(matrix_world[:3, :3]) @ np.array([0.0, 0.0, 1.0])
     depth, depth_note = None, ""
     if lift_mode == "learned":
-        depth = learned_depth(keypoints, seq.layout, camera.projection[0], width, height, depth_witness)
-        depth_note = ("; ".join(n for n in (confidence_note(depth.confidence, key_frames), depth.witness_note) if n)
-                      if depth is not None
-                      else "learned depth needs a perspective camera: the geometric lift was used")
+        up_seen = camera_up(camera.to_camera, up) if camera_tilt == "scene" else None
+        depth = learned_depth(keypoints, seq.layout, camera.projection[0], width, height, depth_witness, up_seen)
+        if depth is None:
+            depth_note = "learned depth needs a perspective camera: the geometric lift was used"
+        else:
+            notes = (confidence_note(depth.confidence, key_frames), tilt_note(up_seen), depth.witness_note)
+            depth_note = "; ".join(n for n in notes if n)
     options = LiftOptions(
         depth_mode=depth_mode, fixed_depth=fixed_depth, ground=ground,
         up=tuple(up / np.linalg.norm(up)), hands=hands, head=head, depth_smoothing=depth_smoothing,

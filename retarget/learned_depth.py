@@ -21,6 +21,9 @@ from .depth_witness import Witness, decision_note, settle
 from .rotations import kabsch, matrix_to_quat, quat_to_axis_angle, quat_to_matrix
 
 LIFTS = ("learned", "geometric")
+# Where the network learns the camera's tilt against the floor: from the scene camera (the
+# animator's statement of the shot) or from the image alone (a scene camera not matched to it).
+CAMERA_TILTS = ("scene", "image")
 REPORT_BELOW = 0.7  # frames whose depth confidence is below this are named in the report
 IN_PLANE = np.radians(25.0)  # limbs this near the image plane measure the performer's length
 MIN_IN_PLANE = 10  # frames of it needed
@@ -92,6 +95,27 @@ def fused_angle(angle: np.ndarray, towards: np.ndarray, away: np.ndarray) -> np.
     return angle + np.clip(nearer - angle, -LENGTH_SAYS, LENGTH_SAYS)
 
 
+def camera_up(to_camera: np.ndarray, up) -> np.ndarray:
+    """(F, 3) the unit direction ``up`` (armature space) in the network's camera frame (x right,
+    y down, z away) through ``to_camera`` (F, 4, 4), armature -> Blender's camera frame (y up,
+    z towards the viewer)."""
+    turned = np.einsum("fij,j->fi", np.asarray(to_camera, dtype=np.float64)[:, :3, :3], np.asarray(up, dtype=np.float64))
+    turned = turned / np.maximum(np.linalg.norm(turned, axis=-1, keepdims=True), 1e-12)
+    return turned * np.array([1.0, -1.0, -1.0])
+
+
+def tilt_note(up: np.ndarray | None) -> str:
+    """"camera tilt from the scene camera: 12 deg down" (mean over the frames), or that the
+    image alone gave it: a scene camera far off the shot's tilt misleads the depth."""
+    if up is None:
+        return "camera tilt read from the image"
+    # Level camera: up is (0, -1, 0); looking down, up leans towards the viewer (z < 0: the
+    # head is nearer the camera than the feet).
+    pitch = float(np.degrees(np.arcsin(np.clip(-np.mean(up[:, 2]), -1.0, 1.0))))
+    way = "down" if pitch >= 0 else "up"
+    return f"camera tilt from the scene camera: {abs(pitch):.0f} deg {way} (match it to the shot, or read it from the image)"
+
+
 def body_coco18(keypoints, layout: Layout) -> np.ndarray:
     """(F, 18, 3) COCO-18 body points from a clip in ``layout`` (by name; the neck from the
     shoulders when the layout has none; absent points stay zero)."""
@@ -120,15 +144,17 @@ def pinhole(projection, width: int, height: int) -> tuple[float, tuple[float, fl
 
 
 def learned_depth(keypoints, layout: Layout, projection, width: int, height: int,
-                  witness: Witness | None = None) -> LearnedDepth | None:
+                  witness: Witness | None = None, up=None) -> LearnedDepth | None:
     """Run the network once over the clip (pixel keypoints (F, points, 3) in ``layout``, the
     camera's window matrix (4, 4) of the first frame). None for an orthographic camera.
     ``witness``: a detector's own 3-D reading of the limbs on the same frames (MediaPipe's),
-    settled against the network's (``depth_witness.settle``)."""
+    settled against the network's (``depth_witness.settle``). ``up``: the world's up direction
+    in the camera frame ((3,) or (F, 3); x right, y down, z away: ``camera_up``), None to let
+    the network read the camera's tilt from the image."""
     camera = pinhole(projection, width, height)
     if camera is None:
         return None
-    joints, towards, confidence, angles = lifter.load().read(body_coco18(keypoints, layout), *camera)
+    joints, towards, confidence, angles = lifter.load().read(body_coco18(keypoints, layout), *camera, up)
     note = ""
     if witness is not None:
         angles, decided = settle(angles, towards, witness)

@@ -27,7 +27,10 @@ LIMB_NAMES = ("r_upper_arm", "r_forearm", "r_thigh", "r_shin", "l_upper_arm", "l
 _SIZE_SEGMENTS = ((1, 8, 0.50), (1, 11, 0.50), (2, 5, 0.36), (2, 3, 0.29), (5, 6, 0.29),
                   (8, 9, 0.42), (11, 12, 0.42), (9, 10, 0.42), (12, 13, 0.42))
 SIZE_WINDOW = 27  # frames over which the apparent size is a running median (steadier scale)
-FEATURES = POINTS * 3 + 3
+# Per point x, y, confidence; the mid-hip's ray and log size; the world's up direction in the
+# camera frame and whether it is known (GRAVITY_FEATURES).
+GRAVITY_FEATURES = 4
+FEATURES = POINTS * 3 + 3 + GRAVITY_FEATURES
 # Left/right partner of each COCO-18 point, and of each limb of LIMBS (the mirrored reading).
 MIRROR_POINTS = (0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16)
 MIRROR_LIMBS = (4, 5, 6, 7, 0, 1, 2, 3)
@@ -44,15 +47,17 @@ def _fill_over_time(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def normalise(keypoints, focal: float, centre: tuple[float, float], min_confidence: float = 0.05):
+def normalise(keypoints, focal: float, centre: tuple[float, float], up=None, min_confidence: float = 0.05):
     """Network input from pixel keypoints.
 
     ``keypoints`` (frames, 18, 3): x, y, confidence in pixels (COCO-18 order); ``focal`` in
-    pixels; ``centre`` the principal point (usually the image centre). Returns ``features``
-    (frames, 57): per point (x, y) relative to the mid-hip divided by the apparent body size,
-    and the confidence (0 where the point is missing); then the mid-hip's ray (x/z, y/z) and
-    the log of the apparent size (metres -> normalised image units, about 1 / distance).
-    Also returns ``hip`` (frames, 2) and ``size`` (frames,) to map results back.
+    pixels; ``centre`` the principal point (usually the image centre); ``up`` the world's up
+    direction in the camera frame (x right, y down, z away; (3,) or (frames, 3)), None where
+    unknown. Returns ``features`` (frames, FEATURES): per point (x, y) relative to the mid-hip
+    divided by the apparent body size, and the confidence (0 where the point is missing); then
+    the mid-hip's ray (x/z, y/z) and the log of the apparent size (metres -> normalised image
+    units, about 1 / distance); then ``up`` and 1, or zeros. Also returns ``hip`` (frames, 2)
+    and ``size`` (frames,) to map results back.
     """
     kp = np.asarray(keypoints, dtype=np.float64)
     conf = np.clip(np.nan_to_num(kp[..., 2]), 0.0, 1.0)
@@ -84,8 +89,23 @@ def normalise(keypoints, focal: float, centre: tuple[float, float], min_confiden
     rel = np.where(valid[..., None], np.clip(rel, -4.0, 4.0), 0.0)
     per_point = np.concatenate([rel, np.where(valid, conf, 0.0)[..., None]], axis=-1)
     globals_ = np.stack([hip[:, 0], hip[:, 1], np.log(size)], axis=1)
-    features = np.concatenate([per_point.reshape(len(kp), -1), globals_], axis=1)
+    features = np.concatenate([per_point.reshape(len(kp), -1), globals_, gravity_features(up, len(kp))], axis=1)
     return features.astype(np.float32), hip, size
+
+
+def gravity_features(up, frames: int) -> np.ndarray:
+    """(frames, 4): the unit up direction in the camera frame and 1, or zeros where unknown.
+    The camera's tilt against the floor is what a single view reads worst (a high camera looks
+    like a performer leaning towards it); where the scene knows it, the network need not guess."""
+    out = np.zeros((frames, GRAVITY_FEATURES))
+    if up is None:
+        return out
+    up = np.broadcast_to(np.asarray(up, dtype=np.float64), (frames, 3))
+    length = np.linalg.norm(up, axis=-1, keepdims=True)
+    known = np.isfinite(up).all(-1) & (length[:, 0] > 1e-9)
+    out[known, :3] = up[known] / length[known]
+    out[known, 3] = 1.0
+    return out
 
 
 class _quiet:
@@ -120,11 +140,14 @@ class Lifter:
                 for i in range(len(self.config["layers"]))
             ]
         self.receptive_field = int(self.config["receptive_field"])
+        # Weights trained before the up direction was an input read the first 57 features.
+        self.features = int(self.config.get("features", POINTS * 3 + 3))
 
     def run_features(self, features: np.ndarray) -> np.ndarray:
-        """Raw network output (frames, outputs) for normalised features (frames, 57)."""
+        """Raw network output (frames, outputs) for normalised features (frames, FEATURES)."""
         pad = self.receptive_field // 2
-        x = np.pad(np.asarray(features, dtype=np.float32), ((pad, pad), (0, 0)), mode="edge")
+        features = np.asarray(features, dtype=np.float32)[:, : self.features]
+        x = np.pad(features, ((pad, pad), (0, 0)), mode="edge")
         skip = None
         for (w, b), spec in zip(self.layers, self.config["layers"]):
             # w: (kernel, in, out); a dilated 'valid' convolution is a sum of shifted matmuls.
@@ -140,17 +163,18 @@ class Lifter:
             x = y
         return x
 
-    def __call__(self, keypoints, focal: float, centre: tuple[float, float]):
-        """3-D joints and depth confidence for a (frames, 18, 3) pixel keypoint clip.
+    def __call__(self, keypoints, focal: float, centre: tuple[float, float], up=None):
+        """3-D joints and depth confidence for a (frames, 18, 3) pixel keypoint clip (``up``:
+        the world's up direction in the camera frame, as ``normalise`` takes it).
 
         Returns ``joints`` (frames, 18, 3) in normalised camera units (x right, y down, z
         away; mid-hip at the origin), ``towards`` (frames, 8): probability that each limb of
         ``LIMBS`` points towards the camera (its child nearer), and ``confidence`` (frames,):
         how sure the depth choices are, 0.5 (a coin toss) to 1.
         """
-        return self.read(keypoints, focal, centre)[:3]
+        return self.read(keypoints, focal, centre, up)[:3]
 
-    def read(self, keypoints, focal: float, centre: tuple[float, float]):
+    def read(self, keypoints, focal: float, centre: tuple[float, float], up=None):
         """As ``__call__``, plus each limb's depth angle (``limb_depth_angles``).
 
         The clip is read twice, as it is and mirrored (left and right swapped, x flipped about
@@ -158,19 +182,20 @@ class Lifter:
         network's errors on the two are partly independent (held out: wrong depth signs 8.3% ->
         6.9%)."""
         keypoints = np.asarray(keypoints, dtype=np.float64)
-        features, joints, towards = self._reading(keypoints, focal, centre)
+        features, joints, towards = self._reading(keypoints, focal, centre, up)
         mirrored = keypoints[:, MIRROR_POINTS].copy()
         mirrored[..., 0] = np.where(mirrored[..., 2] > 0, 2.0 * centre[0] - mirrored[..., 0], 0.0)
-        _, joints_m, towards_m = self._reading(mirrored, focal, centre)
+        up_mirrored = None if up is None else np.asarray(up, dtype=np.float64) * np.array([-1.0, 1.0, 1.0])
+        _, joints_m, towards_m = self._reading(mirrored, focal, centre, up_mirrored)
         joints_m = joints_m[:, MIRROR_POINTS] * np.array([-1.0, 1.0, 1.0])
         joints = 0.5 * (joints + joints_m)
         towards = 0.5 * (towards + towards_m[:, MIRROR_LIMBS])
         confidence = np.maximum(towards, 1.0 - towards).mean(axis=1)
         return joints, towards, confidence, limb_depth_angles(joints, features)
 
-    def _reading(self, keypoints, focal, centre):
+    def _reading(self, keypoints, focal, centre, up):
         """(features, joints (F, 18, 3), towards (F, 8)) of one pass of the network."""
-        features, _, _ = normalise(keypoints, focal, centre)
+        features, _, _ = normalise(keypoints, focal, centre, up)
         out = self.run_features(features).astype(np.float64)
         joints = out[:, : POINTS * 3].reshape(-1, POINTS, 3)
         towards = 1.0 / (1.0 + np.exp(-out[:, POINTS * 3 : POINTS * 3 + len(LIMBS)]))

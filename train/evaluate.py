@@ -64,14 +64,17 @@ def angles(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
 
 
-def measure(lifter: Lifter, world: np.ndarray, view: str) -> dict:
+def measure(lifter: Lifter, world: np.ndarray, view: str, tilt: str = "scene") -> dict:
+    """One view of a clip; ``tilt`` "scene": the network is told the camera's tilt (the world's
+    up in the camera frame, as the import passes it), "image": it reads it from the keypoints."""
     camera = view_camera(world, *VIEWS[view])
     cam, kp = keypoints_for(world, *camera)
-    joints, _, confidence = lifter(kp, camera[2], camera[3])
+    up = camera[0] @ np.array([0.0, 1.0, 0.0]) if tilt == "scene" else None
+    joints, _, confidence = lifter(kp, camera[2], camera[3], up)
     truth, pred = limb_vectors(cam), limb_vectors(joints)
     # What the geometric lift will use: the image's own 2-D limb (normalised as the network's
     # input) with the network's depth. Points out of frame keep the network's x, y.
-    features, _, _ = normalise(kp, camera[2], camera[3])
+    features, _, _ = normalise(kp, camera[2], camera[3], up)
     seen = features[:, : 18 * 3].reshape(-1, 18, 3)
     hybrid_points = np.where(seen[..., 2:] > 0, np.concatenate([seen[..., :2], joints[..., 2:]], -1), joints)
     hybrid = limb_vectors(hybrid_points)
@@ -97,6 +100,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("clips", nargs="*", type=Path, default=list(DEFAULT_CLIPS))
     parser.add_argument("--weights", type=Path, default=WEIGHTS)
+    parser.add_argument("--tilt", choices=("scene", "image"), default="scene",
+                        help="tell the network the camera's tilt (scene) or not (image)")
     args = parser.parse_args()
     lifter = Lifter(args.weights)
     all_err, all_hybrid, all_wrong = [], [], []
@@ -105,7 +110,7 @@ def main() -> None:
     for path in args.clips:
         world = clip_world(path)
         for view in VIEWS:
-            m = measure(lifter, world, view)
+            m = measure(lifter, world, view, args.tilt)
             all_err.append(m["errors"])
             all_hybrid.append(m["hybrid_errors"])
             all_wrong.append((m["wrong_sign"], m["deep_limbs"]))

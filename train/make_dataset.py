@@ -123,6 +123,16 @@ def detector_noise(rng, pixels, cam, image_size):
     return kp
 
 
+def scene_up(rng, rotation, known: float = 0.75, tilt_deg: float = 2.0):
+    """The world's up direction in the camera frame as an import would pass it (the scene
+    camera's tilt against the floor, matched to the shot within about ``tilt_deg``), or None
+    (unknown) in ``1 - known`` of the samples, so the network reads clips either way."""
+    if rng.random() >= known:
+        return None
+    up = rotation @ np.array([0.0, 1.0, 0.0]) + rng.normal(0.0, np.radians(tilt_deg), size=3)
+    return up / np.linalg.norm(up)
+
+
 def frame_step(rng, clip_fps: float) -> float:
     """Clip frames per video frame for a random video rate of 24-60 fps, never below 1.
 
@@ -152,7 +162,7 @@ def sample(rng, motion: np.ndarray, length: int, clip_fps: float = 120.0):
     rotation, position, focal, centre, size = random_camera(rng, hips, height_m)
     cam, pixels = project(world, rotation, position, focal, centre)
     kp = detector_noise(rng, pixels, cam, size)
-    features, _, apparent = normalise(kp, focal, centre)
+    features, _, apparent = normalise(kp, focal, centre, scene_up(rng, rotation))
     target = targets(cam, apparent)
     towards = np.stack([cam[:, c, 2] < cam[:, p, 2] for p, c in LIMBS], axis=1)
     return features, target.astype(np.float32), towards.astype(np.float32)

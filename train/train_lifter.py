@@ -104,6 +104,24 @@ def export(model: TemporalLifter, path: Path, extra: dict) -> None:
     np.savez_compressed(path, **arrays)
 
 
+def start_from(model: TemporalLifter, state: dict) -> None:
+    """Load earlier weights; the network begins exactly where they ended. Inputs they lack
+    (features added since) get zero weights; blocks they lack (a network grown to more
+    dilations) start as identities (their last batch norm's scale zero, so the residual passes
+    the input through)."""
+    state = dict(state)
+    weight = state.get("expand.weight")
+    if weight is not None and weight.shape[1] < model.expand.weight.shape[1]:
+        grown = torch.zeros_like(model.expand.weight)
+        grown[:, : weight.shape[1]] = weight
+        state["expand.weight"] = grown
+    missing = model.load_state_dict(state, strict=False).missing_keys
+    for i, (_, _, _, last_bn) in enumerate(model.blocks):
+        if f"blocks.{i}.3.weight" in missing:
+            nn.init.zeros_(last_bn.weight)
+            nn.init.zeros_(last_bn.bias)
+
+
 def training_clips(folder: Path) -> list[Path]:
     return [p for p in sorted(folder.glob("*.bvh")) if int(p.stem.split("_")[0]) not in HELD_OUT]
 
@@ -142,7 +160,7 @@ def main() -> None:
     signs = torch.from_numpy(signs[:, pad:-pad]).contiguous()
     model = TemporalLifter(args.channels, dilations=dilations)
     if args.init:
-        model.load_state_dict(torch.load(args.init))
+        start_from(model, torch.load(args.init))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
     budget, step, start = args.minutes * 60.0, 0, time.time()
     while time.time() - start < budget:

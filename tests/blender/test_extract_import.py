@@ -136,6 +136,10 @@ def test_the_panel_offers_extract_and_import_for_a_video(shot, clip):
     settings.keypoints = "//keypoints"
     drawn = _draw_import_panel()
     assert drawn.buttons == [("posebridge.import_pose", None)] and "layout" in drawn.props
+    assert "camera_tilt" in drawn.props  # the learned lift (default) says where the camera's tilt comes from
+    settings.lift = "geometric"
+    assert "camera_tilt" not in _draw_import_panel().props
+    settings.lift = "learned"
     settings.keypoints = str(clip)
     drawn = _draw_import_panel()
     # Extract and Import, and the backend it goes to can be started from here too.

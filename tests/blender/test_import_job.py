@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import posebridge
+from posebridge.operators.import_pose import options_from_settings
 from posebridge.pose.formats import openpose_json
 from posebridge.pose.formats.readers import load_keypoints
 from posebridge.retarget.canvas import fit_into_frame
@@ -168,6 +169,8 @@ def test_operator_imports_and_reports(demo_rig, tmp_path):
         settings.keypoints = str(tmp_path)
         settings.armature = demo_rig.objects["DemoCharacter"]
         settings.use_canvas, settings.canvas_x, settings.canvas_y = True, 512, 512
+        settings.camera_tilt = "image"
+        assert options_from_settings(demo_rig).camera_tilt == "image"
         assert bpy.ops.posebridge.import_pose() == {"FINISHED"}
         assert demo_rig.objects["DemoCharacter"].animation_data.action.name.startswith("DemoCharacter|")
         settings.keypoints = str(tmp_path / "missing")

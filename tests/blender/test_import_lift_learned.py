@@ -38,11 +38,13 @@ def test_import_pose_command_with_the_learned_lift(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     result = subprocess.run(
         [sys.executable, str(REPO / "cli.py"), "--blend", str(shot), "import-pose", "--keypoints", str(folder),
-         "--armature", "DemoCharacter", "--canvas", "256x256", "--lift", "learned", "--save", str(out)],
+         "--armature", "DemoCharacter", "--canvas", "256x256", "--lift", "learned", "--camera-tilt", "scene",
+         "--save", str(out)],
         capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     assert f"Imported {len(frames)} frame(s) onto DemoCharacter" in result.stdout
     assert "learned depth:" in result.stdout, "the report names the frames to check"
+    assert "camera tilt from the scene camera:" in result.stdout, "the report says what the network was told"
     bpy.ops.wm.open_mainfile(filepath=str(out))
     again = pose_maps.sample_keypoints(bpy.context.scene, pose_maps.plan_job(bpy.context.scene, hands=True, face=False),
                                        frames)
@@ -67,6 +69,19 @@ def test_learned_lift_keeps_directions_and_bone_lengths(walk_shot):  # noqa: F81
     np.testing.assert_allclose(posed, np.broadcast_to(list(lengths.values()), posed.shape), rtol=1e-4, atol=1e-6)
     with pytest.raises(ImportPoseError, match="unknown lift 'deep'"):
         import_pose(target, observed, camera, scene, lift_mode="deep")
+    with pytest.raises(ImportPoseError, match="unknown camera tilt 'sky'"):
+        import_pose(target, observed, camera, scene, camera_tilt="sky")
+
+
+def test_the_camera_tilt_can_come_from_the_image_alone(walk_shot):  # noqa: F811
+    """With ``camera_tilt="image"`` (a scene camera not matched to the shot) the network reads
+    the tilt from the keypoints; the image directions and bone lengths hold all the same."""
+    scene, camera, observed = walk_shot
+    target = rigs.build_rigify_metarig("tilt_from_image")
+    report = import_pose(target, observed, camera, scene, lift_mode="learned", camera_tilt="image")
+    errors = direction_errors(observed, keypoints(scene, "tilt_from_image", FRAMES))
+    assert errors.mean() <= 2.0
+    assert "camera tilt read from the image" in report.depth_note
 
 
 def _rig_points_in_camera(scene, name, frames):

@@ -161,3 +161,16 @@ def test_within_reach_moves_a_rotation_only_as_far_as_it_must():
     np.testing.assert_allclose(learned_depth.within_reach(about_z(5.0), learned, np.radians(10.0)), about_z(5.0), atol=1e-12)
     np.testing.assert_allclose(learned_depth.within_reach(about_z(40.0), learned, np.radians(10.0)), about_z(10.0), atol=1e-12)
     np.testing.assert_allclose(learned_depth.within_reach(about_z(-40.0), learned, np.radians(10.0)), about_z(-10.0), atol=1e-12)
+
+
+def test_the_scene_cameras_tilt_reaches_the_network_as_the_up_direction():
+    """World up (Z) in the network's camera frame (x right, y down, z away): straight up the
+    image for a level camera; leaning towards the viewer by the pitch for one looking down (the
+    head nearer the camera than the feet)."""
+    level = look_at_camera(eye=(0, -4, 1), target=(0, 0, 1), lens=50.0, size=(640, 480))
+    assert learned_depth.camera_up(level.to_camera, (0, 0, 1))[0] == pytest.approx((0.0, -1.0, 0.0), abs=1e-9)
+    down = look_at_camera(eye=(0, -4, 1 + 4 * np.tan(np.radians(30.0))), target=(0, 0, 1), lens=50.0, size=(640, 480))
+    up = learned_depth.camera_up(down.to_camera, (0, 0, 1))
+    assert up[0] == pytest.approx((0.0, -np.cos(np.radians(30.0)), -0.5), abs=1e-9)
+    assert learned_depth.tilt_note(up).startswith("camera tilt from the scene camera: 30 deg down")
+    assert learned_depth.tilt_note(None) == "camera tilt read from the image"

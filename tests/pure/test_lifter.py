@@ -72,3 +72,38 @@ def test_depth_angles_take_the_image_length_and_the_network_depth():
     angles = lifter_module.limb_depth_angles(joints, features)
     assert angles[0, 0] == pytest.approx(0.0)
     assert angles[1, 0] == pytest.approx(-np.pi / 4)  # towards the camera: negative
+
+
+def test_the_up_direction_is_a_unit_vector_and_a_known_flag():
+    assert (lifter_module.gravity_features(None, 3) == 0.0).all()  # unknown: the network reads the image
+    got = lifter_module.gravity_features((0.0, -2.0, 0.0), 3)
+    assert got == pytest.approx(np.tile([0.0, -1.0, 0.0, 1.0], (3, 1)))
+    per_frame = lifter_module.gravity_features([[0.0, 0.0, 3.0], [np.nan, 0.0, 0.0]], 2)
+    assert per_frame[0] == pytest.approx([0.0, 0.0, 1.0, 1.0]) and (per_frame[1] == 0.0).all()
+    features, _, _ = lifter_module.normalise(np.ones((2, 18, 3)), 1000.0, (0.0, 0.0), up=(0.0, -1.0, 0.0))
+    assert features.shape == (2, lifter_module.FEATURES) and features[0, -4:] == pytest.approx([0, -1, 0, 1])
+
+
+def test_weights_from_before_the_up_input_read_only_their_own_features(tmp_path):
+    """Weights exported when the input had 57 features (no up direction) still run: the
+    lifter hands them the first 57 and ignores the rest."""
+    torch = pytest.importorskip("torch")
+    from train.train_lifter import TemporalLifter, export
+    import json
+
+    torch.manual_seed(0)
+    model = TemporalLifter(channels=16)
+    model.eval()
+    path = tmp_path / "w.npz"
+    export(model, path, {})
+    with np.load(path) as data:
+        arrays = dict(data)
+    old = lifter_module.FEATURES - lifter_module.GRAVITY_FEATURES
+    arrays["w0"] = arrays["w0"][:, :old]
+    config = json.loads(bytes(arrays["config"]).decode())
+    config["features"] = old
+    arrays["config"] = np.frombuffer(json.dumps(config).encode(), dtype=np.uint8)
+    np.savez(tmp_path / "old.npz", **arrays)
+    net = lifter_module.Lifter(tmp_path / "old.npz")
+    features = np.random.default_rng(2).normal(size=(30, lifter_module.FEATURES)).astype(np.float32)
+    np.testing.assert_array_equal(net.run_features(features), net.run_features(features[:, :old]))
