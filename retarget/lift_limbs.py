@@ -83,6 +83,9 @@ class LimbStep:
         learned = [None if depth is None else depth.limb(p[0].side, p[0].kind) for p in prepared]
         # The plane each learned limb turns in: through its start and the ray its end projects onto.
         planes = [None if angle is None else self._image_frame(p[4], p[5], p[6]) for p, angle in zip(prepared, learned)]
+        # The network's angles are out of the image plane (square to the camera's axis); the
+        # plane turns about the line of sight through the limb's start: the same limb there.
+        learned = [None if angle is None else self._about_sight(plane, angle) for angle, plane in zip(learned, planes)]
         learned_scales = self._learned_length_scales(prepared, learned, planes)
         for (seg, seen, start, unposed, head, origin, direction, ratio), angle, plane in zip(prepared, learned, planes):
             radius = seg.length * scales[seg.kind]
@@ -156,6 +159,24 @@ class LimbStep:
         across = across - sight * np.sum(across * sight, -1, keepdims=True)
         length = np.linalg.norm(across, axis=-1, keepdims=True)
         return across / np.maximum(length, 1e-12), sight, length[:, 0] > 1e-9
+
+    def _about_sight(self, plane, angle) -> np.ndarray:
+        """(F,) ``angle`` (out of the image plane, + away) as the angle in ``plane`` from its
+        ``across`` towards its ``sight``: the direction in the plane whose component along the
+        camera's axis is sin(angle), of the two the nearer to ``angle``. Off the image's centre
+        the line of sight leans from the axis, and so would a limb turned by the bare angle."""
+        across, sight, _ = plane
+        rotation = self.camera.to_camera[:, :3, :3]
+        axis = -rotation[:, 2] / np.linalg.norm(rotation[:, 2], axis=-1, keepdims=True)  # away from the camera
+        a, b = np.sum(across * axis, -1), np.sum(sight * axis, -1)
+        size = np.hypot(a, b)
+        turn = np.arctan2(b, a)
+        spread = np.arccos(np.clip(np.sin(angle) / np.maximum(size, 1e-12), -1.0, 1.0))
+        roots = (np.stack([turn + spread, turn - spread]) + np.pi) % (2 * np.pi) - np.pi
+        # Only a limb that points the image's way (cos > 0) keeps the video's image direction.
+        miss = np.where(np.abs(roots) <= np.pi / 2, np.abs(roots - angle), np.inf)
+        best = np.take_along_axis(roots, np.argmin(miss, axis=0)[None], 0)[0]
+        return np.where(np.isfinite(miss.min(axis=0)), best, angle)
 
     @staticmethod
     def _reach_at_angle(plane, head, origin, direction, angle) -> np.ndarray:
