@@ -150,22 +150,15 @@ def observe(scene, capture, camera, frames, size=SIZE):
     return pose_maps.sample_keypoints(scene, job, frames)
 
 
-def lift_available() -> bool:
-    from posebridge.render.import_job import ImportOptions
-
-    return hasattr(ImportOptions(keypoints="", armature=""), "lift")
-
-
 def import_view(scene, target, camera, keypoint_file, start_frame, lift=None, camera_tilt=None):
-    """The project's import (``import_steps``, default options; ``lift`` passed on when the
-    options have it; ``camera_tilt`` likewise), timed by stage. Returns (ImportSummary, seconds
-    by stage)."""
+    """The project's import (``import_steps``, default options but ``lift`` and ``camera_tilt``
+    where given), timed by stage. Returns (ImportSummary, seconds by stage)."""
     import posebridge.render.import_pose as import_pose_module
     from posebridge.render.import_job import ImportOptions, ImportSummary, import_steps
 
     options = ImportOptions(keypoints=str(keypoint_file), armature=target.name, camera=camera.name,
                             start_frame=start_frame, source_name=Path(keypoint_file).stem)
-    if lift is not None and hasattr(options, "lift"):
+    if lift is not None:
         options.lift = lift
     if camera_tilt is not None:
         options.camera_tilt = camera_tilt
@@ -354,7 +347,7 @@ def print_summary(per_clip, overall, speed, lift_name):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lift", choices=LIFTS, default=None,
-                        help="the import's lift (passed on once ImportOptions has one); default: the import's default")
+                        help="the import's lift (default: the import's default, learned)")
     parser.add_argument("--camera-tilt", choices=("scene", "image"), default=None,
                         help="where the learned lift takes the camera's tilt from (default: the import's, scene)")
     parser.add_argument("--out-json", type=Path, help="write the figures here")
@@ -366,16 +359,11 @@ def main() -> int:
     load_extension()
     import bpy
 
-    available = lift_available()
-    if args.lift == "learned" and not available:
-        print("learned lift not available yet (ImportOptions has no 'lift'): nothing measured")
-        return 2
-    lift_name = args.lift or ("the import's default" if available else "geometric")
+    lift_name = args.lift or "the import's default"
     if not SHARED_CMU.is_dir():
         print(f"no CMU clips at {SHARED_CMU}")
         return 2
-    print(f"Blender {bpy.app.version_string}; lift: {lift_name}; camera tilt: {args.camera_tilt or 'scene'}"
-          f"{'' if available else ' (ImportOptions has no lift option yet: geometric, as today)'}; "
+    print(f"Blender {bpy.app.version_string}; lift: {lift_name}; camera tilt: {args.camera_tilt or 'scene'}; "
           f"{SIZE[0]}x{SIZE[1]}, {LENS:g} mm, {CAPTURE_FPS} fps; limbs: upper arms, forearms, thighs, shins; "
           f"'deep': limbs more than {lift_views.OUT_OF_PLANE_DEG:g} deg out of the image plane; wrong: their "
           f"towards/away sign wrong (flat: n/a, it has no sign); 2D: image direction error of the import (deg); torso: the\n"
@@ -407,7 +395,7 @@ def main() -> int:
         def clean(d):
             return {k: v for k, v in d.items() if k != "errors"}
         document = {
-            "blender": bpy.app.version_string, "lift": lift_name, "camera_tilt": args.camera_tilt or "scene", "lift_option_available": available,
+            "blender": bpy.app.version_string, "lift": lift_name, "camera_tilt": args.camera_tilt or "scene",
             "settings": {"size": SIZE, "lens_mm": LENS, "fps": CAPTURE_FPS, "cmu_scale": CMU_SCALE,
                          "out_of_plane_deg": lift_views.OUT_OF_PLANE_DEG, "frames": args.frames,
                          "flat_wrong_depth": "n/a: the flat reading has no towards/away sign"},

@@ -57,9 +57,7 @@ class LearnedDepth:
         rows, columns = (list(x) for x in zip(*found))
         # camera frame (y down, z away) -> Blender's camera (y up, z towards) -> armature
         seen = self.joints[:, columns] * np.array([1.0, -1.0, -1.0])
-        turn = np.asarray(to_camera, dtype=np.float64)[:, :3, :3]
-        turn = turn / np.linalg.norm(turn, axis=-1, keepdims=True)
-        seen = np.einsum("fji,fkj->fki", turn, seen)
+        seen = np.einsum("fji,fkj->fki", camera_rotation(to_camera), seen)
         ours = np.asarray(model, dtype=np.float64)[..., rows, :]
         return kabsch(ours - ours.mean(-2, keepdims=True), seen - seen.mean(1, keepdims=True))
 
@@ -95,11 +93,18 @@ def fused_angle(angle: np.ndarray, towards: np.ndarray, away: np.ndarray) -> np.
     return angle + np.clip(nearer - angle, -LENGTH_SAYS, LENGTH_SAYS)
 
 
+def camera_rotation(to_camera: np.ndarray) -> np.ndarray:
+    """(F, 3, 3) the rotation of ``to_camera`` (F, 4, 4; armature -> Blender's camera frame, y up,
+    z towards the viewer) without the armature's scale: its rows are the camera's axes in
+    armature space."""
+    turn = np.asarray(to_camera, dtype=np.float64)[:, :3, :3]
+    return turn / np.linalg.norm(turn, axis=-1, keepdims=True)
+
+
 def camera_up(to_camera: np.ndarray, up) -> np.ndarray:
     """(F, 3) the unit direction ``up`` (armature space) in the network's camera frame (x right,
-    y down, z away) through ``to_camera`` (F, 4, 4), armature -> Blender's camera frame (y up,
-    z towards the viewer)."""
-    turned = np.einsum("fij,j->fi", np.asarray(to_camera, dtype=np.float64)[:, :3, :3], np.asarray(up, dtype=np.float64))
+    y down, z away) through ``to_camera`` (F, 4, 4, as ``camera_rotation`` takes it)."""
+    turned = np.einsum("fij,j->fi", camera_rotation(to_camera), np.asarray(up, dtype=np.float64))
     turned = turned / np.maximum(np.linalg.norm(turned, axis=-1, keepdims=True), 1e-12)
     return turned * np.array([1.0, -1.0, -1.0])
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .learned_depth import fused_angle, length_scale
+from .learned_depth import camera_rotation, fused_angle, length_scale
 from .lift_common import _CONTINUITY, _FILLED_WEIGHT, _to4
 from .lift_plan import Segment
 from .rays import closest_on_ray, ray_sphere
@@ -166,8 +166,7 @@ class LimbStep:
         camera's axis is sin(angle), of the two the nearer to ``angle``. Off the image's centre
         the line of sight leans from the axis, and so would a limb turned by the bare angle."""
         across, sight, _ = plane
-        rotation = self.camera.to_camera[:, :3, :3]
-        axis = -rotation[:, 2] / np.linalg.norm(rotation[:, 2], axis=-1, keepdims=True)  # away from the camera
+        axis = -camera_rotation(self.camera.to_camera)[:, 2]  # away from the camera
         a, b = np.sum(across * axis, -1), np.sum(sight * axis, -1)
         size = np.hypot(a, b)
         turn = np.arctan2(b, a)
