@@ -140,9 +140,20 @@ def _extract_and_import(args, scene, options, log) -> int:
 
 def _check_video_flags(args) -> None:
     """The flags' own mistakes, named as flags (generate_job checks the rest in its words)."""
-    if args.stride > args.context:
+    from .generate.videos import WAN_VACE, CuttingError, cutting
+
+    if args.stride > args.context and args.pipeline != WAN_VACE:  # Wan has no context windows
         raise CommandError(f"--stride {args.stride} must not exceed --context {args.context}: windows "
                            "that far apart would leave frames out")
+    wan_only = [flag for flag, value in (("--resolution", args.resolution), ("--vace-control", args.vace_control))
+                if value is not None]
+    if wan_only and args.pipeline not in (None, WAN_VACE):  # Auto may be Wan; another pipeline never
+        raise CommandError(f"{wan_only[0]} only goes with --pipeline wan-vace (not {args.pipeline})")
+    if args.pipeline == WAN_VACE:
+        try:
+            cutting(WAN_VACE, args.segment)
+        except CuttingError as error:
+            raise CommandError(f"--segment {args.segment}: {error}") from None
     if args.reference is not None and not args.reference.is_file():
         raise CommandError(f"--reference {args.reference}: no such file")
 
@@ -170,7 +181,8 @@ def run_generate(args, scene, log=print) -> int:
     params = dict(prompt=args.prompt, negative=args.negative, seed=args.seed, steps=args.steps,
                   guidance=args.guidance, pose_scale=args.pose_scale, depth_scale=args.depth_scale,
                   batch=args.batch)
-    params.update(generate_job.video_params(args.pipeline, args.context, args.stride, args.identity_scale))
+    params.update(generate_job.video_params(args.pipeline, args.context, args.stride, args.identity_scale,
+                                            resolution=args.resolution, vace_control=args.vace_control))
     out_dir = args.out.resolve()
     request = generate_job.GenerateRequest(
         backend_url=args.backend, token=args.token or os.environ.get("POSEBRIDGE_TOKEN") or None,

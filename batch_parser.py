@@ -9,7 +9,8 @@ import argparse
 import re
 from pathlib import Path
 
-from .generate.job_folder import PIPELINE_NAMES
+from .generate.job_folder import PIPELINE_NAMES, VACE_CONTROLS, WAN_RESOLUTIONS
+from .generate.videos import WAN_LEAD, WAN_SEGMENT
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -205,15 +206,27 @@ def build_parser() -> argparse.ArgumentParser:
                      help="frames pipeline: frames per UNet call on the backend")
     gen.add_argument("--pipeline", choices=PIPELINE_NAMES,
                      help="animatediff: the range as one video (steady look, smooth motion); frames: "
-                     "each frame on its own (default: the backend's default, animatediff when it has a "
-                     "motion module)")
+                     "each frame on its own; wan-vace: Wan 2.1 VACE, a video transformer, the range in "
+                     f"segments of {WAN_SEGMENT} frames (default: the backend's default, animatediff when "
+                     "it has a motion module)")
     gen.add_argument("--context", type=_positive_int, default=16,
                      help="animatediff: frames per context window (default: %(default)s)")
     gen.add_argument("--stride", type=_positive_int, default=4,
                      help="animatediff: frames between window starts, at most --context (default: %(default)s)")
     gen.add_argument("--segment", type=_positive_int,
-                     help="animatediff: frames per job, each continuing from the previous one's last "
-                     "frames (default: the whole range as one video)")
+                     help="frames per job, each continuing from the previous one's last frames. "
+                     "animatediff: new frames per job (default: the whole range as one video); wan-vace: "
+                     f"the clip length, counting the {WAN_LEAD} frames it continues from, at least "
+                     f"{WAN_LEAD + 4} (default: {WAN_SEGMENT}, as Wan was trained)")
+    gen.add_argument("--resolution", choices=WAN_RESOLUTIONS,
+                     help="wan-vace: the size Wan generates at, 480p (default; the 1.3B model's) or 720p "
+                     "(the 14B model's) near the pose maps' aspect, or maps (the pose maps' own size); the "
+                     "frames come back at the pose maps' size")
+    gen.add_argument("--vace-control", choices=VACE_CONTROLS,
+                     help="wan-vace: the control video, the pose maps (pose), the depth maps (depth), or "
+                     "the pose drawn over the depth maps (pose_over_depth: pose for the character, depth "
+                     "for the set); the last two need depth maps, --depth or depth_NNNN.png beside the pose maps "
+                     "(default: pose_over_depth with depth maps, else pose)")
     gen.add_argument("--reference", type=Path,
                      help="PNG image of the character: every frame is steered towards its identity")
     gen.add_argument("--identity-scale", type=_identity_scale, default=0.6,

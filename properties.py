@@ -167,6 +167,26 @@ PIPELINE_ITEMS = (
      "holds and the motion flows from frame to frame (frames land when the video is done)", 1),
     ("FRAMES", "Frames", "Each frame on its own from the same noise: frames land one by one, but "
      "details flicker from frame to frame", 2),
+    ("WAN_VACE", "Wan VACE", "Wan 2.1 VACE, a video diffusion transformer: the pose (or depth) maps as its "
+     "control video, in segments of up to 81 frames that continue from each other, the reference image "
+     "as the character. Trained at 16 fps, but the frames follow the pose maps one to one, so at 24 fps "
+     "the motion plays at the animator's timing. Needs a backend started with a Wan model; the first job "
+     "loads it (slow)", 3),
+)
+# Wan VACE's control video. The numbers are stable, as above.
+VACE_CONTROL_ITEMS = (
+    ("AUTO", "Auto", "Pose over depth when depth maps are rendered, else pose", 0),
+    ("POSE", "Pose", "The pose maps: the character moves as posed, the model invents the set", 1),
+    ("DEPTH", "Depth", "The depth maps: the shapes of the character and the set, no skeleton "
+     "(needs Depth on in Pose Maps)", 2),
+    ("POSE_OVER_DEPTH", "Pose over depth", "The pose skeleton drawn over the depth maps: pose for the "
+     "character, depth for the set; best where the two are apart (needs Depth on in Pose Maps)", 3),
+)
+WAN_RESOLUTION_ITEMS = (
+    ("480p", "480p", "About 832x480 pixels at the pose maps' aspect: what the 1.3B model was trained at", 0),
+    ("720p", "720p", "About 1280x720 pixels: for the 14B model; slower and needs much more memory", 1),
+    ("maps", "Pose maps' size", "The pose maps' own size, to multiples of 16: quick small previews; "
+     "far from 480p or 720p the model works outside what it was trained on", 2),
 )
 
 
@@ -184,7 +204,17 @@ class POSEBRIDGE_PG_generate(bpy.types.PropertyGroup):
                              default="blurry, deformed, extra limbs")
     pipeline: EnumProperty(
         name="Pipeline", items=PIPELINE_ITEMS, default="AUTO",
-        description="How the frames are made: as one video (AnimateDiff) or each on its own (Frames)",
+        description="How the frames are made: as one video (AnimateDiff, Wan VACE) or each on its own "
+        "(Frames)",
+    )
+    wan_resolution: EnumProperty(
+        name="Resolution", items=WAN_RESOLUTION_ITEMS, default="480p",
+        description="Wan VACE: the size the model generates at (a multiple of 16 near the pose maps' "
+        "aspect); the frames come back at the pose maps' size either way",
+    )
+    vace_control: EnumProperty(
+        name="Control", items=VACE_CONTROL_ITEMS, default="AUTO",
+        description="Wan VACE: what its control video shows (it takes one)",
     )
     seed: IntProperty(name="Seed", default=0, min=0,
                       description="The noise the frames start from: the same seed, poses and settings "
@@ -223,9 +253,10 @@ class POSEBRIDGE_PG_generate(bpy.types.PropertyGroup):
     )
     segment: IntProperty(
         name="Segment", default=0, min=0,
-        description="AnimateDiff: frames per job for long shots. Each segment is made after the one "
-        "before and continues from its last frames; a stopped run resumes at the first unfinished "
-        "segment. 0: the whole range as one video",
+        description="Frames per job for long shots. Each segment is made after the one before and "
+        "continues from its last frames; a stopped run resumes at the first unfinished segment. "
+        "AnimateDiff: new frames per job, 0: the whole range as one video. Wan VACE: the clip "
+        "length, counting the 5 frames it continues from (at least 9), 0: 81, as Wan was trained",
     )
     output_dir: StringProperty(
         name="Output", subtype="DIR_PATH", options=PATH_OPTIONS, default="//posebridge/generated/",

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .extract import EXTRACTORS
 from .pipelines import PIPELINE_NAMES, GenerateParams
+from .pipelines.base import RESOLUTIONS, VACE_CONTROLS
 
 _DEFAULTS = GenerateParams()
 
@@ -35,7 +36,7 @@ class JobParams(_Strict):
     width: int | None = Field(None, ge=8, le=4096, multiple_of=8)
     height: int | None = Field(None, ge=8, le=4096, multiple_of=8)
     pipeline: Literal[PIPELINE_NAMES] | None = Field(
-        None, description="'frames' or 'animatediff'; default: the backend's default (/health)"
+        None, description="'frames', 'animatediff' or 'wan-vace'; default: the backend's default (/health)"
     )
     context_length: int = Field(_DEFAULTS.context_length, ge=1, le=64, description="animatediff: frames per context window")
     context_stride: int = Field(_DEFAULTS.context_stride, ge=1, le=64, description="animatediff: frames between window starts")
@@ -44,6 +45,14 @@ class JobParams(_Strict):
     )
     prompts: dict[int, str] | None = Field(
         None, description="prompt travel: frame number -> prompt, blended between keys (wins over prompt)"
+    )
+    resolution: Literal[RESOLUTIONS] = Field(
+        _DEFAULTS.resolution,
+        description="wan-vace: the area it generates at ('maps': the pose maps' own size); frames come back"
+        " at the pose maps' size",
+    )
+    vace_control: Literal[VACE_CONTROLS] | None = Field(
+        None, description="wan-vace: its control video; default 'pose_over_depth' with depth frames, else 'pose'"
     )
 
     @model_validator(mode="after")
@@ -81,7 +90,9 @@ class JobRequest(_Strict):
     params: JobParams = Field(default_factory=JobParams)
     frames: list[JobFrame]
     reference: str | None = Field(
-        None, description="identity reference of the character, a base64 PNG (needs the IP-Adapter)"
+        None,
+        description="identity reference of the character, a base64 PNG (the IP-Adapter's, or wan-vace's"
+        " reference image); transparent parts count as white",
     )
     lead: list[LeadFrame] = Field(
         default_factory=list,
@@ -154,6 +165,9 @@ class Health(BaseModel):
     pipelines: list[str] | None = Field(None, description="the pipelines this backend runs, the default first")
     has_ip_adapter: bool | None = None
     max_context_length: int | None = Field(None, description="the most frames the motion module sees at once")
+    wan_loaded: bool | None = Field(
+        None, description="wan-vace's model is in memory (it loads on the first wan-vace job, which takes longer)"
+    )
     version: str | None = None
     error: str | None = None
     extractors: list[str] | None = Field(

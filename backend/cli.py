@@ -35,6 +35,7 @@ from .models import (
     DTYPES,
     is_single_file,
 )
+from .wan_model import DEFAULT_WAN_MODEL
 
 TOKEN_ENV = "POSEBRIDGE_BACKEND_TOKEN"
 
@@ -101,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--ip-adapter",
         help="IP-Adapter for identity references (hub id or folder laid out as it, with"
         f" models/ip-adapter_sd15.safetensors and models/image_encoder), or 'none' (default {DEFAULT_IP_ADAPTER})",
+    )
+    add(
+        "--wan-model",
+        help="Wan 2.1 VACE pipeline for the wan-vace pipeline (hub id or diffusers folder), loaded on its first"
+        f" job, or 'none' (default {DEFAULT_WAN_MODEL}; Wan-AI/Wan2.1-VACE-14B-diffusers for 720p)",
     )
     add("--model-config", help="diffusers-format folder holding a single-file --model's configuration")
     add("--controlnet-config", help="diffusers-format folder holding single-file ControlNets' configuration")
@@ -173,7 +179,7 @@ def _flag_model(value: str | None, current: str | None) -> str | None:
 
 def resolve_models(args, parser) -> dict:
     """The models to load (load_models' keyword arguments: model, pose_controlnet,
-    depth_controlnet, motion_adapter, ip_adapter) from the flags and any model-set file.
+    depth_controlnet, motion_adapter, ip_adapter, wan_model) from the flags and any model-set file.
 
     A model-set folder names what it holds (what it leaves out is not loaded); otherwise the
     defaults. A flag wins over both; 'none' leaves that model out."""
@@ -183,6 +189,7 @@ def resolve_models(args, parser) -> dict:
         depth_controlnet=DEFAULT_DEPTH_CONTROLNET,
         motion_adapter=DEFAULT_MOTION_ADAPTER,
         ip_adapter=DEFAULT_IP_ADAPTER,
+        wan_model=DEFAULT_WAN_MODEL,
     )
     if os.path.isdir(os.path.expanduser(args.model)):
         try:
@@ -196,10 +203,11 @@ def resolve_models(args, parser) -> dict:
                 depth_controlnet=model_set.depth,
                 motion_adapter=model_set.motion_adapter,
                 ip_adapter=model_set.ip_adapter,
+                wan_model=model_set.wan_vace,
             )
     if args.pose_controlnet:
         chosen["pose_controlnet"] = args.pose_controlnet
-    for key in ("depth_controlnet", "motion_adapter", "ip_adapter"):
+    for key in ("depth_controlnet", "motion_adapter", "ip_adapter", "wan_model"):
         chosen[key] = _flag_model(getattr(args, key), chosen[key])
     for key, name in chosen.items():
         if _missing_local_model(name):
@@ -365,29 +373,32 @@ def load_tiny_fallback(directory, options: dict):
     from .models import load_models
 
     model_set = read_model_set(directory) if os.path.isdir(directory) else None
-    if model_set is None or model_set.motion_adapter is None or model_set.ip_adapter is None:
+    if model_set is None or None in (model_set.motion_adapter, model_set.ip_adapter, model_set.wan_vace):
         write_tiny_model_set(directory)  # absent, or written before the set had its adapters
         model_set = read_model_set(directory)
     print(f"posebridge-backend: serving the tiny random-weight model set from {directory} instead",
           file=sys.stderr, flush=True)
     pipe = load_models(model_set.base, model_set.openpose, model_set.depth, local_files_only=True,
-                       motion_adapter=model_set.motion_adapter, ip_adapter=model_set.ip_adapter, **options)
+                       motion_adapter=model_set.motion_adapter, ip_adapter=model_set.ip_adapter,
+                       wan_model=model_set.wan_vace, **options)
     pipe.models["fallback"] = "tiny"
     return pipe
 
 
 def write_tiny_model_set(directory) -> Path:
-    """make_tiny_model plus the posebridge-models.json naming its folders."""
+    """make_tiny_model and make_tiny_wan, plus the posebridge-models.json naming their folders."""
     from .tiny_model import make_tiny_model
+    from .tiny_wan import make_tiny_wan
 
     paths = make_tiny_model(directory)
+    wan = make_tiny_wan(paths.root / "wan-vace")
 
     def rel(path: Path) -> str:
         return path.relative_to(paths.root).as_posix()
 
     return write_model_set(
         paths.root, rel(paths.base), rel(paths.openpose), rel(paths.depth),
-        motion_adapter=rel(paths.motion_adapter), ip_adapter=rel(paths.ip_adapter),
+        motion_adapter=rel(paths.motion_adapter), ip_adapter=rel(paths.ip_adapter), wan_vace=rel(wan),
     )
 
 

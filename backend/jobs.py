@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .pipelines import EncodedFrames, GenerateParams, GenerationCancelled, generate, is_temporal, rgb8
+from .pipelines import EncodedFrames, GenerateParams, GenerationCancelled, generate, is_temporal, on_white, rgb8
 
 from .worker_queue import CANCELLED, DONE, FAILED, FINISHED_STATES, QUEUED, RUNNING, WorkerQueue
 
@@ -202,7 +202,13 @@ class JobQueue(WorkerQueue):
             self._run_frames(job)
 
     def _decode_reference(self, job: Job):
-        return None if job.reference is None else _decode(job.reference)
+        """The reference as PIL RGB, transparency made white (pipelines.on_white)."""
+        from PIL import Image
+
+        if job.reference is None or isinstance(job.reference, Image.Image):
+            return on_white(job.reference)
+        with Image.open(io.BytesIO(job.reference)) as opened:
+            return rgb8(on_white(opened))
 
     def _set_progress(self, job: Job, fraction: float) -> None:
         with self._lock:

@@ -6,7 +6,8 @@
                          "lllyasviel/control_v11p_sd15_openpose",
                          "lllyasviel/control_v11f1p_sd15_depth",
                          motion_adapter="guoyww/animatediff-motion-adapter-v1-5-3",
-                         ip_adapter="h94/IP-Adapter")
+                         ip_adapter="h94/IP-Adapter",
+                         wan_model="Wan-AI/Wan2.1-VACE-1.3B-diffusers")
 
 Models come through diffusers' ``from_pretrained``: a hub id (from the user's HF cache, or
 downloaded when the network is allowed), a local folder in diffusers format, or ``cache_dir``.
@@ -17,6 +18,8 @@ Every pipeline shares the loaded components: the ControlNets, text encoder, VAE 
 UNet's weights are in memory once. The AnimateDiff UNet (the base UNet plus the motion modules)
 is built by diffusers as a copy; its spatial weights are then pointed back at the base UNet's
 (``share_spatial_weights``), so the motion pipeline costs only the motion modules' memory.
+
+Wan VACE (backend/wan_model.py) is a model of its own, loaded on its first job, not at start-up.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .pipelines.base import ANIMATEDIFF, FRAMES, ModelNotAvailableError
+from .pipelines.base import ANIMATEDIFF, FRAMES, WAN_VACE, ModelNotAvailableError
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEFAULT_POSE_CONTROLNET = "lllyasviel/control_v11p_sd15_openpose"
@@ -67,6 +70,7 @@ class LoadedModels:
     motion_pipe: Any | None = None
     has_ip_adapter: bool = False
     compiled: bool = False  # the UNets and ControlNets go through torch.compile
+    wan: Any | None = None  # a backend.wan_model.WanModel (loads on first use), or None
 
     @property
     def has_depth(self) -> bool:
@@ -86,7 +90,8 @@ class LoadedModels:
     @property
     def pipelines(self) -> list[str]:
         """The pipelines these models can run, the default first."""
-        return [ANIMATEDIFF, FRAMES] if self.motion_pipe is not None else [FRAMES]
+        names = [ANIMATEDIFF, FRAMES] if self.motion_pipe is not None else [FRAMES]
+        return names + [WAN_VACE] if self.wan is not None else names
 
     @property
     def default_pipeline(self) -> str:
@@ -226,6 +231,7 @@ def load_models(
     motion_adapter: str | None = None,
     ip_adapter: str | None = None,
     torch_compile: bool = False,
+    wan_model: str | None = None,
 ) -> LoadedModels:
     """Load the base model, its ControlNets and the optional adapters once; return them ready.
 
@@ -246,6 +252,10 @@ def load_models(
     with cpu_offload). Frames stay the same up to rounding; on an H200 the frames pipeline and
     AnimateDiff ran 1.37x faster, but the first job of each pipeline and shape pays the
     compilation (73 s and 106 s there): for a backend that serves many jobs.
+
+    wan_model: a Wan 2.1 VACE pipeline (hub id or diffusers folder) for the wan-vace pipeline,
+    loaded on its first job; left out (``models["wan_unavailable"]`` says why) when it cannot be
+    had from here. None: no wan-vace.
     """
     from diffusers import ControlNetModel, MultiControlNetModel, StableDiffusionControlNetPipeline
     from diffusers.models.attention_processor import AttnProcessor2_0
@@ -326,10 +336,20 @@ def load_models(
             "depth_controlnet": depth_controlnet,
             "motion_adapter": motion_adapter or None,
             "ip_adapter": ip_adapter or None,
+            "wan_model": wan_model or None,
         },
         motion_pipe=motion_pipe,
         has_ip_adapter=bool(ip_adapter),
     )
+    if wan_model:
+        from .wan_model import WanModel, wan_unavailable
+
+        reason = wan_unavailable(wan_model, local_files_only, cache_dir)
+        if reason is None:
+            loaded.wan = WanModel(wan_model, device=device, dtype=torch_dtype, cpu_offload=cpu_offload,
+                                  local_files_only=local_files_only, cache_dir=cache_dir)
+        else:
+            loaded.models["wan_unavailable"] = reason
     if torch_compile:
         from .speedups import compile_models
 

@@ -31,7 +31,7 @@ from .api_models import ErrorBody, Health, JobList, JobRequest, JobStatus
 from .guards import BearerTokenGuard, BodySizeLimit, LocalHostGuard
 from .job_input import BadJobInput, decode_frames, decode_reference, frame_size
 from .jobs import JobQueue
-from .pipelines import ANIMATEDIFF, GenerateParams, animatediff, is_temporal
+from .pipelines import ANIMATEDIFF, WAN_VACE, GenerateParams, animatediff, is_temporal, wan_vace
 
 DTYPE_NAMES = {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32"}
 
@@ -91,6 +91,7 @@ class _Backend:
             "pipelines": pipe.pipelines,
             "has_ip_adapter": pipe.has_ip_adapter,
             "max_context_length": pipe.max_context_length,
+            "wan_loaded": pipe.wan is not None and pipe.wan.loaded,
             "version": __version__,
             "extractors": extractors,
         }
@@ -123,17 +124,25 @@ def _check_params(params: GenerateParams, pipe) -> None:
         raise HTTPException(
             400,
             f"pipeline {params.pipeline!r} is not available on this backend (it runs {', '.join(pipe.pipelines)});"
-            " animatediff needs a motion adapter (serve --motion-adapter)",
+            " animatediff needs a motion adapter (serve --motion-adapter), wan-vace a Wan VACE model"
+            f" (serve --wan-model){_why_no_wan(pipe)}",
         )
-    if params.pipeline == ANIMATEDIFF:
-        try:
+    try:
+        if params.pipeline == ANIMATEDIFF:
             animatediff.check_params(pipe, params)
-        except ValueError as exc:
-            raise HTTPException(400, str(exc)) from None
+        if params.pipeline == WAN_VACE:
+            wan_vace.check_params(params)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
     try:
         params.prompt_schedule()
     except ValueError as exc:
         raise HTTPException(400, f"params.prompt: {exc}") from None
+
+
+def _why_no_wan(pipe) -> str:
+    reason = pipe.models.get("wan_unavailable")
+    return f"; {reason}" if reason else ""
 
 
 def _validation_message(errors) -> str:
@@ -228,10 +237,6 @@ def create_app(
                 413,
                 f"too many frames: {len(request.frames)}, the limit is {limits.max_frames} (--max-frames)",
             )
-        try:
-            frames = decode_frames(request.frames, has_depth=backend.pipe.has_depth, lead=request.lead)
-        except BadJobInput as exc:
-            raise HTTPException(400, str(exc)) from None
         values = request.params.model_dump()
         if values["batch"] is None:
             values["batch"] = limits.default_batch
@@ -239,22 +244,30 @@ def create_app(
             values["pipeline"] = backend.pipe.default_pipeline
         params = GenerateParams(**values)
         _check_params(params, backend.pipe)
+        wan = params.pipeline == WAN_VACE  # takes depth and a reference without ControlNet or IP-Adapter
+        try:
+            frames = decode_frames(request.frames, has_depth=backend.pipe.has_depth or wan, lead=request.lead)
+        except BadJobInput as exc:
+            raise HTTPException(400, str(exc)) from None
+        if wan and params.vace_control in ("depth", "pose_over_depth") and frames[0].depth is None:
+            raise HTTPException(400, f"params.vace_control {params.vace_control!r} needs depth frames; none were sent")
         if request.lead and not is_temporal(params.pipeline):
-            raise HTTPException(400, f"lead frames need a temporal pipeline (animatediff), not {params.pipeline!r}")
-        if len(request.lead) >= params.context_length:
+            raise HTTPException(
+                400, f"lead frames need a temporal pipeline (animatediff, wan-vace), not {params.pipeline!r}")
+        if params.pipeline == ANIMATEDIFF and len(request.lead) >= params.context_length:
             raise HTTPException(
                 400, f"{len(request.lead)} lead frames leave no room in a context window of {params.context_length}"
             )
         reference = None
         if request.reference is not None:
-            if not backend.pipe.has_ip_adapter:
+            if not backend.pipe.has_ip_adapter and not wan:
                 raise HTTPException(400, "reference given, but the backend was started without an IP-Adapter (--ip-adapter)")
             try:
                 reference = decode_reference(request.reference)
             except BadJobInput as exc:
                 raise HTTPException(400, str(exc)) from None
         width, height = frame_size(frames)
-        if (params.width or width) % 8 or (params.height or height) % 8:
+        if not wan and ((params.width or width) % 8 or (params.height or height) % 8):
             raise HTTPException(
                 400,
                 f"frame size must be a multiple of 8 (frames are {width}x{height}); set params width/height",

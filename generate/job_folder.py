@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..draw.png import write_bytes_atomic
 from .controls import OUTPUT_PREFIX, ControlFolderError, ControlFrame, control_frames, frame_file_name
+from .videos import WAN_VACE, segment_length
 
 __all__ = [
     "MANIFEST_NAME", "PARAM_DEFAULTS", "ControlFrame", "ControlFolderError", "FrameWriter", "Plan",
@@ -41,12 +42,21 @@ PARAM_DEFAULTS = {
     "prompt": "", "negative": "", "seed": 0, "steps": 20, "guidance": 7.5, "pose_scale": 1.0,
     "depth_scale": 1.0, "control_start": 0.0, "control_end": 1.0, "width": None, "height": None,
     "context_length": 16, "context_stride": 4, "identity_scale": 0.6, "prompts": None,
+    "resolution": "480p", "vace_control": None,
 }
 # The pipelines a user may name (backend/pipelines), and those whose frames are made together,
 # as one video (TEMPORAL there).
-PIPELINE_NAMES = ("animatediff", "frames")
-TEMPORAL_PIPELINES = ("animatediff",)
-_TEMPORAL_ONLY = ("context_length", "context_stride")
+PIPELINE_NAMES = ("animatediff", "frames", WAN_VACE)
+TEMPORAL_PIPELINES = ("animatediff", WAN_VACE)
+# Params only some pipelines read: dropped from the settings of the others, so that changing
+# them does not call frames stale that they could not have changed.
+_ONLY_FOR = {
+    "context_length": ("animatediff",), "context_stride": ("animatediff",),  # Wan has no windows
+    "resolution": (WAN_VACE,), "vace_control": (WAN_VACE,),
+    "depth_scale": ("animatediff", "frames"),  # the depth ControlNet's; Wan reads depth as its video
+}
+WAN_RESOLUTIONS = ("480p", "720p", "maps")  # maps: the pose maps' own size (to multiples of 16)
+VACE_CONTROLS = ("pose", "depth", "pose_over_depth")
 
 
 def effective_pipeline(params: dict, health: dict) -> str:
@@ -76,7 +86,11 @@ def generation_settings(
     Device and dtype are left out on purpose: fp16 vs fp32 or CPU vs GPU change pixels only by
     rounding, and calling a whole shot stale for that would push users to overwrite good work.
     What cannot matter is dropped too: the depth scale without depth maps, the identity scale
-    without a reference, the context windows for the per-frame pipeline.
+    without a reference, the params of other pipelines (context windows are AnimateDiff's, the
+    resolution and control video Wan VACE's). Wan's defaults are filled in as it resolves them
+    (its 81-frame segment, pose or pose over depth), so asking for them by name is the same.
+    Only the models a pipeline runs count: Wan VACE's frames depend on the Wan model alone, the
+    SD1.5 pipelines' on everything but it (a backend started with or without Wan leaves them be).
     """
     merged = {**PARAM_DEFAULTS, **(params or {})}
     merged["pipeline"] = effective_pipeline(params, health)
@@ -88,16 +102,27 @@ def generation_settings(
         merged.pop("identity_scale", None)
     else:
         merged["reference"] = reference_hash
-    if is_temporal(merged["pipeline"]):
-        merged["segment"] = segment
-    else:
-        for key in _TEMPORAL_ONLY:
+    pipeline = merged["pipeline"]
+    if is_temporal(pipeline):
+        merged["segment"] = segment_length(pipeline, segment)
+    for key, readers in _ONLY_FOR.items():
+        if pipeline not in readers:
             merged.pop(key, None)
+    if pipeline == WAN_VACE and merged.get("vace_control") is None:
+        merged["vace_control"] = "pose_over_depth" if uses_depth else "pose"
     for key in _FLOAT_PARAMS & merged.keys():
         value = merged[key]
         if isinstance(value, int) and not isinstance(value, bool):
             merged[key] = float(value)  # 7 and 7.0 are the same guidance
-    return {"params": merged, "models": dict(health.get("models") or {})}
+    return {"params": merged, "models": _models_for(pipeline, health.get("models") or {})}
+
+
+def _models_for(pipeline: str, models: dict) -> dict:
+    """The backend's model ids that make ``pipeline``'s pixels (/health's models: "wan_model",
+    and "wan_unavailable" saying why it is absent, are Wan's; the rest the SD1.5 pipelines')."""
+    if pipeline == WAN_VACE:
+        return {k: v for k, v in models.items() if k == "wan_model"}
+    return {k: v for k, v in models.items() if not k.startswith("wan_")}
 
 
 def settings_hash(settings: dict) -> str:

@@ -18,13 +18,15 @@ The backend dying mid-job, or failing the job, ends the run with a message sayin
 frames are saved and that running again makes only the missing ones; saved frames are never
 removed.
 
-Temporal pipelines (animatediff) make a job's frames together, as one video, so the work is cut
-differently: each unbroken run of frames to make is one video, or with ``segment`` one job per
-``segment`` frames, made one after another. A job whose frame just before it is already made
+Temporal pipelines (animatediff, wan-vace) make a job's frames together, as one video, so the
+work is cut differently (generate/videos.py): each unbroken run of frames to make is one video,
+or one job per segment, made one after another. A job whose frame just before it is already made
 (an earlier segment, or frames kept from an earlier run) gets up to ``lead`` of those frames as
-lead frames: the backend continues the video from them, so the join does not jump. A segment's
-frames land when it finishes; a crash keeps every finished segment, and the next run goes on
-from the first segment not made.
+lead frames: the backend continues the video from them, so the join does not jump. AnimateDiff's
+segment is its new frames (none given: the whole run as one video); Wan VACE's is its clip
+length, lead frames included, 81 unless given, so a Wan shot longer than that is always cut. A
+segment's frames land when it finishes; a crash keeps every finished segment, and the next run
+goes on from the first segment not made.
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ from . import job_folder
 from .client import BackendClient, BackendError, BackendRequestError, BackendUnavailable
 from .controls import ControlFolderError, ControlFrame
 from ..draw.png import png_size
-from .videos import DEFAULT_LEAD, lead_frames, video_units
+from .videos import CuttingError, cutting, lead_frames, video_units
 
 IDLE, CHECKING, RUNNING, DONE, FAILED, CANCELLED = "idle", "checking", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
@@ -109,8 +111,8 @@ class GenerationRun:
     ``max_job_frames`` splits the work into jobs of at most that many frames (None: one job; a
     413 "request too large" answer halves the job size on its own).
     ``reference``: the identity reference image (a PNG file) or None. Temporal pipelines only:
-    ``segment`` frames per job (None: each unbroken run of frames is one video), ``lead``
-    frames a job continues from.
+    ``segment`` frames per job (None: the pipeline's default, see generate/videos.py), at most
+    ``lead`` frames a job continues from (None: the pipeline's own, 4 AnimateDiff, 5 Wan VACE).
     """
 
     def __init__(
@@ -126,7 +128,7 @@ class GenerationRun:
         max_job_frames: int | None = None,
         reference=None,
         segment: int | None = None,
-        lead: int = DEFAULT_LEAD,
+        lead: int | None = None,
     ):
         self.client = client
         self.out_dir = Path(out_dir)
@@ -140,7 +142,7 @@ class GenerationRun:
         if segment is not None and segment < 1:
             raise ValueError(f"segment must be at least 1 frame (got {segment})")
         self.segment = segment
-        self.lead = max(0, int(lead))
+        self.lead = None if lead is None else max(0, int(lead))
         self._videos: dict[str, dict] = {}  # temporal job id -> what its frames record as "video"
         self.plan: job_folder.Plan | None = None
         self.health: dict | None = None
@@ -241,7 +243,7 @@ class GenerationRun:
             else:
                 text = f"the backend at {self.client.url} stopped answering; " + self._saved_sentence()
             self._finish(FAILED, text, text)
-        except (BackendError, ControlFolderError) as error:
+        except (BackendError, ControlFolderError, CuttingError) as error:
             text = str(error) + (f"; {self._saved_sentence()}" if self._writer is not None else "")
             self._finish(FAILED, text, text)
         except OSError as error:  # the output folder: full disk, no permission
@@ -295,13 +297,15 @@ class GenerationRun:
         if not todo:
             self._finish(DONE, f"all {len(plan.done)} frames are already in {plan.out_dir}{kept}")
             return
+        pipeline = job_folder.effective_pipeline(self.params, self.health)
+        cut = self._cutting(pipeline) if job_folder.is_temporal(pipeline) else None  # refused before sending
         self._check_cancel()
         info = {k: self.health.get(k) for k in ("device", "dtype", "version") if k in self.health}
         with self._lock:
             self._writer = job_folder.FrameWriter(plan, self.overwrite, info)
         self._update(state=RUNNING, frames_to_make=len(todo), message=f"sending {len(todo)} frame(s)")
-        if job_folder.is_temporal(job_folder.effective_pipeline(self.params, self.health)):
-            self._make_videos(todo)
+        if cut is not None:
+            self._make_videos(todo, cut)
             self._finish(DONE, f"generated {len(todo)} frame(s) into {plan.out_dir}{kept}")
             return
         pending = list(todo)
@@ -320,17 +324,23 @@ class GenerationRun:
             pending = pending[len(chunk):]
         self._finish(DONE, f"generated {len(todo)} frame(s) into {plan.out_dir}{kept}")
 
-    def _make_videos(self, todo: list[int]) -> None:
+    def _cutting(self, pipeline: str):
+        """How this run's videos are cut (generate/videos.py); CuttingError for a segment the
+        pipeline cannot use."""
+        context = self.params.get("context_length") or job_folder.PARAM_DEFAULTS["context_length"]
+        return cutting(pipeline, self.segment or self.max_job_frames, self.lead,
+                       context_length=int(context) if pipeline == "animatediff" else None)
+
+    def _make_videos(self, todo: list[int], cut) -> None:
         """Temporal pipelines: one job per video unit, in order, each continuing from the frames
         made just before it."""
         plan = self.plan
-        units = video_units(list(plan.controls), todo, self.segment or self.max_job_frames)
-        context = int(self.params.get("context_length") or job_folder.PARAM_DEFAULTS["context_length"])
-        most_lead = min(self.lead, context - 1)
+        units = video_units(list(plan.controls), todo, cut.segment,
+                            lead=cut.lead if cut.lead_in_segment else 0, usable=plan.done)
         done_before = 0
         for unit in units:
             self._check_cancel()
-            lead = self._lead_frames(unit[0], most_lead)
+            lead = self._lead_frames(unit[0], cut.lead)
             try:
                 job = self.client.submit(
                     self.params, plan.control_frames(unit), name=self.name, reference=self.reference,

@@ -50,7 +50,8 @@ def request_from_settings(context) -> generate_job.GenerateRequest:
                   depth_scale=settings.depth_scale, batch=settings.batch)
     params.update(generate_job.video_params(
         generate_job.panel_pipeline(settings.pipeline), settings.context_length,
-        settings.context_stride, settings.identity_scale))
+        settings.context_stride, settings.identity_scale, resolution=settings.wan_resolution,
+        vace_control=generate_job.panel_vace_control(settings.vace_control)))
     return generate_job.GenerateRequest(
         backend_url=url, token=token, params=params, strip_name=settings.name.strip() or "PoseBridge",
         out_dir=output_folder(settings.output_dir, "output folder"), overwrite=settings.overwrite,
@@ -77,6 +78,8 @@ class POSEBRIDGE_OT_generate(SteppedOperator, bpy.types.Operator):
         try:
             self._request = request_from_settings(context)
             generate_job.check_settings(self._request)  # at once, not after the pose maps
+            if not context.scene.posebridge.depth:  # no depth maps will be rendered
+                generate_job.check_depth_control(self._request.params, [])
         except JobError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}

@@ -31,6 +31,8 @@ class POSEBRIDGE_PT_generate(_SidebarPanel, bpy.types.Panel):
         layout.prop(settings, "prompt")
         layout.prop(settings, "negative")
         layout.prop(settings, "pipeline")
+        if settings.pipeline == "WAN_VACE":
+            _draw_wan(layout, context, settings)
         row = layout.row(align=True)
         row.prop(settings, "seed")
         row.prop(settings, "steps")
@@ -84,6 +86,25 @@ def _draw_identity(layout, settings) -> None:
     row.prop(settings, "identity_scale")
 
 
+def _draw_wan(layout, context, settings) -> None:
+    """Wan VACE's own settings, and what its frame rate means for the shot."""
+    box = layout.box()
+    box.prop(settings, "wan_resolution")
+    depth = context.scene.posebridge.depth
+    row = box.row()
+    row.active = depth  # the choice only matters when there are depth maps to show
+    row.prop(settings, "vace_control")
+    if not depth and settings.vace_control in ("DEPTH", "POSE_OVER_DEPTH"):
+        box.label(text="Needs depth maps: turn on Depth in Pose Maps", icon="ERROR")
+    box.prop(settings, "segment", text="Segment (0: 81)")
+    render = context.scene.render
+    fps = render.fps / (render.fps_base or 1.0)
+    # Wan's clips are 16 fps, but each frame is made from one pose map: the timing stays the
+    # animator's whatever the scene's rate, only the motion per frame differs from training.
+    box.label(text=f"Wan is trained at 16 fps, the scene runs at {fps:.4g}:", icon="INFO")
+    box.label(text="frames follow the pose maps 1:1, your timing holds")
+
+
 def _draw_advanced(layout, settings) -> None:
     """AnimateDiff's context windows and segments, Frames' batch: the defaults suit most shots."""
     header, body = layout.panel("POSEBRIDGE_PT_generate_advanced", default_closed=True)
@@ -91,11 +112,16 @@ def _draw_advanced(layout, settings) -> None:
     if body is None:
         return
     column = body.column()
-    column.active = settings.pipeline != "FRAMES"  # Frames makes each frame on its own
+    # Context windows are AnimateDiff's (Wan sees a whole segment at once); Frames has none.
+    column.active = settings.pipeline in ("AUTO", "ANIMATEDIFF")
     row = column.row(align=True)
     row.prop(settings, "context_length")
     row.prop(settings, "context_stride")
-    column.prop(settings, "segment")
+    if settings.pipeline != "WAN_VACE":  # Wan's segment is drawn with its settings
+        row = body.row()
+        row.active = settings.pipeline != "FRAMES"  # Frames makes each frame on its own
+        label = {"text": "Segment (0: whole range)"} if settings.pipeline == "ANIMATEDIFF" else {}
+        row.prop(settings, "segment", **label)
     row = body.row()
-    row.active = settings.pipeline != "ANIMATEDIFF"  # AnimateDiff makes its windows, not batches
+    row.active = settings.pipeline in ("AUTO", "FRAMES")  # the video pipelines make no batches
     row.prop(settings, "batch")

@@ -8,8 +8,9 @@ already saved stays (AnimateDiff saves a video's frames when the whole video, or
 done), and the next run makes only the missing ones.
 
 Settings that cannot work (a stride longer than the context, a missing reference image, a
-pipeline the backend does not have) stop the job before anything is rendered or sent, as a
-SettingsError: the batch command's usage error.
+pipeline the backend does not have, a Wan segment too short for its lead frames, a depth control
+video without depth maps) stop the job before anything is sent, as a SettingsError: the batch
+command's usage error.
 """
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ import bpy
 from ..generate import controls as control_files
 from ..generate.client import BackendClient, BackendError
 from ..generate.controls import ControlFolderError
-from ..generate.job_folder import PARAM_DEFAULTS, PIPELINE_NAMES, effective_pipeline, is_temporal
+from ..generate.job_folder import PARAM_DEFAULTS, PIPELINE_NAMES, effective_pipeline
 from ..generate.run import CANCELLED, DONE, GenerationRun, check_reference, plan_generation
+from ..generate.videos import WAN_VACE, CuttingError, cutting
 from ..draw.png import png_size
 from . import pose_maps, vse
 from .job_steps import Waiting
@@ -54,7 +56,7 @@ class GenerateRequest:
     depth_dir: Path | None = None  # None: depth_NNNN.png beside the pose maps, when there are any
     overwrite: bool = False
     reference: Path | None = None  # the character's identity reference (a PNG), or none
-    segment: int | None = None  # temporal pipelines: frames per job; None: the range as one video
+    segment: int | None = None  # temporal pipelines: frames per job; None: the pipeline's default
 
 
 @dataclass
@@ -83,19 +85,32 @@ class GenerateOutcome:
 
 
 def video_params(pipeline: str | None, context_length: int, context_stride: int,
-                 identity_scale: float) -> dict:
+                 identity_scale: float, resolution: str | None = None, vace_control: str | None = None) -> dict:
     """The params of the pipeline choice. ``pipeline`` None (Auto) is left out: the backend then
-    runs its default. The window sizes only count for temporal pipelines, the identity scale
-    only with a reference (the manifest ignores them otherwise), so they are always sent."""
+    runs its default. The window sizes only count for AnimateDiff, the identity scale only with
+    a reference (the manifest ignores them otherwise), so they are always sent. Wan VACE's
+    ``resolution`` and ``vace_control`` (None: the backend's default) go only with wan-vace
+    named: a backend refuses params it does not know."""
     params = dict(context_length=context_length, context_stride=context_stride,
                   identity_scale=identity_scale)
     if pipeline is not None:
         params["pipeline"] = pipeline
+    if pipeline == WAN_VACE:
+        for key, value in (("resolution", resolution), ("vace_control", vace_control)):
+            if value is not None:
+                params[key] = value
     return params
 
 
 def panel_pipeline(choice: str) -> str | None:
-    """The panel's Pipeline item (AUTO, ANIMATEDIFF, FRAMES) as the backend names it; None: Auto."""
+    """The panel's Pipeline item (AUTO, ANIMATEDIFF, FRAMES, WAN_VACE) as the backend names it
+    (wan-vace); None: Auto."""
+    return None if choice == "AUTO" else choice.lower().replace("_", "-")
+
+
+def panel_vace_control(choice: str) -> str | None:
+    """The panel's Control item (AUTO, POSE, DEPTH, POSE_OVER_DEPTH) as the backend names it;
+    None: Auto (pose, or pose over depth when depth maps are sent)."""
     return None if choice == "AUTO" else choice.lower()
 
 
@@ -116,14 +131,32 @@ def check_settings(request: GenerateRequest) -> None:
     params = request.params
     length = params.get("context_length", PARAM_DEFAULTS["context_length"])
     stride = params.get("context_stride", PARAM_DEFAULTS["context_stride"])
-    if stride > length:
+    if stride > length and params.get("pipeline") != WAN_VACE:  # Wan has no context windows
         raise SettingsError(f"the context stride ({stride}) must not exceed the context length "
                             f"({length}): windows that far apart would leave frames out")
     if params.get("pipeline") not in (None, *PIPELINE_NAMES):
         raise SettingsError(f"unknown pipeline {params['pipeline']!r} (choose {', '.join(PIPELINE_NAMES)})")
     if request.segment is not None and request.segment < 1:
         raise SettingsError(f"a segment must be at least 1 frame (got {request.segment})")
+    if params.get("pipeline") == WAN_VACE:
+        _check_cutting(WAN_VACE, request.segment)
     _check_reference(request.reference)
+
+
+def _check_cutting(pipeline: str, segment: int | None) -> None:
+    try:
+        cutting(pipeline, segment)
+    except CuttingError as error:
+        raise SettingsError(str(error)) from None
+
+
+def check_depth_control(params: dict, controls) -> None:
+    """Wan VACE's depth control videos need depth maps: SettingsError when none are sent."""
+    control = params.get("vace_control")
+    if control in ("depth", "pose_over_depth") and not any(c.depth is not None for c in controls):
+        raise SettingsError(f"the {control.replace('_', ' ')} control video needs depth maps and there are "
+                            "none (render them with Depth on, or --depth in the batch command; or "
+                            "choose the pose control)")
 
 
 def _check_reference(reference) -> None:
@@ -135,19 +168,27 @@ def _check_reference(reference) -> None:
 
 def check_backend_can(params: dict, reference: Path | None, health: dict, url: str) -> str:
     """The pipeline the backend will run; SettingsError when it cannot do what is asked (a
-    pipeline it lacks, a reference without an IP-Adapter, a longer context than its motion
-    module sees). A backend whose /health predates pipelines is left to answer for itself."""
+    pipeline it lacks, a reference without an IP-Adapter for the SD1.5 pipelines, a longer
+    context than its motion module sees, Auto meaning Wan with a segment too short for it). A
+    backend whose /health predates pipelines is left to answer for itself."""
     pipeline = effective_pipeline(params, health)
     offered = health.get("pipelines")
     if offered is not None and pipeline not in offered:
-        raise SettingsError(f"the backend at {url} has no {pipeline} pipeline (it runs: "
+        hint = ""
+        if pipeline == WAN_VACE:  # the backend says why its Wan model is missing, when it knows
+            why = (health.get("models") or {}).get("wan_unavailable")
+            hint = f" ({why})" if why else " (start it with a Wan model: serve --wan-model)"
+        raise SettingsError(f"the backend at {url} has no {pipeline} pipeline{hint} (it runs: "
                             f"{', '.join(offered) or 'none'}); choose another or Auto")
-    if reference is not None and health.get("has_ip_adapter") is False:
+    # Wan VACE takes the reference image itself; the SD1.5 pipelines need an IP-Adapter for it.
+    if reference is not None and pipeline != WAN_VACE and health.get("has_ip_adapter") is False:
         raise SettingsError(f"the backend at {url} has no IP-Adapter for the identity reference "
                             "(start it with one, or clear the reference)")
+    if pipeline == WAN_VACE and params.get("pipeline") is None:
+        _check_cutting(pipeline, None)  # Auto turned out to be Wan: its default segment
     longest = health.get("max_context_length")
     length = params.get("context_length", PARAM_DEFAULTS["context_length"])
-    if is_temporal(pipeline) and longest is not None and length > longest:
+    if pipeline == "animatediff" and longest is not None and length > longest:
         raise SettingsError(f"a context of {length} frames is longer than the backend's motion module "
                             f"sees ({longest} frames)")
     return pipeline
@@ -155,8 +196,11 @@ def check_backend_can(params: dict, reference: Path | None, health: dict, url: s
 
 def multiple_of_8(params: dict, width: int, height: int) -> dict:
     """Stable Diffusion needs sizes in multiples of 8: ask for the nearest below when the pose
-    maps are not (the strip is fitted to the render size anyway)."""
+    maps are not (the strip is fitted to the render size anyway). Wan VACE picks its own size
+    from its resolution and gives the frames back at the pose maps' size: nothing to ask."""
     params = dict(params)
+    if params.get("pipeline") == WAN_VACE:
+        return params
     if width % 8 or height % 8:
         params.setdefault("width", max(8, width // 8 * 8))
         params.setdefault("height", max(8, height // 8 * 8))
@@ -239,6 +283,7 @@ def generate_steps(scene, request: GenerateRequest, outcome: GenerateOutcome, po
     elif request.poses_dir is None:
         raise JobError("no pose maps: give a folder of pose_NNNN.png or render them first")
     controls = _controls(request, frames)
+    check_depth_control(request.params, controls)
     size = png_size(controls[0].pose)
     if size is None:
         raise JobError(f"{controls[0].pose} is not a PNG image")

@@ -2,7 +2,10 @@
 
 - ``frames``: each frame denoised on its own (SD1.5 + ControlNets, the same noise per frame);
 - ``animatediff``: the whole range denoised as one video by an AnimateDiff motion module, in
-  overlapping context windows (``windows``), for shots of any length.
+  overlapping context windows (``windows``), for shots of any length;
+- ``wan_vace``: the range as one video by Wan 2.1 VACE (pose or depth as its control video, a
+  reference image of the character); long shots go as segments, each continuing from the
+  previous one's last frames (``known``).
 
 Shared: ``conditioning`` (text embeddings with prompt travel, the IP-Adapter identity reference),
 ``prompts`` (prompt schedules), ``windows`` (context windows, FreeNoise). A new pipeline is one
@@ -18,9 +21,10 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from . import animatediff, frames
+from . import animatediff, frames, wan_vace
 from .base import (
     ANIMATEDIFF,
+    WAN_VACE,
     EncodedFrames,
     FRAMES,
     PIPELINE_NAMES,
@@ -30,15 +34,17 @@ from .base import (
     Hooks,
     ModelNotAvailableError,
     frames_to_pil,
+    on_white,
     rgb8,
     to_pil,
 )
 
-PIPELINES = {FRAMES: frames, ANIMATEDIFF: animatediff}
+PIPELINES = {FRAMES: frames, ANIMATEDIFF: animatediff, WAN_VACE: wan_vace}
 
 __all__ = [
     "ANIMATEDIFF", "EncodedFrames", "FRAMES", "PIPELINES", "PIPELINE_NAMES", "GenerateParams", "GenerationCancelled",
-    "GenerationRequest", "Hooks", "ModelNotAvailableError", "generate", "is_temporal", "make_request", "rgb8",
+    "GenerationRequest", "Hooks", "ModelNotAvailableError", "WAN_VACE", "generate", "is_temporal", "make_request",
+    "on_white", "rgb8",
 ]
 
 
@@ -61,11 +67,12 @@ def make_request(
     known: {index: image} of frames already generated that the video continues from (temporal
     pipelines; the first indices)."""
     params.validate()
+    wan = params.pipeline == WAN_VACE
     poses = frames_to_pil(pose_frames, "pose")
     size = _size(poses)
     depths = None
     if depth_frames is not None:
-        if not models.has_depth:
+        if not models.has_depth and not wan:  # Wan takes depth as its control video, no ControlNet
             raise ValueError("depth frames given, but the backend was loaded without a depth ControlNet")
         depths = frames_to_pil(depth_frames, "depth")
         if len(depths) != len(poses):
@@ -77,12 +84,12 @@ def make_request(
             )
     width = params.width or size[0]
     height = params.height or size[1]
-    if width % 8 or height % 8:
+    if (width % 8 or height % 8) and not wan:  # Wan makes its own size and resizes to this one
         raise ValueError(f"frame size must be a multiple of 8 (got {width}x{height}); set width/height")
     if reference is not None:
-        if not models.has_ip_adapter:
+        if not models.has_ip_adapter and not wan:  # Wan takes it as VACE's reference image
             raise ValueError("a reference image was given, but the backend was started without an IP-Adapter")
-        reference = to_pil(reference, "reference", 0)
+        reference = to_pil(on_white(reference), "reference", 0)
     numbers = list(range(len(poses))) if frame_numbers is None else [int(n) for n in frame_numbers]
     if len(numbers) != len(poses):
         raise ValueError(f"{len(numbers)} frame numbers for {len(poses)} frames")
@@ -96,6 +103,10 @@ def make_request(
     request = GenerationRequest(poses, depths, params, numbers, width, height, reference, known)
     if params.pipeline == ANIMATEDIFF:
         animatediff.check_params(models, params)
+    if wan:
+        if models.wan is None:
+            raise ValueError("wan-vace needs a Wan VACE model (serve --wan-model)")
+        wan_vace.check_request(request)
     return request
 
 

@@ -24,13 +24,23 @@ import numpy as np
 from .prompts import check_schedule, parse_prompt_schedule
 from .windows import DEFAULT_CONTEXT_LENGTH, DEFAULT_CONTEXT_STRIDE
 
-FRAMES, ANIMATEDIFF = "frames", "animatediff"
-PIPELINE_NAMES = (FRAMES, ANIMATEDIFF)
+FRAMES, ANIMATEDIFF, WAN_VACE = "frames", "animatediff", "wan-vace"
+PIPELINE_NAMES = (FRAMES, ANIMATEDIFF, WAN_VACE)
 DEFAULT_IDENTITY_SCALE = 0.6
+# wan-vace: the area it generates at ("maps": the control frames' own size), the frames coming
+# back at the control frames' size, and which frames make its one control video.
+RESOLUTIONS = ("480p", "720p", "maps")
+VACE_CONTROLS = ("pose", "depth", "pose_over_depth")
 
 
 class GenerationCancelled(Exception):
     """Raised by a pipeline when its ``should_stop`` answered True at a denoising step."""
+
+
+class StopAtStep(Exception):
+    """Raised inside diffusers' step callback to leave the denoising loop at once (setting
+    ``pipe._interrupt`` would still run the remaining loop turns and the VAE decode); the
+    pipeline turns it into GenerationCancelled."""
 
 
 class ModelNotAvailableError(ValueError):
@@ -46,9 +56,12 @@ class ModelNotAvailableError(ValueError):
 class GenerateParams:
     """What one generation asks for. ``validate()`` raises ValueError naming a bad field.
 
-    pipeline: "frames" (each frame denoised on its own, from the same noise) or "animatediff"
+    pipeline: "frames" (each frame denoised on its own, from the same noise), "animatediff"
     (the range denoised as one video by a motion module, in context windows of
-    ``context_length`` frames every ``context_stride`` frames).
+    ``context_length`` frames every ``context_stride`` frames) or "wan-vace" (the range as one
+    video by Wan 2.1 VACE, at ``resolution``'s area, controlled by ``vace_control``: "pose",
+    "depth" or "pose_over_depth"; None takes pose over depth when depth frames are given, else
+    pose).
     prompt: one prompt, or a schedule "N: prompt | M: prompt" (frame numbers); prompts: the
     schedule as a map (wins over ``prompt``). See backend.pipelines.prompts.
     width/height: the output size; None takes the control frames' size. Control frames of
@@ -79,6 +92,8 @@ class GenerateParams:
     context_stride: int = DEFAULT_CONTEXT_STRIDE
     identity_scale: float = DEFAULT_IDENTITY_SCALE
     prompts: dict | None = None
+    resolution: str = RESOLUTIONS[0]
+    vace_control: str | None = None
 
     @property
     def depth_window(self) -> tuple[float, float]:
@@ -104,6 +119,10 @@ class GenerateParams:
             )
         if self.pipeline not in PIPELINE_NAMES:
             raise ValueError(f"pipeline must be one of {', '.join(PIPELINE_NAMES)} (got {self.pipeline!r})")
+        if self.resolution not in RESOLUTIONS:
+            raise ValueError(f"resolution must be one of {', '.join(RESOLUTIONS)} (got {self.resolution!r})")
+        if self.vace_control is not None and self.vace_control not in VACE_CONTROLS:
+            raise ValueError(f"vace_control must be one of {', '.join(VACE_CONTROLS)} (got {self.vace_control!r})")
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise ValueError(f"seed must be an integer in [0, 2**63) (got {self.seed!r})")
         if not 0.0 <= self.control_start < self.control_end <= 1.0:
@@ -198,6 +217,25 @@ def to_pil(frame, what: str, index: int):
     if frame.ndim != 3 or frame.shape[2] not in (3, 4) or 0 in frame.shape[:2]:
         raise ValueError(f"{what} frame {index} must have shape (H, W, 3) (got {frame.shape})")
     return Image.fromarray(np.ascontiguousarray(frame[:, :, :3]), "RGB")
+
+
+def on_white(image):
+    """A reference image with its transparent parts made white (a PIL image or an (H, W, 4)
+    array; anything else unchanged): a character cut out on transparency means the character
+    alone, which is what a white background says to Wan VACE and to the IP-Adapter's image
+    encoder, where dropping the alpha would show whatever colour the transparent pixels hold."""
+    from PIL import Image
+
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[2] != 4 or image.dtype != np.uint8:
+            return image
+        return np.asarray(on_white(Image.fromarray(image, "RGBA")))
+    if not isinstance(image, Image.Image):
+        return image
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+    return image
 
 
 class EncodedFrames(SequenceABC):

@@ -12,15 +12,10 @@ from typing import Iterator
 
 import numpy as np
 
-from .base import GenerationCancelled, GenerationRequest, Hooks, to_uint8
+from .base import GenerationCancelled, GenerationRequest, Hooks, StopAtStep, to_uint8
 from .conditioning import identity_embeddings, text_embeddings
 
 TEMPORAL = False
-
-
-class _StopAtStep(Exception):
-    """Raised inside diffusers' step callback to leave the denoising loop at once (setting
-    ``pipe._interrupt`` would still run the remaining loop turns and the VAE decode)."""
 
 
 def initial_noise(seed: int, width: int, height: int, vae_scale_factor: int, channels: int = 4):
@@ -82,7 +77,7 @@ def run(models, request: GenerationRequest, hooks: Hooks) -> Iterator[tuple[int,
             try:
                 hooks.report(first * total + n * min(step_index + 1, total), count * total)
             except GenerationCancelled:
-                raise _StopAtStep from None
+                raise StopAtStep from None
             return callback_kwargs
 
         try:
@@ -104,7 +99,7 @@ def run(models, request: GenerationRequest, hooks: Hooks) -> Iterator[tuple[int,
                     callback_on_step_end=callback,
                     **extra,
                 )
-        except _StopAtStep:
+        except StopAtStep:
             raise GenerationCancelled("generation cancelled at a denoising step") from None
         hooks.count("unet_calls")
         done_before += n

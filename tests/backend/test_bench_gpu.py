@@ -1,5 +1,6 @@
 """bench/bench_gpu.py: its --tiny run (the GPU benchmark's own code path, tiny model, CPU) gives
-sane figures, Wan 2.1 VACE's among them (bench/bench_gpu_wan.py), and the full-size
+sane figures, Wan 2.1 VACE's among them (bench/bench_gpu_wan.py, and a job's whole path in
+bench/bench_gpu_wan_pipeline.py), and the full-size
 configurations it builds from (bench/sd15_configs.py, bench/wan_configs.py) are the published
 architectures: their parameter counts, counted on the meta device."""
 import json
@@ -61,6 +62,24 @@ def test_tiny_run_writes_sane_figures(tmp_path):
     assert wan["segment"]["seconds"] == pytest.approx(
         transformer["seconds_per_segment"] + cases["wan vae decode fp32"]["seconds"], abs=0.02)
     assert "Wan 2.1 VACE 1.3B" in done.stdout
+
+
+def test_wan_pipeline_bench_runs_a_jobs_path_on_the_tiny_model(tmp_path):
+    """bench_gpu_wan_pipeline.py --tiny: segments through backend.pipelines, the step time and
+    the fixed cost per segment split from two step counts, the lead-frame segment makes the rest."""
+    out = tmp_path / "wan.json"
+    command = [sys.executable, str(BENCH / "bench_gpu_wan_pipeline.py"), "--tiny", "--steps", "1,3",
+               "--out-json", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    low, high, lead = figures["cases"]
+    assert (low["steps"], high["steps"], low["frames_made"], lead["frames_made"]) == (1, 3, 9, 4)
+    assert low["frame_shape"] == [48, 64, 3] and figures["load_s"] > 0
+    assert figures["seconds_per_step"] == pytest.approx((high["seconds"] - low["seconds"]) / 2, abs=1e-3)
+    assert figures["segment_50_steps_s"] == pytest.approx(
+        figures["fixed_seconds"] + 50 * figures["seconds_per_step"], abs=0.02)
+    assert "50-step segment" in done.stdout
 
 
 @pytest.mark.parametrize("name", full_size_model.MODEL_NAMES)

@@ -153,8 +153,10 @@ def test_health_is_open_and_ready(server):
     assert health["status"] == "ready"
     assert health["device"] == "cpu" and health["dtype"] == "fp32"
     assert health["has_depth"] is True
-    assert set(health["models"]) == {"model", "pose_controlnet", "depth_controlnet", "motion_adapter", "ip_adapter"}
-    assert health["pipelines"] == ["animatediff", "frames"]  # the default first
+    assert set(health["models"]) == {
+        "model", "pose_controlnet", "depth_controlnet", "motion_adapter", "ip_adapter", "wan_model"}
+    assert health["pipelines"] == ["animatediff", "frames", "wan-vace"]  # the default first
+    assert health["wan_loaded"] is False  # loads on the first wan-vace job
     assert health["has_ip_adapter"] is True and health["max_context_length"] == 32
     assert health["version"] == backend_version()
     assert "PoseBridge backend listening on http://127.0.0.1:" in server.stdout_text()
@@ -582,8 +584,9 @@ def test_make_tiny_model_writes_the_model_set_file(tmp_path):
     names = json.loads((model / "posebridge-models.json").read_text())
     assert names == {
         "base": "base", "openpose": "controlnet-openpose", "depth": "controlnet-depth",
-        "motion_adapter": "motion-adapter", "ip_adapter": "ip-adapter",
+        "motion_adapter": "motion-adapter", "ip_adapter": "ip-adapter", "wan_vace": "wan-vace",
     }
+    assert (model / "wan-vace" / "model_index.json").is_file()
     for folder in names.values():
         assert (model / folder).is_dir()
     assert (model / "base" / "model_index.json").is_file()
@@ -621,8 +624,8 @@ def test_token_from_environment_and_model_set_resolution(monkeypatch, tmp_path):
     args = parser.parse_args(["serve", "--model", str(tmp_path)])
     assert args.token == "from-env"
     keys = ("model", "pose_controlnet", "depth_controlnet", "motion_adapter")
-    expected = dict(zip(keys, (str((tmp_path / n).resolve()) for n in "bpdm")), ip_adapter=None)
-    assert resolve_models(args, parser) == expected  # the set names no IP-Adapter: none is loaded
+    expected = dict(zip(keys, (str((tmp_path / n).resolve()) for n in "bpdm")), ip_adapter=None, wan_model=None)
+    assert resolve_models(args, parser) == expected  # the set names no IP-Adapter nor Wan: none is loaded
     args = parser.parse_args(["serve", "--model", str(tmp_path), "--depth-controlnet", "none",
                               "--motion-adapter", "none", "--ip-adapter", str(tmp_path / "d")])
     chosen = resolve_models(args, parser)
@@ -633,6 +636,9 @@ def test_token_from_environment_and_model_set_resolution(monkeypatch, tmp_path):
     chosen = resolve_models(args, parser)
     assert chosen["motion_adapter"] == "guoyww/animatediff-motion-adapter-v1-5-3"
     assert chosen["ip_adapter"] == "h94/IP-Adapter"
+    assert chosen["wan_model"] == "Wan-AI/Wan2.1-VACE-1.3B-diffusers"
+    args = parser.parse_args(["serve", "--model", "some/hub-model", "--wan-model", "none"])
+    assert resolve_models(args, parser)["wan_model"] is None
 
 
 def test_fallback_tiny_model_serves_when_the_models_are_not_available(tmp_path):

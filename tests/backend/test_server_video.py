@@ -73,5 +73,5 @@ def test_bad_video_requests_name_the_problem(backend_server, change, code, needl
 
 def test_health_lists_the_pipelines(backend_server):
     status, health = call_json(backend_server, "GET", "/health", token=None)
-    assert status == 200 and health["pipelines"] == ["animatediff", "frames"]
+    assert status == 200 and health["pipelines"] == ["animatediff", "frames", "wan-vace"]
     assert health["has_ip_adapter"] is True and health["max_context_length"] == 32

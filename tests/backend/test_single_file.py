@@ -287,4 +287,9 @@ def test_cli_serves_a_single_file_base_model(tiny_model, ldm_file, tmp_path):
         "depth_controlnet": str(tiny_model.depth),
         "motion_adapter": str(tiny_model.motion_adapter),
         "ip_adapter": str(tiny_model.ip_adapter),
+        # Wan VACE's default hub id, offline and not cached: named, left out, and why.
+        "wan_model": "Wan-AI/Wan2.1-VACE-1.3B-diffusers",
+        "wan_unavailable": "Wan-AI/Wan2.1-VACE-1.3B-diffusers is not in the Hugging Face cache and the backend"
+        " is offline (`hf download Wan-AI/Wan2.1-VACE-1.3B-diffusers` once)",
     }
+    assert "wan-vace" not in health["pipelines"]

@@ -185,7 +185,8 @@ def test_a_backend_without_motion_module_or_ip_adapter_is_named(poses, reference
     import backend_process
 
     with backend_process.start_backend(tmp_path / "plain-backend", token=backend_process.TEST_TOKEN,
-                                       extra_args=("--motion-adapter", "none", "--ip-adapter", "none")) as server:
+                                       extra_args=("--motion-adapter", "none", "--ip-adapter", "none",
+                                                   "--wan-model", "none")) as server:
         assert _generate(server, poses, tmp_path / "a", "--pipeline", "animatediff") == 2
         assert "has no animatediff pipeline (it runs: frames)" in capsys.readouterr().err
         assert _generate(server, poses, tmp_path / "b", "--reference", reference) == 2

@@ -114,7 +114,7 @@ def test_generate_panel_video_settings_and_their_defaults(scene):
     assert settings.pipeline == "AUTO"
     # Stable numbers: a saved .blend keeps the number, so these must never change.
     assert [(item.identifier, item.value) for item in props["pipeline"].enum_items] == [
-        ("AUTO", 0), ("ANIMATEDIFF", 1), ("FRAMES", 2)]
+        ("AUTO", 0), ("ANIMATEDIFF", 1), ("FRAMES", 2), ("WAN_VACE", 3)]
     assert (settings.context_length, settings.context_stride, settings.segment) == (16, 4, 0)
     assert (props["context_length"].hard_min, props["context_length"].hard_max) == (8, 32)
     assert settings.reference == "" and props["reference"].subtype == "FILE_PATH"

@@ -194,6 +194,65 @@ def test_settings_that_do_not_change_pixels_do_not_make_frames_stale():
     assert digest({}, {**HEALTH, "device": "cuda", "dtype": "fp16"}) == digest({})
 
 
+def test_wan_settings_count_for_wan_only_and_its_defaults_hash_as_left_out():
+    def settings(params, uses_depth=False, segment=None):
+        return generation_settings(params, HEALTH, uses_depth, segment=segment)
+
+    def digest(params, uses_depth=False, segment=None):
+        return job_folder.settings_hash(settings(params, uses_depth, segment))
+
+    wan = {"pipeline": "wan-vace"}
+    # The resolution and the control video change Wan's pixels...
+    assert digest({**wan, "resolution": "720p"}) != digest(wan)
+    assert digest({**wan, "vace_control": "depth"}, uses_depth=True) != digest(wan, uses_depth=True)
+    # ...and mean nothing to the other pipelines, as the context windows mean nothing to Wan.
+    for other in ("frames", "animatediff"):
+        assert digest({"pipeline": other, "resolution": "720p", "vace_control": "depth"}) == digest({"pipeline": other})
+        assert "resolution" not in settings({"pipeline": other})["params"]
+    assert digest({**wan, "context_length": 24, "context_stride": 8}) == digest(wan)
+    # Left out, spelled out, or as Wan resolves them: the same settings.
+    assert digest({**wan, "resolution": "480p"}) == digest(wan)
+    assert digest({**wan, "vace_control": "pose"}) == digest(wan)
+    assert digest({**wan, "vace_control": "pose_over_depth"}, uses_depth=True) == digest(wan, uses_depth=True)
+    assert digest(wan, segment=81) == digest(wan) and settings(wan)["params"]["segment"] == 81
+    assert digest(wan, segment=33) != digest(wan)
+    # AnimateDiff's hash is as before: no segment is no segment, not a default length.
+    assert settings({"pipeline": "animatediff"})["params"]["segment"] is None
+    # The depth ControlNet's scale is not Wan's: its depth is the control video itself.
+    assert digest({**wan, "depth_scale": 0.3}, uses_depth=True) == digest(wan, uses_depth=True)
+
+
+def test_only_the_models_a_pipeline_runs_are_part_of_its_settings():
+    with_wan = {**HEALTH, "models": {**HEALTH["models"], "wan_model": "wan-a"}}
+    unavailable = {**HEALTH, "models": {**HEALTH["models"], "wan_model": "wan-a", "wan_unavailable": "not cached"}}
+
+    def digest(params, health):
+        return job_folder.settings_hash(generation_settings(params, health, False))
+
+    # A backend started with or without Wan leaves the SD1.5 pipelines' frames done.
+    for pipeline in ("frames", "animatediff"):
+        assert digest({"pipeline": pipeline}, with_wan) == digest({"pipeline": pipeline}, HEALTH)
+        assert digest({"pipeline": pipeline}, unavailable) == digest({"pipeline": pipeline}, HEALTH)
+    wan = {"pipeline": "wan-vace"}
+    assert generation_settings(wan, with_wan, False)["models"] == {"wan_model": "wan-a"}
+    other_base = {**with_wan, "models": {**with_wan["models"], "model": "base-b"}}
+    assert digest(wan, other_base) == digest(wan, with_wan)
+    other_wan = {**with_wan, "models": {**with_wan["models"], "wan_model": "wan-b"}}
+    assert digest(wan, other_wan) != digest(wan, with_wan)
+
+
+def test_a_changed_wan_resolution_makes_the_frames_stale(tmp_path):
+    controls = control_frames(write_poses(tmp_path / "poses", [1, 2]))
+    out = tmp_path / "out"
+    _generate(out, _settings(controls, pipeline="wan-vace"), controls)
+    p = plan(out, _settings(controls, pipeline="wan-vace", resolution="720p"), controls)
+    assert p.stale == [1, 2] and p.stale_reasons[1] == "made with other settings (resolution)"
+    frames_out = tmp_path / "frames"
+    _generate(frames_out, _settings(controls, pipeline="frames"), controls)
+    p = plan(frames_out, _settings(controls, pipeline="frames", resolution="720p"), controls)
+    assert p.done == [1, 2]
+
+
 def test_files_without_a_record_or_with_an_unreadable_manifest_are_stale(tmp_path):
     controls = control_frames(write_poses(tmp_path / "poses", [1, 2]))
     out = tmp_path / "out"

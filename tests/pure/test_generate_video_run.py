@@ -13,7 +13,7 @@ from posebridge.generate.client import BackendClient
 from posebridge.generate.controls import control_frames
 from posebridge.generate.job_folder import MANIFEST_NAME, output_path
 from posebridge.generate.run import DONE, FAILED, GenerationRun, plan_generation
-from posebridge.generate.videos import lead_frames, video_units
+from posebridge.generate.videos import Cutting, CuttingError, cutting, lead_frames, video_units
 from posebridge.draw.png import read_png, write_png
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -52,6 +52,36 @@ def test_video_units_follow_unbroken_runs_and_segments():
     # Frames 3 and 4 are made already: two videos, never one across them.
     assert video_units(order, [0, 1, 2, 5, 6, 7, 8, 9], 3) == [[0, 1, 2], [5, 6, 7], [8, 9]]
     assert video_units([-2, 0, 7], [-2, 0, 7], None) == [[-2, 0, 7]]  # numbering gaps are not breaks
+
+
+def test_wan_segments_count_their_lead_frames():
+    order = list(range(1, 101))
+    sizes = [len(u) for u in video_units(order, order, 33, lead=5)]
+    assert sizes == [33, 28, 28, 11]  # the first has no lead; each later one 5 lead + 28 new
+    units = video_units(list(range(1, 21)), list(range(1, 21)), 9, lead=5)
+    assert [len(u) for u in units] == [9, 4, 4, 3]
+    assert sum(units, []) == list(range(1, 21))  # every frame once, in order
+    # A rerun after the first segment: the rest is cut as the first run cut it.
+    assert video_units(list(range(1, 21)), list(range(10, 21)), 9, lead=5, usable=range(1, 10)) == units[1:]
+    # Only 2 frames made before the gap: the first job after it has 2 lead frames, so 7 new.
+    assert video_units(order[:20], order[2:20], 9, lead=5, usable={1, 2}) == [
+        list(range(3, 10)), list(range(10, 14)), list(range(14, 18)), [18, 19, 20]]
+    # AnimateDiff's segment is new frames only, as before.
+    assert [len(u) for u in video_units(order, order, 33)] == [33, 33, 33, 1]
+    with pytest.raises(CuttingError):
+        video_units(order, order, 5, lead=5)
+
+
+def test_cutting_per_pipeline():
+    assert cutting("animatediff") == Cutting(None, 4, False)
+    assert cutting("animatediff", 12, context_length=4) == Cutting(12, 3, False)  # lead fits one window
+    assert cutting("wan-vace") == Cutting(81, 5, True)
+    assert cutting("wan-vace", 0) == cutting("wan-vace", None) == cutting("wan-vace", 81)
+    assert cutting("wan-vace", 9) == Cutting(9, 5, True)
+    assert cutting("wan-vace", 9, context_length=4).lead == 5  # the context rule is AnimateDiff's
+    with pytest.raises(CuttingError, match="at least 9 frames"):
+        cutting("wan-vace", 8)
+    assert cutting("wan-vace", 6, lead=2) == Cutting(6, 2, True)
 
 
 def test_lead_frames_are_the_usable_frames_right_before():
