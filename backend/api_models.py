@@ -51,6 +51,11 @@ class JobParams(_Strict):
         description="wan-vace: the area it generates at ('maps': the pose maps' own size); frames come back"
         " at the pose maps' size",
     )
+    segment: int | None = Field(
+        None, ge=9, le=1000,
+        description="wan-vace: frames per clip, counting the 5 each clip continues from (default 81); a longer"
+        " job is made clip after clip, and each clip's frames are done when it finishes",
+    )
     vace_control: Literal[VACE_CONTROLS] | None = Field(
         None, description="wan-vace: its control video; default 'pose_over_depth' with depth frames, else 'pose'"
     )

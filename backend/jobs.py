@@ -15,10 +15,12 @@ Per-frame jobs (pipeline "frames") hold their frames as given (PNG bytes or PIL 
 them a batch at a time, so a long job does not hold all its decoded images in memory; since every
 frame starts from the same noise, running a job batch by batch gives the same frames as one call.
 
-Temporal jobs (pipeline "animatediff") denoise all their frames together: no frame is final
-before the last step. Their frames are written into ``work_dir/<job id>/.staging/`` as they are
-decoded and only then moved into place and listed as done, all at once: a job that fails or is
-cancelled lists no frame, so a client never takes a frame of an unfinished video.
+Temporal jobs (pipelines "animatediff", "wan-vace") denoise all their frames together: no frame
+is final before the last step. Their frames are written into ``work_dir/<job id>/.staging/`` as
+they are decoded and only then moved into place and listed as done, all at once: a job that fails
+or is cancelled lists no frame, so a client never takes a frame of an unfinished video. A wan-vace
+job longer than its segment is made clip after clip: each clip's frames are published when it
+finishes (the pipeline's segment_done hook), so a failure keeps the finished clips.
 
 Nothing here knows about HTTP (backend/server.py maps it), so it is tested directly.
 """
@@ -226,7 +228,7 @@ class JobQueue(WorkerQueue):
         depths = None if inputs[0].depth is None else EncodedFrames([f.depth for f in inputs], _decode, size)
         return poses, depths
 
-    def _generate(self, job: Job, inputs: list[FrameInput], reference, on_progress):
+    def _generate(self, job: Job, inputs: list[FrameInput], reference, on_progress, on_segment_done=None):
         """generate_fn over ``inputs`` (decoded here: the time counts as codec time); lead frames
         (``given``) go in as known frames."""
         clock = time.perf_counter()
@@ -243,6 +245,7 @@ class JobQueue(WorkerQueue):
             known=known,
             on_progress=on_progress,
             should_stop=lambda: job.cancel_requested,
+            on_segment_done=on_segment_done,
         )
 
     def _run_frames(self, job: Job) -> None:
@@ -272,18 +275,26 @@ class JobQueue(WorkerQueue):
                     job.progress = max(job.progress, (first + index + 1) / total)
 
     def _run_temporal(self, job: Job, fail_midway: bool = False) -> None:
-        """Run a temporal job in one call; publish its frames only once all are written."""
+        """Run a temporal job in one call; publish its frames only once all are written, or, for
+        a pipeline that makes it in segments, once each segment's are."""
         inputs = job.inputs
+        staging = job.folder / ".staging"
+        staging.mkdir(exist_ok=True)
+        written, published = [], []
 
         def on_progress(done, work):
             if fail_midway and done * 2 >= work:
                 raise RuntimeError(f"test fault at frame {self.fail_at_frame} ({FAIL_AT_FRAME_ENV}), mid-denoising")
             self._set_progress(job, 0.95 * done / work)  # decoding and writing are the last 5%
 
-        frames = self._generate(job, inputs, self._decode_reference(job), on_progress)
-        staging = job.folder / ".staging"
-        staging.mkdir(exist_ok=True)
-        written = []
+        def publish():
+            for number in written[len(published):]:
+                os.replace(staging / frame_filename(number), job.frame_path(number))
+            with self._lock:
+                job.frames_done.extend(written[len(published):])
+            published[:] = written
+
+        frames = self._generate(job, inputs, self._decode_reference(job), on_progress, on_segment_done=publish)
         for index, frame in frames:
             number = inputs[index].frame
             clock = time.perf_counter()
@@ -292,8 +303,5 @@ class JobQueue(WorkerQueue):
             written.append(number)
         if len(written) != len(job.frames):
             raise RuntimeError(f"the pipeline returned {len(written)} of {len(job.frames)} frames")
-        for number in written:
-            os.replace(staging / frame_filename(number), job.frame_path(number))
+        publish()
         staging.rmdir()
-        with self._lock:
-            job.frames_done.extend(written)

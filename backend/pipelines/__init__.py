@@ -126,6 +126,7 @@ def generate(
     on_progress: Callable[[int, int], Any] | None = None,
     should_stop: Callable[[], bool] | None = None,
     hooks: Hooks | None = None,
+    on_segment_done: Callable[[], Any] | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Generate one frame per pose frame with ``params.pipeline``; yield (index, uint8 (H, W, 3)
     RGB frame) as frames become final (in index order). known: {index: image} of the first
@@ -134,7 +135,9 @@ def generate(
     Input is checked here, before anything runs (ValueError naming the problem). on_progress(done,
     total) follows the denoising work; should_stop() is asked after every step (every window's
     step for animatediff): True raises GenerationCancelled there, and frames already yielded stay
-    yielded. hooks: a Hooks to use instead (its counters say what ran).
+    yielded. hooks: a Hooks to use instead (its counters say what ran). on_segment_done(): a
+    pipeline that makes a long request in segments (wan-vace) calls it when every frame yielded
+    so far is final.
     """
     params = params or GenerateParams()
     request = make_request(
@@ -145,4 +148,6 @@ def generate(
         hooks.progress = on_progress
     if should_stop is not None:
         hooks.should_stop = should_stop
+    if on_segment_done is not None:
+        hooks.segment_done = on_segment_done
     return PIPELINES[params.pipeline].run(models, request, hooks)

@@ -70,6 +70,8 @@ class GenerateParams:
     fraction of the denoising steps during which the ControlNets act; depth_start/depth_end give
     the depth ControlNet a window of its own (None: the same as control_start/control_end).
     identity_scale: how strongly the reference image (IP-Adapter) steers the look; 0 = not at all.
+    segment: wan-vace: frames per clip, counting the frames a clip continues from (None: 81); a
+    longer request is made clip after clip.
     batch: frames per UNet call (frames pipeline).
     """
 
@@ -94,6 +96,7 @@ class GenerateParams:
     prompts: dict | None = None
     resolution: str = RESOLUTIONS[0]
     vace_control: str | None = None
+    segment: int | None = None
 
     @property
     def depth_window(self) -> tuple[float, float]:
@@ -119,6 +122,12 @@ class GenerateParams:
             )
         if self.pipeline not in PIPELINE_NAMES:
             raise ValueError(f"pipeline must be one of {', '.join(PIPELINE_NAMES)} (got {self.pipeline!r})")
+        if self.segment is not None:
+            if not isinstance(self.segment, int) or isinstance(self.segment, bool) or self.segment < 1:
+                raise ValueError(f"segment must be an integer >= 1 (got {self.segment!r})")
+            if self.pipeline != WAN_VACE:
+                raise ValueError(f"segment is for wan-vace, not {self.pipeline}: animatediff covers any length"
+                                 " with its context windows")
         if self.resolution not in RESOLUTIONS:
             raise ValueError(f"resolution must be one of {', '.join(RESOLUTIONS)} (got {self.resolution!r})")
         if self.vace_control is not None and self.vace_control not in VACE_CONTROLS:
@@ -169,10 +178,12 @@ class GenerationRequest:
 class Hooks:
     """progress(done, total): denoising work done so far (steps x frames or steps x windows).
     should_stop(): asked after every step (every window's step); True ends the run with
-    GenerationCancelled."""
+    GenerationCancelled. segment_done(): called by a temporal pipeline that makes its frames in
+    segments when the frames yielded so far are final (the job queue publishes them then)."""
 
     progress: Callable[[int, int], Any] | None = None
     should_stop: Callable[[], bool] | None = None
+    segment_done: Callable[[], Any] | None = None
     counters: dict = field(default_factory=dict)  # what a pipeline counts (tests, benches)
 
     def report(self, done: int, total: int) -> None:

@@ -12,6 +12,10 @@ The model's rules are handled here, not by the user:
 - known frames (a previous segment's last frames, ``request.known``) go into the control video
   as themselves under a black mask (VACE keeps them), every other frame as its control under a
   white mask (generate); they are not yielded again;
+- length: a request longer than ``params.segment`` frames (81 by default: what Wan was trained
+  on) is made as clips of that many frames, each after the first continuing from the last 5
+  frames made before it (1 + 4: two whole latent frames) as known frames; each clip's frames are
+  yielded when it finishes and ``hooks.segment_done()`` says they are final;
 - the reference image goes in as VACE's reference image, letterboxed on white by diffusers (its
   transparency was made white when the request was made: base.on_white).
 """
@@ -19,6 +23,7 @@ The model's rules are handled here, not by the user:
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Iterator
 
 import numpy as np
@@ -31,7 +36,8 @@ RESOLUTION_SIZES = {"480p": (480, 832), "720p": (720, 1280)}
 FLOW_SHIFTS = {"480p": 3.0, "720p": 5.0}
 SIZE_MULTIPLE = 16  # the VAE's 8x times the transformer's 2x2 patches
 FRAMES_PER_LATENT = 4  # after the first frame
-TRAINED_FRAMES = 81
+DEFAULT_SEGMENT = 81  # Wan 2.1's clip length in training
+LEAD = 5  # frames a clip continues from: the first latent frame and one more of 4 frames
 # A pose map pixel brighter than this (any channel) is part of the skeleton; the rest is background.
 POSE_PIXEL = 8
 
@@ -115,12 +121,25 @@ def conditioning(request: GenerationRequest, size: tuple[int, int]) -> tuple[lis
     return video + [video[-1]] * padding, mask + [white] * padding
 
 
+def clips(count: int, segment: int, lead: int = LEAD) -> list[range]:
+    """The clips a request of ``count`` frames is made in: ``segment`` frames each, every clip
+    after the first starting ``lead`` frames before the previous one ends."""
+    ranges = [range(0, min(segment, count))]
+    while ranges[-1].stop < count:
+        start = ranges[-1].stop - lead
+        ranges.append(range(start, min(start + segment, count)))
+    return ranges
+
+
 def check_params(params) -> None:
     """ValueError naming what wan-vace cannot honour."""
     if params.prompt_schedule() is not None:
         raise ValueError("wan-vace takes one prompt: prompt travel (a schedule) needs the frames or animatediff pipeline")
     if params.control_start != 0.0 or params.control_end != 1.0:
         raise ValueError("wan-vace's control acts on every step: control_start/control_end must stay 0 and 1")
+    if params.segment is not None and params.segment < LEAD + FRAMES_PER_LATENT:
+        raise ValueError(f"segment must be at least {LEAD + FRAMES_PER_LATENT} frames for wan-vace: it counts the"
+                         f" {LEAD} frames each clip continues from (got {params.segment})")
 
 
 def check_request(request: GenerationRequest) -> None:
@@ -152,7 +171,6 @@ def scheduler_for(scheduler, shift: float):
 
 
 def run(models, request: GenerationRequest, hooks: Hooks) -> Iterator[tuple[int, np.ndarray]]:
-    import torch
     from PIL import Image
 
     check_request(request)
@@ -160,19 +178,50 @@ def run(models, request: GenerationRequest, hooks: Hooks) -> Iterator[tuple[int,
     pipe = models.wan.pipeline()
     size = model_size(request.width, request.height, params.resolution)
     pipe.scheduler = scheduler_for(pipe.scheduler, flow_shift(size, params.resolution))
-    video, mask = conditioning(request, size)
-    reference = None
-    if request.reference is not None and params.identity_scale > 0:
-        reference = request.reference
-    hooks.count("wan_calls")
+    ranges = clips(len(request.poses), params.segment or DEFAULT_SEGMENT)
+    made: dict[int, np.ndarray] = {}
+    for number, frames in enumerate(ranges):
+        known = {i - frames.start: request.known[i] for i in frames if i in request.known}
+        known.update({i - frames.start: Image.fromarray(made[i], "RGB") for i in frames if i in made})
+        clip = replace(request, poses=request.poses[frames.start : frames.stop],
+                       depths=None if request.depths is None else request.depths[frames.start : frames.stop],
+                       frame_numbers=request.frame_numbers[frames.start : frames.stop], known=known)
+        progress = _ClipProgress(hooks, number, len(ranges), params.steps)
+        for offset, frame in _make_clip(models, pipe, clip, size, progress):
+            made[frames.start + offset] = frame
+            yield frames.start + offset, frame
+        for index in [i for i in made if i < frames.stop - LEAD]:  # only the lead is read again
+            del made[index]
+        if hooks.segment_done is not None:
+            hooks.segment_done()
 
-    def callback(diffusers_pipe, step_index, timestep, callback_kwargs):
+
+class _ClipProgress:
+    """The denoising callback of one clip: progress over all the clips' steps, and cancel."""
+
+    def __init__(self, hooks: Hooks, number: int, count: int, steps: int):
+        self.hooks, self.before, self.total = hooks, number * steps, count * steps
+
+    def __call__(self, diffusers_pipe, step_index, timestep, callback_kwargs):
         try:
-            hooks.report(step_index + 1, params.steps)
+            self.hooks.report(self.before + step_index + 1, self.total)
         except GenerationCancelled:
             raise StopAtStep from None
         return callback_kwargs
 
+
+def _make_clip(models, pipe, request: GenerationRequest, size, callback) -> Iterator[tuple[int, np.ndarray]]:
+    """One clip through WanVACEPipeline: (index, frame at the request's size) for every frame but
+    the known ones."""
+    import torch
+    from PIL import Image
+
+    params = request.params
+    video, mask = conditioning(request, size)
+    reference = None
+    if request.reference is not None and params.identity_scale > 0:
+        reference = request.reference
+    callback.hooks.count("wan_calls")
     try:
         with torch.inference_mode():
             out = pipe(

@@ -172,6 +172,28 @@ def test_known_frames_go_in_as_themselves_under_black_and_are_not_made_again(wan
                   - np.stack([alone[i] for i in range(5, 33)])).mean() > 0.5
 
 
+def test_clips_of_a_long_request_overlap_by_the_lead():
+    assert [(r.start, r.stop) for r in wan_vace.clips(100, 33)] == [(0, 33), (28, 61), (56, 89), (84, 100)]
+    assert [(r.start, r.stop) for r in wan_vace.clips(81, 81)] == [(0, 81)]
+    assert [(r.start, r.stop) for r in wan_vace.clips(82, 81)] == [(0, 81), (76, 82)]
+
+
+def test_a_request_longer_than_its_segment_is_made_clip_after_clip(wan_models, spy):
+    finished = []
+    clip = poses(20)
+    frames = make(wan_models, clip, params={"segment": 9}, on_segment_done=lambda: finished.append(len(spy.calls)))
+    assert sorted(frames) == list(range(20)) and finished == [1, 2, 3, 4]
+    calls = spy.calls[-4:]
+    assert [c["num_frames"] for c in calls] == [9, 9, 9, 9]  # 8 frames padded to 9 for the last
+    for call, start in zip(calls[1:], (4, 8, 12)):
+        # Each clip after the first continues from the 5 frames made before it, under black.
+        for i in range(5):
+            assert np.array_equal(np.asarray(call["video"][i]), frames[start + i])
+            assert call["mask"][i].getextrema() == (0, 0)
+    whole = make(wan_models, clip)  # one clip of 20 (padded to 21): another video
+    assert any(not np.array_equal(whole[i], frames[i]) for i in range(9, 20))
+
+
 def test_a_reference_image_changes_the_frames_and_transparency_counts_as_white(wan_models, spy):
     clip = poses(9)
     plain = make(wan_models, clip)
@@ -210,6 +232,8 @@ def test_depth_as_the_control_video(wan_models, spy):
     ({"control_end": 0.5}, "control acts on every step"),
     ({"resolution": "1080p"}, "resolution must be one of 480p, 720p, maps"),
     ({"vace_control": "edges"}, "vace_control must be one of pose, depth, pose_over_depth"),
+    ({"segment": 8}, "segment must be at least 9 frames for wan-vace"),
+    ({"segment": 9, "pipeline": "frames"}, "segment is for wan-vace, not frames"),
 ])
 def test_what_wan_cannot_honour_is_refused_before_it_runs(wan_models, params, needle):
     with pytest.raises(ValueError, match=needle):

@@ -76,6 +76,14 @@ def test_a_crash_in_a_segment_keeps_the_finished_ones_and_a_rerun_makes_the_rest
     out = tmp_path / "out"
     try:
         _, status = _run(BackendClient(quirky.url, quirky.token), out, controls, segment=9)
+        # The API alone: the 20 frames as one job in clips of 9 (params.segment); the fault hits
+        # its second clip (half the denoising work), and the first clip's frames stay done.
+        api = BackendClient(quirky.url, quirky.token)
+        job = api.submit({**WAN, "segment": 9}, controls, name="api-segments")
+        while job["state"] not in ("done", "failed", "cancelled"):
+            job = api.status(job["id"])
+        assert job["state"] == "failed" and job["frames_done"] == list(range(1, 10))
+        assert api.download_frame(job["id"], 9)
     finally:
         quirky.stop()
     assert status.state == FAILED and "9 of 20 frames are saved" in status.error
