@@ -5,6 +5,7 @@ Wan2.1 VAE with random weights, written as a diffusers folder and loaded by back
 
     <backend venv>/bin/python bench/bench_gpu_wan_pipeline.py [--out-json F] [--steps 2,12]
     <backend venv>/bin/python bench/bench_gpu_wan_pipeline.py --tiny     # the same path on the CPU
+    ... --memory-cap-gib 10 [--cpu-offload]   # a smaller card: what a segment that does not fit says
 
 bench_gpu_wan.py times the transformer step and the VAE decode alone; this one times what a job
 does: the control video and mask built from 81 pose maps at 832x480, their VAE encodings
@@ -105,6 +106,31 @@ def timed_segment(models, frames, params, meter: PeakMemory, **options) -> dict:
             "frame_shape": list(next(iter(made.values())).shape), "peak_mib": round(meter.peak_mib(), 1)}
 
 
+def capped_run(device: str, cap_gib: float, cpu_offload: bool, steps: int, log: Clock, work: Path) -> dict:
+    """One 81-frame segment with torch limited to ``cap_gib`` of the GPU (a smaller card): the
+    error a job gets when it does not fit (GpuMemoryError's advice), or, with cpu_offload (modules
+    moved in while they run, the VAE tiled), the time and peak when it does."""
+    import torch
+
+    from posebridge.backend.models import LoadedModels
+    from posebridge.backend.pipelines import GenerateParams
+    from posebridge.backend.wan_model import WanModel
+
+    folder = write_full_size(work / "wan", device, log)
+    torch.cuda.set_per_process_memory_fraction(cap_gib * 2**30 / torch.cuda.get_device_properties(0).total_memory)
+    meter = PeakMemory(device)
+    wan = WanModel(str(folder), device=device, dtype=torch.float16, cpu_offload=cpu_offload, local_files_only=True)
+    models = LoadedModels(pose_pipe=None, pose_depth_pipe=None, device=device, dtype=torch.float16, wan=wan)
+    params = GenerateParams(pipeline="wan-vace", resolution="480p", guidance=5.0, prompt="a dancer", steps=steps)
+    case = {"case": f"segment, {steps} steps, {cap_gib} GiB cap" + (", cpu offload" if cpu_offload else "")}
+    try:
+        case.update(timed_segment(models, pose_maps(81, 832, 480), params, meter))
+    except Exception as exc:  # noqa: BLE001 - the error a job would report is the figure
+        case["error"] = f"{type(exc).__name__}: {exc}"
+    log(f"  {case}")
+    return {"device": device, "memory_cap_gib": cap_gib, "cpu_offload": cpu_offload, "cases": [case]}
+
+
 def run(tiny: bool, device: str, steps: tuple[int, int], log: Clock, work: Path) -> dict:
     import numpy as np
     import torch
@@ -172,6 +198,8 @@ def main(argv=None) -> int:
     parser.add_argument("--tiny", action="store_true", help="the tiny Wan VACE on the CPU")
     parser.add_argument("--device", default=None, help="default: cuda, or cpu with --tiny")
     parser.add_argument("--steps", default="2,12", help="the two step counts timed (default 2,12)")
+    parser.add_argument("--memory-cap-gib", type=float, help="limit torch to this much GPU memory (one segment)")
+    parser.add_argument("--cpu-offload", action="store_true", help="with --memory-cap-gib: offload and tile")
     parser.add_argument("--out-json", type=Path)
     args = parser.parse_args(argv)
     low, high = (int(s) for s in args.steps.split(","))
@@ -186,8 +214,11 @@ def main(argv=None) -> int:
         torch.set_num_threads(1)
     log = Clock()
     with tempfile.TemporaryDirectory(prefix="posebridge-wan-bench-") as work:
-        figures = run(args.tiny, args.device or ("cpu" if args.tiny else "cuda"), (low, high), log, Path(work))
-    print_figures(figures)
+        if args.memory_cap_gib:
+            figures = capped_run(args.device or "cuda", args.memory_cap_gib, args.cpu_offload, low, log, Path(work))
+        else:
+            figures = run(args.tiny, args.device or ("cpu" if args.tiny else "cuda"), (low, high), log, Path(work))
+            print_figures(figures)
     if args.out_json:
         args.out_json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     return 0
