@@ -147,8 +147,8 @@ def _check_video_flags(args) -> None:
                            "that far apart would leave frames out")
     wan_only = [flag for flag, value in (("--resolution", args.resolution), ("--vace-control", args.vace_control))
                 if value is not None]
-    if wan_only and args.pipeline not in (None, WAN_VACE):  # Auto may be Wan; another pipeline never
-        raise CommandError(f"{wan_only[0]} only goes with --pipeline wan-vace (not {args.pipeline})")
+    if wan_only and args.pipeline != WAN_VACE:  # Auto never means Wan: it is no backend's default
+        raise CommandError(f"{wan_only[0]} only goes with --pipeline wan-vace (not {args.pipeline or 'Auto'})")
     if args.pipeline == WAN_VACE:
         try:
             cutting(WAN_VACE, args.segment)

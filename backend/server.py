@@ -123,9 +123,8 @@ def _check_params(params: GenerateParams, pipe) -> None:
     if params.pipeline not in pipe.pipelines:
         raise HTTPException(
             400,
-            f"pipeline {params.pipeline!r} is not available on this backend (it runs {', '.join(pipe.pipelines)});"
-            " animatediff needs a motion adapter (serve --motion-adapter), wan-vace a Wan VACE model"
-            f" (serve --wan-model){_why_no_wan(pipe)}",
+            f"pipeline {params.pipeline!r} is not available on this backend (it runs {', '.join(pipe.pipelines)})"
+            f"{_what_it_needs(params.pipeline, pipe)}",
         )
     try:
         if params.pipeline == ANIMATEDIFF:
@@ -140,9 +139,11 @@ def _check_params(params: GenerateParams, pipe) -> None:
         raise HTTPException(400, f"params.prompt: {exc}") from None
 
 
-def _why_no_wan(pipe) -> str:
-    reason = pipe.models.get("wan_unavailable")
-    return f"; {reason}" if reason else ""
+def _what_it_needs(pipeline: str, pipe) -> str:
+    if pipeline == WAN_VACE:
+        reason = pipe.models.get("wan_unavailable")
+        return f"; wan-vace needs a Wan VACE model (serve --wan-model){': ' + reason if reason else ''}"
+    return "; animatediff needs a motion adapter (serve --motion-adapter)" if pipeline == ANIMATEDIFF else ""
 
 
 def _validation_message(errors) -> str:

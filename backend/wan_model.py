@@ -21,8 +21,10 @@ TEXT_TOKENS = 512  # WanVACEPipeline's prompt length (what the model was trained
 def wan_unavailable(name: str, local_files_only: bool, cache_dir=None) -> str | None:
     """Why ``name`` cannot be loaded from here, or None when it can (a folder, a hub id in the
     Hugging Face cache, or any hub id while the network is allowed). Nothing is downloaded."""
+    from .models import _looks_like_path
+
     path = os.path.expanduser(name)
-    if os.path.isabs(name) or name.startswith((".", "~")) or os.path.isdir(path):
+    if _looks_like_path(name) or os.path.isdir(path):
         return None if os.path.isfile(os.path.join(path, "model_index.json")) else (
             f"{path} is not a diffusers pipeline folder (no model_index.json)")
     if not local_files_only:
@@ -82,6 +84,16 @@ class WanModel:
         if self.cpu_offload:
             pipe.enable_model_cpu_offload()
             pipe.vae.enable_tiling()
-        else:
+            return pipe
+        try:
             pipe.to(self.device)
+        except torch.cuda.OutOfMemoryError:
+            del pipe
+            torch.cuda.empty_cache()
+            from .pipelines.wan_vace import GpuMemoryError
+
+            raise GpuMemoryError(
+                f"out of GPU memory loading {self.name} (its umT5-XXL text encoder alone is about 11 GB in"
+                " bf16): start the backend with --cpu-offload, which moves each part onto the GPU only while"
+                " it runs") from None
         return pipe

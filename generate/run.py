@@ -337,13 +337,16 @@ class GenerationRun:
         plan = self.plan
         units = video_units(list(plan.controls), todo, cut.segment,
                             lead=cut.lead if cut.lead_in_segment else 0, usable=plan.done)
+        # A Wan job is one clip, lead frames included: the backend is told the clip length, or it
+        # would cut a job longer than its default (81) into clips of its own.
+        params = {**self.params, "segment": cut.segment} if cut.lead_in_segment else self.params
         done_before = 0
         for unit in units:
             self._check_cancel()
             lead = self._lead_frames(unit[0], cut.lead)
             try:
                 job = self.client.submit(
-                    self.params, plan.control_frames(unit), name=self.name, reference=self.reference,
+                    params, plan.control_frames(unit), name=self.name, reference=self.reference,
                     lead=[(plan.controls[f], job_folder.output_path(plan.out_dir, f)) for f in lead],
                 )
             except BackendRequestError as error:

@@ -184,8 +184,6 @@ def check_backend_can(params: dict, reference: Path | None, health: dict, url: s
     if reference is not None and pipeline != WAN_VACE and health.get("has_ip_adapter") is False:
         raise SettingsError(f"the backend at {url} has no IP-Adapter for the identity reference "
                             "(start it with one, or clear the reference)")
-    if pipeline == WAN_VACE and params.get("pipeline") is None:
-        _check_cutting(pipeline, None)  # Auto turned out to be Wan: its default segment
     longest = health.get("max_context_length")
     length = params.get("context_length", PARAM_DEFAULTS["context_length"])
     if pipeline == "animatediff" and longest is not None and length > longest:

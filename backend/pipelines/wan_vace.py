@@ -151,7 +151,7 @@ def check_request(request: GenerationRequest) -> None:
 
 def memory_advice(count: int, size: tuple[int, int], resolution: str) -> str:
     """What to lower when a segment does not fit on the GPU."""
-    lower = "the resolution to 480p, " if resolution != "480p" else ""
+    lower = "the resolution to 480p, " if resolution == "720p" else ""
     return (
         f"out of GPU memory making {count} frames at {size[0]}x{size[1]} ({resolution}): lower {lower}the"
         " segment length (frames per job), or start the backend with --cpu-offload (which also tiles the VAE)"
@@ -187,6 +187,7 @@ def run(models, request: GenerationRequest, hooks: Hooks) -> Iterator[tuple[int,
                        depths=None if request.depths is None else request.depths[frames.start : frames.stop],
                        frame_numbers=request.frame_numbers[frames.start : frames.stop], known=known)
         progress = _ClipProgress(hooks, number, len(ranges), params.steps)
+        hooks.count("wan_calls")
         for offset, frame in _make_clip(models, pipe, clip, size, progress):
             made[frames.start + offset] = frame
             yield frames.start + offset, frame
@@ -221,7 +222,6 @@ def _make_clip(models, pipe, request: GenerationRequest, size, callback) -> Iter
     reference = None
     if request.reference is not None and params.identity_scale > 0:
         reference = request.reference
-    callback.hooks.count("wan_calls")
     try:
         with torch.inference_mode():
             out = pipe(

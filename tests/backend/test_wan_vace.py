@@ -50,22 +50,24 @@ def make(models, frames, **options):
 
 
 class CallSpy:
-    """The real Wan pipeline, with the arguments of each call kept."""
+    """The real Wan pipeline, with the arguments of each call kept (``error``: raised instead)."""
 
     def __init__(self, pipe):
-        self.pipe, self.calls = pipe, []
+        self.pipe, self.calls, self.error = pipe, [], None
 
     def __getattr__(self, name):
         return getattr(self.pipe, name)
 
     def __setattr__(self, name, value):
-        if name in ("pipe", "calls"):
+        if name in ("pipe", "calls", "error"):
             object.__setattr__(self, name, value)
         else:
             setattr(self.pipe, name, value)
 
     def __call__(self, **kwargs):
         self.calls.append(kwargs)
+        if self.error is not None:
+            raise self.error
         return self.pipe(**kwargs)
 
 
@@ -238,6 +240,28 @@ def test_depth_as_the_control_video(wan_models, spy):
 def test_what_wan_cannot_honour_is_refused_before_it_runs(wan_models, params, needle):
     with pytest.raises(ValueError, match=needle):
         make_request(wan_models, poses(5), None, GenerateParams(**{**FAST, **params}))
+
+
+def test_out_of_gpu_memory_names_what_to_lower(wan_models, spy):
+    spy.error = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    with pytest.raises(wan_vace.GpuMemoryError, match="out of GPU memory making 9 frames at 64x48 .maps.: lower the"
+                                                      " segment length .* --cpu-offload"):
+        make(wan_models, poses(9))
+
+
+def test_the_client_and_the_backend_agree_on_wans_rules():
+    """The add-on cannot import the backend's pipelines (torch): its copies of the names and
+    numbers must be the same."""
+    from posebridge.backend.api_models import JobParams
+    from posebridge.backend.pipelines import base
+    from posebridge.generate import job_folder, videos
+
+    assert videos.WAN_VACE == base.WAN_VACE and job_folder.PIPELINE_NAMES == ("animatediff", "frames", "wan-vace")
+    assert set(job_folder.PIPELINE_NAMES) == set(base.PIPELINE_NAMES)
+    assert (videos.WAN_SEGMENT, videos.WAN_LEAD) == (wan_vace.DEFAULT_SEGMENT, wan_vace.LEAD)
+    assert videos.WAN_LEAD + videos.WAN_MIN_NEW == JobParams.model_fields["segment"].metadata[0].ge
+    assert job_folder.WAN_RESOLUTIONS == base.RESOLUTIONS and job_folder.VACE_CONTROLS == base.VACE_CONTROLS
+    assert job_folder.PARAM_DEFAULTS["resolution"] == base.GenerateParams().resolution
 
 
 def test_cancel_at_a_step(wan_models):

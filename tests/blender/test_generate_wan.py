@@ -188,6 +188,7 @@ def test_wan_settings_that_cannot_work_exit_2_before_sending(backend_server, pos
     (["--pipeline", "frames", "--resolution", "720p"], "--resolution only goes with --pipeline wan-vace"),
     (["--pipeline", "animatediff", "--vace-control", "pose"], "--vace-control only goes with --pipeline wan-vace"),
     (["--resolution", "1080p"], "invalid choice: '1080p'"),
+    (["--resolution", "720p"], "--resolution only goes with --pipeline wan-vace (not Auto)"),
 ])
 def test_wan_flags_elsewhere_are_usage_errors(poses, tmp_path, capsys, extra, message):
     try:  # argparse exits; the command's own checks return the exit code

@@ -62,6 +62,16 @@ def test_a_shot_is_cut_at_81_frames_by_default(client, tmp_path):
     assert [client.status(j)["frames"] for j in run.job_ids] == [list(range(1, 82)), list(range(82, 91))]
 
 
+def test_a_segment_longer_than_81_is_one_clip_per_job(client, tmp_path):
+    """The job carries its clip length: the backend does not cut a 100-frame job at its own 81."""
+    controls = control_frames(write_poses(tmp_path / "poses", range(1, 111), size=16))
+    run, status = _run(client, tmp_path / "out", controls, segment=100)
+    assert status.state == DONE, status.message
+    jobs = [client.status(j) for j in run.job_ids]
+    # The second job: 10 new frames after 5 lead frames (a job lists only the frames it makes).
+    assert [len(j["frames"]) for j in jobs] == [100, 10] and all(j["params"]["segment"] == 100 for j in jobs)
+
+
 def test_a_segment_too_short_for_its_lead_is_refused_before_sending(client, tmp_path):
     controls = control_frames(write_poses(tmp_path / "poses", range(1, 6)))
     run, status = _run(client, tmp_path / "out", controls, segment=8)
