@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sd15_configs as configs  # noqa: E402
 from backend.model_set import write_model_set  # noqa: E402
-from backend.models import IP_ADAPTER_IMAGE_ENCODER, IP_ADAPTER_SUBFOLDER, IP_ADAPTER_WEIGHTS  # noqa: E402
+from backend.adapters import IP_ADAPTER_IMAGE_ENCODER, IP_ADAPTER_SUBFOLDER, IP_ADAPTER_WEIGHTS  # noqa: E402
 
 MODEL_NAMES = ("unet", "controlnet", "vae", "text_encoder", "motion_adapter", "image_encoder")
 
