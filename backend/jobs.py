@@ -279,7 +279,6 @@ class JobQueue(WorkerQueue):
         a pipeline that makes it in segments, once each segment's are."""
         inputs = job.inputs
         staging = job.folder / ".staging"
-        staging.mkdir(exist_ok=True)
         written, published = [], []
 
         def on_progress(done, work):
@@ -295,6 +294,7 @@ class JobQueue(WorkerQueue):
             published[:] = written
 
         frames = self._generate(job, inputs, self._decode_reference(job), on_progress, on_segment_done=publish)
+        staging.mkdir(exist_ok=True)  # after the request was checked: a refused one leaves no folder
         for index, frame in frames:
             number = inputs[index].frame
             clock = time.perf_counter()

@@ -17,6 +17,13 @@ tests/backend/test_bench_gpu.py checks them on the meta device.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from backend import tiny_wan  # noqa: E402
+
 VACE_1_3B = {
     "added_kv_proj_dim": None,
     "attention_head_dim": 128,
@@ -37,25 +44,8 @@ VACE_1_3B = {
 
 VAE = {}  # AutoencoderKLWan(): base_dim 96, z_dim 16, dim_mult [1, 2, 4, 4], 2 res blocks, 4x/8x
 
-TINY_VACE = {
-    "attention_head_dim": 12,
-    "cross_attn_norm": True,
-    "ffn_dim": 32,
-    "freq_dim": 256,
-    "in_channels": 16,
-    "num_attention_heads": 2,
-    "num_layers": 3,
-    "out_channels": 16,
-    "patch_size": [1, 2, 2],
-    "qk_norm": "rms_norm_across_heads",
-    "rope_max_seq_len": 32,
-    "text_dim": 32,
-    "vace_layers": [0, 2],
-    "vace_in_channels": 96,
-}
-
-TINY_VAE = {"base_dim": 3, "z_dim": 16, "dim_mult": [1, 1, 1, 1], "num_res_blocks": 1,
-            "temperal_downsample": [False, True, True]}
+# diffusers' own VACE test configuration: the tiny Wan VACE that make-tiny-model writes.
+TINY_VACE, TINY_VAE = tiny_wan.TRANSFORMER, tiny_wan.VAE
 
 PIPELINE = {"height": 480, "width": 832, "frames": 81, "steps": 50, "guidance": 5.0, "text_tokens": 512}
 

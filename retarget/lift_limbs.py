@@ -85,7 +85,8 @@ class LimbStep:
         planes = [None if angle is None else self._image_frame(p[4], p[5], p[6]) for p, angle in zip(prepared, learned)]
         # The network's angles are out of the image plane (square to the camera's axis); the
         # plane turns about the line of sight through the limb's start: the same limb there.
-        learned = [None if angle is None else self._about_sight(plane, angle) for angle, plane in zip(learned, planes)]
+        axis = -camera_rotation(self.camera.to_camera)[:, 2]  # away from the camera
+        learned = [None if angle is None else self._about_sight(plane, angle, axis) for angle, plane in zip(learned, planes)]
         learned_scales = self._learned_length_scales(prepared, learned, planes)
         for (seg, seen, start, unposed, head, origin, direction, ratio), angle, plane in zip(prepared, learned, planes):
             radius = seg.length * scales[seg.kind]
@@ -160,13 +161,14 @@ class LimbStep:
         length = np.linalg.norm(across, axis=-1, keepdims=True)
         return across / np.maximum(length, 1e-12), sight, length[:, 0] > 1e-9
 
-    def _about_sight(self, plane, angle) -> np.ndarray:
+    @staticmethod
+    def _about_sight(plane, angle, axis) -> np.ndarray:
         """(F,) ``angle`` (out of the image plane, + away) as the angle in ``plane`` from its
         ``across`` towards its ``sight``: the direction in the plane whose component along the
-        camera's axis is sin(angle), of the two the nearer to ``angle``. Off the image's centre
+        camera's axis (``axis``, (F, 3), away from the camera) is sin(angle), of the two the nearer
+        to ``angle``. Off the image's centre
         the line of sight leans from the axis, and so would a limb turned by the bare angle."""
         across, sight, _ = plane
-        axis = -camera_rotation(self.camera.to_camera)[:, 2]  # away from the camera
         a, b = np.sum(across * axis, -1), np.sum(sight * axis, -1)
         size = np.hypot(a, b)
         turn = np.arctan2(b, a)

@@ -22,7 +22,7 @@ from posebridge.draw.png import read_png, write_png
 from posebridge.render import generate_job, pose_maps, vse
 from posebridge.render.demo_shot import build_demo_shot
 from posebridge.render.pose_maps import JobError
-from test_generate import _use_backend
+from test_generate import _generate, _use_backend
 
 FRAMES = 12
 SIZE = 64
@@ -55,13 +55,6 @@ def demo_scene():
     build_demo_shot(scene, frame_count=FRAMES, resolution=(SIZE, SIZE))
     yield scene
     posebridge.unregister()
-
-
-def _generate(server, poses, out, *extra):
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    argv = ["generate", "--backend", server.url, "--token", server.token, "--poses", str(poses),
-            "--prompt", "a dancer", "--steps", "2", "--out", str(out), *map(str, extra)]
-    return batch.main(argv, scene=bpy.context.scene)
 
 
 def _frames(out: Path) -> np.ndarray:

@@ -21,7 +21,7 @@ from posebridge.generate.client import BackendClient
 from posebridge.operators.generate import request_from_settings
 from posebridge.render import generate_job, pose_maps, vse
 from posebridge.render.demo_shot import build_demo_shot
-from test_generate import _use_backend
+from test_generate import _generate, _use_backend
 
 FRAMES = 20
 SIZE = 64
@@ -63,13 +63,6 @@ def demo_scene():
     _shot(scene)
     yield scene
     posebridge.unregister()
-
-
-def _generate(server, poses, out, *extra):
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    argv = ["generate", "--backend", server.url, "--token", server.token, "--poses", str(poses),
-            "--prompt", "a man walking", "--steps", "2", "--out", str(out), *map(str, extra)]
-    return batch.main(argv, scene=bpy.context.scene)
 
 
 def _client(server) -> BackendClient:
