@@ -107,7 +107,32 @@ def _decode(image):
     return image
 
 
-def _write_png(frame, path: Path) -> None:
+def decode_reference_image(reference):
+    """The identity reference (PNG bytes, PIL image or None) as PIL RGB, transparency made white
+    (pipelines.on_white)."""
+    from PIL import Image
+
+    if reference is None or isinstance(reference, Image.Image):
+        return on_white(reference)
+    with Image.open(io.BytesIO(reference)) as opened:
+        return rgb8(on_white(opened))
+
+
+def decode_controls(pipeline: str, inputs: list[FrameInput]):
+    """(poses, depths or None, known lead frames {index: image}) for generate(). Decoded now for
+    the frames pipeline (a batch at a time); for a temporal job (all its frames at once) kept
+    encoded and decoded as the pipeline reads them, so a long shot is not held as images."""
+    known = {i: _decode(f.given) for i, f in enumerate(inputs) if f.given is not None}
+    if not is_temporal(pipeline):
+        poses = [_decode(f.pose) for f in inputs]
+        return poses, None if inputs[0].depth is None else [_decode(f.depth) for f in inputs], known
+    size = _decode(inputs[0].pose).size
+    poses = EncodedFrames([f.pose for f in inputs], _decode, size)
+    depths = None if inputs[0].depth is None else EncodedFrames([f.depth for f in inputs], _decode, size)
+    return poses, depths, known
+
+
+def write_frame_png(frame, path: Path) -> None:
     """Write atomically (temp file, then rename): a download never sees half a PNG."""
     from PIL import Image
 
@@ -204,36 +229,16 @@ class JobQueue(WorkerQueue):
             self._run_frames(job)
 
     def _decode_reference(self, job: Job):
-        """The reference as PIL RGB, transparency made white (pipelines.on_white)."""
-        from PIL import Image
-
-        if job.reference is None or isinstance(job.reference, Image.Image):
-            return on_white(job.reference)
-        with Image.open(io.BytesIO(job.reference)) as opened:
-            return rgb8(on_white(opened))
+        return decode_reference_image(job.reference)
 
     def _set_progress(self, job: Job, fraction: float) -> None:
         with self._lock:
             job.progress = max(job.progress, min(1.0, fraction))
 
-    def _controls(self, job: Job, inputs: list[FrameInput]):
-        """(poses, depths or None): decoded now for a batch of the frames pipeline; for a temporal
-        job (all its frames at once) kept encoded and decoded as the pipeline reads them, so a long
-        shot is not held as images (decoding then counts as pipeline time)."""
-        if not is_temporal(job.params.pipeline):
-            poses = [_decode(f.pose) for f in inputs]
-            return poses, None if inputs[0].depth is None else [_decode(f.depth) for f in inputs]
-        size = _decode(inputs[0].pose).size
-        poses = EncodedFrames([f.pose for f in inputs], _decode, size)
-        depths = None if inputs[0].depth is None else EncodedFrames([f.depth for f in inputs], _decode, size)
-        return poses, depths
-
     def _generate(self, job: Job, inputs: list[FrameInput], reference, on_progress, on_segment_done=None):
-        """generate_fn over ``inputs`` (decoded here: the time counts as codec time); lead frames
-        (``given``) go in as known frames."""
+        """generate_fn over ``inputs`` (decoded here: the time counts as codec time)."""
         clock = time.perf_counter()
-        poses, depths = self._controls(job, inputs)
-        known = {i: _decode(f.given) for i, f in enumerate(inputs) if f.given is not None}
+        poses, depths, known = decode_controls(job.params.pipeline, inputs)
         job.codec_seconds += time.perf_counter() - clock
         return self.generate_fn(
             self.pipe,
@@ -268,7 +273,7 @@ class JobQueue(WorkerQueue):
             for index, frame in self._generate(job, chunk, reference, on_progress):
                 number = chunk[index].frame
                 clock = time.perf_counter()
-                _write_png(frame, job.frame_path(number))
+                write_frame_png(frame, job.frame_path(number))
                 job.codec_seconds += time.perf_counter() - clock
                 with self._lock:
                     job.frames_done.append(number)
@@ -298,7 +303,7 @@ class JobQueue(WorkerQueue):
         for index, frame in frames:
             number = inputs[index].frame
             clock = time.perf_counter()
-            _write_png(frame, staging / frame_filename(number))
+            write_frame_png(frame, staging / frame_filename(number))
             job.codec_seconds += time.perf_counter() - clock
             written.append(number)
         if len(written) != len(job.frames):

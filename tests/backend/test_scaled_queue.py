@@ -1,0 +1,127 @@
+"""backend/scale: a job's units spread over two replicas (each with its own loaded tiny model)
+give the single-process queue's frames bit for bit, listed in job order; a lost replica's unit
+runs again once; cancel keeps the listed frames."""
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+
+from conftest import load_tiny  # noqa: E402
+from test_jobs import PARAMS, frames_for, read_png  # noqa: E402
+
+from backend.jobs import CANCELLED, DONE, FAILED, JobQueue  # noqa: E402
+from backend.pipelines import GenerateParams  # noqa: E402
+from backend.scale.local_replica import LocalReplica, ReplicaLost  # noqa: E402
+from backend.scale.scaled_queue import ReplicaPool, ScaledJobQueue  # noqa: E402
+
+NUMBERS = list(range(1, 13))  # 12 frames in batches of 2: three units of 4 frames on two replicas
+
+
+@pytest.fixture(scope="module")
+def second_models(tiny_model):
+    """A second copy of the tiny model: two replicas must not share one diffusers pipeline."""
+    return load_tiny(tiny_model)
+
+
+@pytest.fixture(scope="module")
+def single_process_frames(pipe, tmp_path_factory):
+    queue = JobQueue(pipe, tmp_path_factory.mktemp("single"))
+    queue.start()
+    try:
+        job = queue.submit(frames_for(NUMBERS), GenerateParams(**PARAMS))
+        assert queue.wait(job.id, 300)["state"] == DONE
+        return {n: read_png(job.frame_path(n)) for n in NUMBERS}
+    finally:
+        queue.stop()
+
+
+class SlowFirstUnit(LocalReplica):
+    """Holds its first unit back, so later units finish first."""
+
+    def __init__(self, models, delay):
+        super().__init__(models)
+        self.delay, self.units = delay, 0
+
+    def run_unit(self, work, **hooks):
+        self.units += 1
+        if self.units == 1:
+            time.sleep(self.delay)
+        yield from super().run_unit(work, **hooks)
+
+
+class Dies(LocalReplica):
+    """Loses ``times`` units (the replica process dying mid-unit, as Ray reports it)."""
+
+    def __init__(self, models, times):
+        super().__init__(models)
+        self.times, self.lost = times, 0
+
+    def run_unit(self, work, **hooks):
+        if self.lost < self.times:
+            self.lost += 1
+            raise ReplicaLost("replica died")
+        yield from super().run_unit(work, **hooks)
+
+
+def run_job(replicas, tmp_path, params=PARAMS, on_status=None):
+    pool = ReplicaPool(replicas)
+    queue = ScaledJobQueue(replicas[0].models, tmp_path, pool.run_unit, concurrency=pool.size)
+    queue.start()
+    try:
+        job = queue.submit(frames_for(NUMBERS), GenerateParams(**params))
+        if on_status:
+            on_status(queue, job)
+        return queue.wait(job.id, 300), job
+    finally:
+        queue.stop()
+
+
+def test_two_replicas_give_the_single_process_frames_in_job_order(pipe, second_models, single_process_frames, tmp_path):
+    slow = SlowFirstUnit(pipe, delay=1.0)
+    listed = []
+
+    def watch(queue, job):
+        while queue.status(job.id)["state"] not in (DONE, FAILED, CANCELLED):
+            listed.append(list(queue.status(job.id)["frames_done"]))
+            time.sleep(0.02)
+
+    status, job = run_job([slow, LocalReplica(second_models)], tmp_path, on_status=watch)
+    assert status["state"] == DONE and status["frames_done"] == NUMBERS
+    for n in NUMBERS:
+        np.testing.assert_array_equal(read_png(job.frame_path(n)), single_process_frames[n])
+    # frames_done only ever grew from the job's start, although the first unit came back last
+    assert all(seen == NUMBERS[: len(seen)] for seen in listed)
+    assert sorted(p.name for p in job.folder.iterdir()) == [f"frame_{n:04d}.png" for n in NUMBERS]
+
+
+def test_a_lost_unit_runs_again_once_and_every_frame_comes_once(pipe, second_models, single_process_frames, tmp_path):
+    status, job = run_job([Dies(pipe, times=1), LocalReplica(second_models)], tmp_path)
+    assert status["state"] == DONE and status["frames_done"] == NUMBERS
+    for n in NUMBERS:
+        np.testing.assert_array_equal(read_png(job.frame_path(n)), single_process_frames[n])
+
+
+def test_a_unit_lost_twice_fails_the_job_and_keeps_listed_frames(pipe, tmp_path):
+    dying = Dies(pipe, times=99)
+    status, job = run_job([dying], tmp_path)
+    assert status["state"] == FAILED and "ReplicaLost" in status["error"]
+    assert dying.lost == 2  # the first try and one retry
+    assert status["frames_done"] == []
+
+
+def test_cancel_stops_the_units_and_keeps_a_prefix(pipe, second_models, tmp_path):
+    def cancel_after_first_frames(queue, job):
+        deadline = time.monotonic() + 120
+        while not queue.status(job.id)["frames_done"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        queue.cancel(job.id)
+
+    status, job = run_job([LocalReplica(pipe), LocalReplica(second_models)], tmp_path,
+                          params={**PARAMS, "steps": 4}, on_status=cancel_after_first_frames)
+    assert status["state"] == CANCELLED
+    done = status["frames_done"]
+    assert 0 < len(done) < len(NUMBERS) and done == NUMBERS[: len(done)]
+    assert not list(job.folder.glob(".*.tmp"))  # no half-written frame
