@@ -179,6 +179,8 @@ def main(argv=None) -> None:
                         help="cmu: CMU's forearm and torso lengths (cmu_build); own: the figure's")
     args = parser.parse_args(argv)
     rows = read_motion(args.motion)
+    if not args.fps and len(rows) < 2:
+        parser.error(f"{args.motion}: one frame gives no frame rate; pass --fps")
     fps = args.fps or 1.0 / np.median(rows[:-1, 0])
     skeleton = read_skeleton(args.character)
     if args.build == "cmu":

@@ -29,13 +29,19 @@ class Unit:
 
 
 def plan_units(pipeline: str, count: int, batch: int, replicas: int, per_replica: int = 2) -> list[Unit]:
-    """Units for ``count`` frames: about ``per_replica`` units for each replica (so a fast
-    replica takes more of them and none waits long for the slowest), each a whole number of
-    batches."""
+    """Units for ``count`` frames: ``per_replica`` units for each replica where there are batches
+    enough (so a fast replica takes more of them and none waits long for the slowest), each a
+    whole number of batches, their sizes at most one batch apart."""
     if count < 1 or batch < 1 or replicas < 1 or per_replica < 1:
         raise ValueError(f"cannot plan {count} frames in batches of {batch} over {replicas} replicas")
     if is_temporal(pipeline):
         return [Unit(0, 0, count)]
     batches = math.ceil(count / batch)
-    per_unit = max(1, math.ceil(batches / (replicas * per_replica))) * batch
-    return [Unit(i, start, min(start + per_unit, count)) for i, start in enumerate(range(0, count, per_unit))]
+    units = min(batches, replicas * per_replica)
+    per_unit, extra = divmod(batches, units)  # the first ``extra`` units take one batch more
+    out, start = [], 0
+    for index in range(units):
+        stop = min(count, start + (per_unit + (index < extra)) * batch)
+        out.append(Unit(index, start, stop))
+        start = stop
+    return out

@@ -17,7 +17,7 @@ from backend.pipelines import GenerateParams  # noqa: E402
 from backend.scale.local_replica import LocalReplica, ReplicaLost  # noqa: E402
 from backend.scale.scaled_queue import ReplicaPool, ScaledJobQueue  # noqa: E402
 
-NUMBERS = list(range(1, 13))  # 12 frames in batches of 2: three units of 4 frames on two replicas
+NUMBERS = list(range(1, 13))  # 12 frames in batches of 2: units of 4, 4, 2 and 2 frames on two replicas
 
 
 @pytest.fixture(scope="module")
@@ -39,17 +39,25 @@ def single_process_frames(pipe, tmp_path_factory):
 
 
 class SlowFirstUnit(LocalReplica):
-    """Holds its first unit back, so later units finish first."""
+    """Holds the job's first unit back, so later units finish first; records when units end."""
 
-    def __init__(self, models, delay):
+    def __init__(self, models, delay, finished):
         super().__init__(models)
-        self.delay, self.units = delay, 0
+        self.delay, self.finished = delay, finished
 
     def run_unit(self, work, **hooks):
-        self.units += 1
-        if self.units == 1:
+        if work.inputs[0].frame == NUMBERS[0]:
             time.sleep(self.delay)
         yield from super().run_unit(work, **hooks)
+        self.finished.append(work.inputs[0].frame)
+
+
+class Breaks(LocalReplica):
+    """Its first unit fails (an error of the unit itself, not a lost replica)."""
+
+    def run_unit(self, work, **hooks):
+        raise MemoryError("out of memory in this unit")
+        yield
 
 
 class Dies(LocalReplica):
@@ -80,7 +88,9 @@ def run_job(replicas, tmp_path, params=PARAMS, on_status=None):
 
 
 def test_two_replicas_give_the_single_process_frames_in_job_order(pipe, second_models, single_process_frames, tmp_path):
-    slow = SlowFirstUnit(pipe, delay=1.0)
+    finished = []
+    slow = SlowFirstUnit(pipe, 3.0, finished)
+    fast = SlowFirstUnit(second_models, 3.0, finished)
     listed = []
 
     def watch(queue, job):
@@ -88,18 +98,21 @@ def test_two_replicas_give_the_single_process_frames_in_job_order(pipe, second_m
             listed.append(list(queue.status(job.id)["frames_done"]))
             time.sleep(0.02)
 
-    status, job = run_job([slow, LocalReplica(second_models)], tmp_path, on_status=watch)
+    status, job = run_job([slow, fast], tmp_path, on_status=watch)
     assert status["state"] == DONE and status["frames_done"] == NUMBERS
     for n in NUMBERS:
         np.testing.assert_array_equal(read_png(job.frame_path(n)), single_process_frames[n])
     # frames_done only ever grew from the job's start, although the first unit came back last
+    assert finished[-1] == NUMBERS[0] and len(finished) == 4
     assert all(seen == NUMBERS[: len(seen)] for seen in listed)
     assert sorted(p.name for p in job.folder.iterdir()) == [f"frame_{n:04d}.png" for n in NUMBERS]
 
 
 def test_a_lost_unit_runs_again_once_and_every_frame_comes_once(pipe, second_models, single_process_frames, tmp_path):
-    status, job = run_job([Dies(pipe, times=1), LocalReplica(second_models)], tmp_path)
+    dies = Dies(pipe, times=1)
+    status, job = run_job([dies, LocalReplica(second_models)], tmp_path)
     assert status["state"] == DONE and status["frames_done"] == NUMBERS
+    assert dies.lost == 1
     for n in NUMBERS:
         np.testing.assert_array_equal(read_png(job.frame_path(n)), single_process_frames[n])
 
@@ -110,6 +123,13 @@ def test_a_unit_lost_twice_fails_the_job_and_keeps_listed_frames(pipe, tmp_path)
     assert status["state"] == FAILED and "ReplicaLost" in status["error"]
     assert dying.lost == 2  # the first try and one retry
     assert status["frames_done"] == []
+
+
+def test_a_failing_unit_fails_the_job_and_stops_the_others(pipe, second_models, tmp_path):
+    status, job = run_job([Breaks(pipe), LocalReplica(second_models)], tmp_path, params={**PARAMS, "steps": 4})
+    assert status["state"] == FAILED and "out of memory in this unit" in status["error"]
+    done = status["frames_done"]
+    assert len(done) < len(NUMBERS) and done == NUMBERS[: len(done)]
 
 
 def test_cancel_stops_the_units_and_keeps_a_prefix(pipe, second_models, tmp_path):
