@@ -136,6 +136,7 @@ class ScaledJobQueue(JobQueue):
         if temporal:
             with self._lock:
                 self._list_in_order(job, order, arrived)
+
     def _list_in_order(self, job: Job, order: list[int], arrived: dict[int, int]) -> None:  # lock held
         """List every arrived frame whose predecessors are all listed."""
         written = set(arrived.values())
