@@ -30,11 +30,13 @@ from __future__ import annotations
 import io
 import os
 import secrets
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from . import job_records
 from .pipelines import EncodedFrames, GenerateParams, GenerationCancelled, generate, is_temporal, on_white, rgb8
 
 from .worker_queue import CANCELLED, DONE, FAILED, FINISHED_STATES, QUEUED, RUNNING, WorkerQueue
@@ -161,6 +163,14 @@ class JobQueue(WorkerQueue):
         self.generate_fn = generate_fn
         self.fail_at_frame = fail_at_frame
 
+    def start(self) -> None:
+        """Start the worker, after taking back the jobs recorded in the work folder (a restart)."""
+        for job in job_records.load(self.work_dir, Job):
+            self._jobs[job.id] = job
+            if job.error == job_records.STOPPED:
+                job_records.save(job, self.work_dir)
+        super().start()
+
     # --- requests -------------------------------------------------------------------------------
 
     def submit(self, frames: list[FrameInput], params: GenerateParams, name: str = "", reference=None) -> Job:
@@ -181,6 +191,7 @@ class JobQueue(WorkerQueue):
             reference=reference,
         )
         job.folder.mkdir(parents=True)
+        job_records.save(job, self.work_dir)
         self._enqueue(job)
         return job
 
@@ -216,9 +227,13 @@ class JobQueue(WorkerQueue):
             return CANCELLED, None
         return super()._error_outcome(job, error)
 
-    def _release(self, job: Job) -> None:  # lock held
+    def _release(self, job: Job) -> None:  # lock held: the job has just finished
         job.inputs = None
         job.reference = None
+        try:
+            job_records.save(job, self.work_dir)
+        except OSError as exc:  # the job's outcome stands; only a restart would forget it
+            print(f"PoseBridge backend: could not record job {job.id}: {exc}", file=sys.stderr, flush=True)
 
     def _run(self, job: Job) -> None:
         if is_temporal(job.params.pipeline):

@@ -238,3 +238,38 @@ def test_16_bit_grey_controls_keep_their_levels():
     assert decoded.shape == (8, 64, 3)
     np.testing.assert_array_equal(decoded[:, :, 0], (ramp >> 8).astype(np.uint8))
     np.testing.assert_array_equal(decoded[:, :, 0], decoded[:, :, 2])
+
+
+def test_a_restarted_queue_answers_for_recorded_jobs(pipe, tmp_path):
+    """Records in the work folder: a finished job's status and frames survive a restart; a job
+    that had not finished comes back failed, saying why, with the frames it had finished."""
+    work = tmp_path / "work"
+    first = JobQueue(pipe, work)
+    first.start()
+    params = GenerateParams(**{**PARAMS, "prompts": {1: "a dancer", 3: "a runner"}})
+    done = first.submit(frames_for([1, 2, 3]), params, name="shot010")
+    before = first.wait(done.id, 120)
+    first.stop()
+    assert before["state"] == DONE
+    # A job the backend never ran (its worker stopped first): recorded at submit, frames lost.
+    unfinished = first.submit(frames_for([7, 8]), GenerateParams(**PARAMS))
+    (work / unfinished.id / frame_filename(7)).write_bytes(png_bytes(pose(0)))  # as if 7 was made
+    (work / ".records" / "0badc0de.json").write_text("{")  # a torn record is skipped
+
+    again = JobQueue(pipe, work)
+    again.start()
+    try:
+        after = again.status(done.id)
+        assert after == {**before, "queue_position": 0}
+        assert again.get(done.id).params.prompts == {1: "a dancer", 3: "a runner"}
+        np.testing.assert_array_equal(read_png(again.finished_frame_path(done.id, 3)),
+                                      read_png(work / done.id / frame_filename(3)))
+        stopped = again.status(unfinished.id)
+        assert stopped["state"] == FAILED and "stopped before this job finished" in stopped["error"]
+        assert stopped["frames_done"] == [7]
+        assert [s["id"] for s in again.statuses()] == [done.id, unfinished.id]
+        # and the queue still runs new jobs
+        new = again.submit(frames_for([1]), GenerateParams(**PARAMS))
+        assert again.wait(new.id, 120)["state"] == DONE
+    finally:
+        again.stop()
