@@ -34,7 +34,8 @@ def save(job, work_dir: Path) -> None:
 
 def load(work_dir: Path, make_job) -> list:
     """Every recorded job, oldest first, as ``make_job(**fields)`` builds them; an unreadable
-    record is skipped (it names no frame a client could be waiting for)."""
+    record is skipped (it names no frame a client could be waiting for). A job recorded as
+    queued or running is turned failed (``STOPPED``) and its record rewritten."""
     jobs = []
     for path in sorted((Path(work_dir) / RECORDS).glob("*.json")):
         try:
@@ -49,5 +50,6 @@ def load(work_dir: Path, make_job) -> list:
         if job.state not in FINISHED_STATES:
             job.frames_done = [n for n in job.frames if job.frame_path(n).is_file()]
             job.state, job.error = FAILED, STOPPED
+            save(job, work_dir)  # once: the next restart reads it as the failed job it now is
         jobs.append(job)
     return sorted(jobs, key=lambda job: job.created)

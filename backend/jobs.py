@@ -167,8 +167,6 @@ class JobQueue(WorkerQueue):
         """Start the worker, after taking back the jobs recorded in the work folder (a restart)."""
         for job in job_records.load(self.work_dir, Job):
             self._jobs[job.id] = job
-            if job.error == job_records.STOPPED:
-                job_records.save(job, self.work_dir)
         super().start()
 
     # --- requests -------------------------------------------------------------------------------
@@ -243,9 +241,6 @@ class JobQueue(WorkerQueue):
         else:
             self._run_frames(job)
 
-    def _decode_reference(self, job: Job):
-        return decode_reference_image(job.reference)
-
     def _set_progress(self, job: Job, fraction: float) -> None:
         with self._lock:
             job.progress = max(job.progress, min(1.0, fraction))
@@ -273,7 +268,7 @@ class JobQueue(WorkerQueue):
         inputs = job.inputs
         total = len(inputs)
         batch = job.params.batch
-        reference = self._decode_reference(job)
+        reference = decode_reference_image(job.reference)
 
         for first in range(0, total, batch):
             chunk = inputs[first : first + batch]
@@ -313,7 +308,7 @@ class JobQueue(WorkerQueue):
                 job.frames_done.extend(written[len(published):])
             published[:] = written
 
-        frames = self._generate(job, inputs, self._decode_reference(job), on_progress, on_segment_done=publish)
+        frames = self._generate(job, inputs, decode_reference_image(job.reference), on_progress, on_segment_done=publish)
         staging.mkdir(exist_ok=True)  # after the request was checked: a refused one leaves no folder
         for index, frame in frames:
             number = inputs[index].frame

@@ -3,6 +3,7 @@ HTTP) -> frame_NNNN.png -> one image strip. Through the batch command, the panel
 the step generator; plus the crash/resume case with the batch command in its own process."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -156,6 +157,21 @@ def test_wrong_token_and_absent_backend_are_named(backend_server, pose_folders, 
     err = capsys.readouterr().err
     assert "no backend" in err or "running" in err
     assert not list((tmp_path / "o").glob("frame_*"))
+
+
+def _manifest(out: Path) -> dict:
+    return json.loads((out / "generation.json").read_text())
+
+
+def _params(out: Path) -> dict:
+    """The settings every frame of ``out`` was made with (one set)."""
+    settings = _manifest(out)["settings"]
+    assert len(settings) == 1, settings
+    return next(iter(settings.values()))["params"]
+
+
+def _client(server) -> BackendClient:
+    return BackendClient(server.url, server.token)
 
 
 def _use_backend(server):

@@ -5,7 +5,6 @@ motion adapter and IP-Adapter), real HTTP."""
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import time
 from pathlib import Path
@@ -16,13 +15,12 @@ import pytest
 
 import posebridge
 from posebridge import batch
-from posebridge.generate.client import BackendClient
 from posebridge.operators.generate import request_from_settings
 from posebridge.draw.png import read_png, write_png
 from posebridge.render import generate_job, pose_maps, vse
 from posebridge.render.demo_shot import build_demo_shot
 from posebridge.render.pose_maps import JobError
-from test_generate import _generate, _use_backend
+from test_generate import _client, _generate, _manifest, _params, _use_backend
 
 FRAMES = 12
 SIZE = 64
@@ -63,21 +61,6 @@ def _frames(out: Path) -> np.ndarray:
 
 def _mean_diff(a: Path, b: Path) -> float:
     return float(np.abs(_frames(a) - _frames(b)).mean())
-
-
-def _manifest(out: Path) -> dict:
-    return json.loads((out / "generation.json").read_text())
-
-
-def _params(out: Path) -> dict:
-    """The settings every frame of ``out`` was made with (one set)."""
-    settings = _manifest(out)["settings"]
-    assert len(settings) == 1, settings
-    return next(iter(settings.values()))["params"]
-
-
-def _client(server) -> BackendClient:
-    return BackendClient(server.url, server.token)
 
 
 def test_animatediff_makes_the_range_as_one_video_and_one_strip(backend_server, poses, tmp_path, capsys):

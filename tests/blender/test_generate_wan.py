@@ -7,7 +7,6 @@ rerun that makes only the rest, cut as before. Everything runs at the pose maps'
 (resolution "maps") so the CPU keeps up."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import bpy
@@ -17,11 +16,10 @@ import pytest
 import posebridge
 from posebridge import batch
 from posebridge.draw.png import read_png
-from posebridge.generate.client import BackendClient
 from posebridge.operators.generate import request_from_settings
 from posebridge.render import generate_job, pose_maps, vse
 from posebridge.render.demo_shot import build_demo_shot
-from test_generate import _generate, _use_backend
+from test_generate import _client, _generate, _manifest, _params, _use_backend
 
 FRAMES = 20
 SIZE = 64
@@ -63,20 +61,6 @@ def demo_scene():
     _shot(scene)
     yield scene
     posebridge.unregister()
-
-
-def _client(server) -> BackendClient:
-    return BackendClient(server.url, server.token)
-
-
-def _manifest(out: Path) -> dict:
-    return json.loads((out / "generation.json").read_text())
-
-
-def _params(out: Path) -> dict:
-    settings = _manifest(out)["settings"]
-    assert len(settings) == 1, settings
-    return next(iter(settings.values()))["params"]
 
 
 def _pixels(out: Path, frames) -> dict:
