@@ -133,7 +133,7 @@ def time_transformer(config: dict, settings: WanSettings, device: str, meter: Pe
               "guidance": "two forwards a step (prompt, negative prompt), as WanVACEPipeline",
               "timed_steps": settings.timed_steps, "seconds_per_forward": round(per_step / 2, 4),
               "seconds_per_step": round(per_step, 4), "steps": settings.steps,
-              "seconds_per_segment": round(segment, 2), "frames_per_s": round(settings.frames / segment, 4),
+              "seconds_per_segment": round(segment, 4), "frames_per_s": round(settings.frames / segment, 4),
               "tflop_per_forward": round(flops / 1e12, 3), "tflop_per_s": round(2 * flops / per_step / 1e12, 2),
               "peak_mib": round(meter.peak_mib(), 1), "resident_mib": round(resident, 1)}
     return result
