@@ -21,6 +21,9 @@ zip leaves it out (blender_manifest.toml). Modules:
   folder that Import Pose reads).
 - ``adherence``, ``adherence_run``, ``adherence_report``: does a generated character hold the
   pose? Detected against expected keypoints, ``adherence.json`` and ``adherence.png``.
+- ``model_info`` (what the service knows of the loaded models), ``model_loading`` (what ``serve``
+  loads, as a value a replica process can load again).
+- ``scale``: ``serve --ray``, each job's units spread over Ray Serve generator replicas.
 - ``cli`` (and ``__main__``, ``cli_extract``): ``posebridge-backend serve | make-tiny-model |
   extract | adherence``.
 """

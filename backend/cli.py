@@ -19,10 +19,10 @@ import shutil
 import socket
 import sys
 import tempfile
-from pathlib import Path
 
 from . import cli_extract
-from .model_set import read_model_set, write_model_set
+from .model_loading import ModelLoad, write_tiny_model_set
+from .model_set import read_model_set
 from .models import (
     DEFAULT_DEPTH_CONTROLNET,
     DEFAULT_IP_ADAPTER,
@@ -34,6 +34,7 @@ from .models import (
     is_single_file,
 )
 from .process_watch import process_alive_check, watch_parent
+from .scale.options import add_scale_flags, scale_options
 from .wan_model import DEFAULT_WAN_MODEL
 
 TOKEN_ENV = "POSEBRIDGE_BACKEND_TOKEN"
@@ -141,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         " from DIR instead (made there if absent): for demos and smoke runs, not for real frames",
     )
     add("--dwpose-dir", help="folder holding DWPose's model files (default: the Hugging Face cache)")
+    add_scale_flags(add, _positive_int)
 
     tiny = commands.add_parser("make-tiny-model", help="write the tiny random-weight model set")
     tiny.add_argument("directory")
@@ -232,15 +234,35 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def model_load(args, parser) -> ModelLoad:
+    """What ``serve`` loads: the models the flags (and any model-set file) name, and how."""
+    if args.compile and args.cpu_offload:
+        parser.error("--compile does not go with --cpu-offload")
+    return ModelLoad(
+        resolve_models(args, parser),
+        model_config=args.model_config,
+        controlnet_config=args.controlnet_config,
+        options=dict(device=args.device, dtype=args.dtype, cpu_offload=args.cpu_offload, torch_compile=args.compile),
+        fallback_tiny_model=args.fallback_tiny_model,
+    )
+
+
+def server_limits(args):
+    from .server import ServerLimits
+
+    return ServerLimits(
+        max_frames=args.max_frames, max_request_bytes=int(args.max_request_mb * 2**20), default_batch=args.batch
+    )
+
+
 def serve(args, parser) -> int:
     if not is_loopback(args.host) and not args.token:
         parser.error(
             f"refusing to listen on {args.host} (not a loopback address) without --token:"
             " anyone on the network could use the backend"
         )
-    if args.compile and args.cpu_offload:
-        parser.error("--compile does not go with --cpu-offload")
-    chosen = resolve_models(args, parser)
+    load = model_load(args, parser)
+    scale = scale_options(args, parser)
     cli_extract.check_dwpose_dir(args, parser)
     parent_alive = None
     if args.parent_pid is not None:
@@ -251,96 +273,59 @@ def serve(args, parser) -> int:
         elif not parent_alive():
             parser.error(f"--parent-pid {args.parent_pid}: no such process")
 
-    import uvicorn
-
-    from .jobs import fail_at_frame_from_env
-    from .models import ModelNotAvailableError, load_models
-    from .server import ServerLimits, create_app
-
-    options = dict(device=args.device, dtype=args.dtype, cpu_offload=args.cpu_offload, torch_compile=args.compile)
-
-    def load():
-        try:
-            return load_models(
-                **chosen,
-                model_config=args.model_config,
-                controlnet_config=args.controlnet_config,
-                **options,
-            )
-        except ModelNotAvailableError as exc:
-            if not args.fallback_tiny_model:
-                raise
-            print(f"posebridge-backend: {exc}", file=sys.stderr)
-            return load_tiny_fallback(args.fallback_tiny_model, options)
-
-    own_work_dir = args.work_dir is None
-    work_dir = tempfile.mkdtemp(prefix="posebridge-backend-") if own_work_dir else args.work_dir
-    limits = ServerLimits(
-        max_frames=args.max_frames,
-        max_request_bytes=int(args.max_request_mb * 2**20),
-        default_batch=args.batch,
-    )
-    app = create_app(
-        load, work_dir=work_dir, token=args.token, limits=limits,
-        fail_at_frame=fail_at_frame_from_env(), bound_host=args.host, dwpose_dir=args.dwpose_dir,
-    )
     try:
         sock = bind_socket(args.host, args.port)
     except OSError as exc:
         print(f"posebridge-backend: error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
-    # One worker (one process): the pipeline and the job queue live in this process.
-    config = uvicorn.Config(
-        app, workers=1, log_level="warning", access_log=False, timeout_graceful_shutdown=5
-    )
-    host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"PoseBridge backend listening on http://{host}:{sock.getsockname()[1]}", flush=True)
-    server = uvicorn.Server(config)
-    if parent_alive is not None:
-        # should_exit is what uvicorn's own SIGTERM handler sets: the same graceful shutdown.
-        watch_parent(args.parent_pid, parent_alive, lambda: setattr(server, "should_exit", True))
+    own_work_dir = args.work_dir is None
+    work_dir = tempfile.mkdtemp(prefix="posebridge-backend-") if own_work_dir else args.work_dir
     try:
-        server.run(sockets=[sock])
+        if scale is None:
+            return _serve_here(args, load, sock, work_dir, parent_alive)
+        sock.close()  # Ray Serve's proxy binds the port itself: this only proved it free
+        from .scale.launch import serve_ray
+        from .scale.options import IngressSettings
+
+        settings = IngressSettings(
+            work_dir=os.path.abspath(work_dir), limits=server_limits(args), units_in_flight=scale.max_replicas,
+            token=args.token, bound_host=args.host, dwpose_dir=args.dwpose_dir,
+        )
+        return serve_ray(args, load, scale, settings, parent_alive)
     finally:
         sock.close()
         if own_work_dir:
             shutil.rmtree(work_dir, ignore_errors=True)
-    return 0
 
 
-def load_tiny_fallback(directory, options: dict):
-    """The tiny set in ``directory`` (written first when absent), loaded with ``options``; its
-    models are marked ``"fallback": "tiny"`` so /health tells clients what they are getting."""
-    from .models import load_models
-
-    model_set = read_model_set(directory) if os.path.isdir(directory) else None
-    if model_set is None or None in (model_set.motion_adapter, model_set.ip_adapter, model_set.wan_vace):
-        write_tiny_model_set(directory)  # absent, or written before the set had its adapters
-        model_set = read_model_set(directory)
-    print(f"posebridge-backend: serving the tiny random-weight model set from {directory} instead",
-          file=sys.stderr, flush=True)
-    pipe = load_models(model_set.base, model_set.openpose, model_set.depth, local_files_only=True,
-                       motion_adapter=model_set.motion_adapter, ip_adapter=model_set.ip_adapter,
-                       wan_model=model_set.wan_vace, **options)
-    pipe.models["fallback"] = "tiny"
-    return pipe
+def listening_line(host: str, port: int) -> str:
+    host = f"[{host}]" if ":" in host else host
+    return f"PoseBridge backend listening on http://{host}:{port}"
 
 
-def write_tiny_model_set(directory) -> Path:
-    """make_tiny_model and make_tiny_wan, plus the posebridge-models.json naming their folders."""
-    from .tiny_model import make_tiny_model
-    from .tiny_wan import make_tiny_wan
+def _serve_here(args, load, sock, work_dir, parent_alive) -> int:
+    """The models and the job queue in this process, served by uvicorn on ``sock``."""
+    import uvicorn
 
-    paths = make_tiny_model(directory)
-    wan = make_tiny_wan(paths.root / "wan-vace")
+    from .jobs import fail_at_frame_from_env
+    from .server import create_app
 
-    def rel(path: Path) -> str:
-        return path.relative_to(paths.root).as_posix()
-
-    return write_model_set(
-        paths.root, rel(paths.base), rel(paths.openpose), rel(paths.depth),
-        motion_adapter=rel(paths.motion_adapter), ip_adapter=rel(paths.ip_adapter), wan_vace=rel(wan),
+    app = create_app(
+        load, work_dir=work_dir, token=args.token, limits=server_limits(args),
+        fail_at_frame=fail_at_frame_from_env(), bound_host=args.host, dwpose_dir=args.dwpose_dir,
     )
+    # One worker (one process): the pipeline and the job queue live in this process. asyncio and
+    # h11 whatever else is installed (Ray Serve brings uvloop and httptools): one behaviour everywhere.
+    config = uvicorn.Config(
+        app, workers=1, log_level="warning", access_log=False, timeout_graceful_shutdown=5, loop="asyncio", http="h11"
+    )
+    print(listening_line(args.host, sock.getsockname()[1]), flush=True)
+    server = uvicorn.Server(config)
+    if parent_alive is not None:
+        # should_exit is what uvicorn's own SIGTERM handler sets: the same graceful shutdown.
+        watch_parent(args.parent_pid, parent_alive, lambda: setattr(server, "should_exit", True))
+    server.run(sockets=[sock])
+    return 0
 
 
 def make_tiny_model_command(args) -> int:

@@ -2,6 +2,10 @@
 
     app = create_app(lambda: load_pipeline(...), token="T", work_dir="/tmp/pb")
 
+The same app is the ingress of a scaled-out backend (backend/scale): there ``load`` returns a
+description of the generator replicas' models (backend.model_info.ModelInfo) and ``make_queue`` a
+queue that runs each job's units on them.
+
 The pipeline loads in a background thread once the app starts, so /health answers at once (503
 "loading" until the model is in memory). Analysis jobs (pose extraction, adherence:
 backend/analysis_routes.py) have their own queue, which runs from the start whatever the models
@@ -31,10 +35,8 @@ from .api_models import ErrorBody, Health, JobList, JobRequest, JobStatus
 from .guards import BearerTokenGuard, BodySizeLimit, LocalHostGuard
 from .job_input import BadJobInput, decode_frames, decode_reference, frame_size
 from .jobs import JobQueue
+from .model_info import ModelInfo
 from .pipelines import ANIMATEDIFF, WAN_VACE, GenerateParams, animatediff, is_temporal, wan_vace
-
-DTYPE_NAMES = {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32"}
-
 
 @dataclass
 class ServerLimits:
@@ -44,16 +46,16 @@ class ServerLimits:
 
 
 class _Backend:
-    """What the routes share: the loading state, the pipeline, the job queue."""
+    """What the routes share: the loading state, the models, the job queue."""
 
-    def __init__(self, load: Callable, work_dir, fail_at_frame: int | None, dwpose_dir=None):
+    def __init__(self, load: Callable, make_queue: Callable, work_dir, dwpose_dir=None):
         self.load = load
+        self.make_queue = make_queue
         self.work_dir = work_dir
-        self.fail_at_frame = fail_at_frame
         self.dwpose_dir = dwpose_dir
         self.status = "loading"
         self.error: str | None = None
-        self.pipe = None
+        self.models = None  # LoadedModels, or a ModelInfo where the models live in other processes
         self.queue: JobQueue | None = None
         self.analysis = AnalysisQueue(work_dir)  # extraction and adherence: needs no model
 
@@ -62,15 +64,15 @@ class _Backend:
 
     def _load(self) -> None:
         try:
-            pipe = self.load()
-            queue = JobQueue(pipe, self.work_dir, fail_at_frame=self.fail_at_frame)
+            models = self.load()
+            queue = self.make_queue(models)
             queue.start()
         except Exception as exc:  # reported by /health; the process stays up to say why
             traceback.print_exc(file=sys.stderr)
             self.error = f"{type(exc).__name__}: {exc}"
             self.status = "error"
             return
-        self.pipe, self.queue = pipe, queue
+        self.models, self.queue = models, queue
         self.status = "ready"
         print("PoseBridge backend: model loaded", file=sys.stderr, flush=True)
 
@@ -80,21 +82,11 @@ class _Backend:
             return 503, {"status": "loading", "extractors": extractors}
         if self.status == "error":
             return 503, {"status": "error", "error": self.error, "extractors": extractors}
-        pipe = self.pipe
-        dtype = str(pipe.dtype).removeprefix("torch.")
-        return 200, {
-            "status": "ready",
-            "device": pipe.device,
-            "dtype": DTYPE_NAMES.get(dtype, dtype),
-            "models": dict(pipe.models),
-            "has_depth": pipe.has_depth,
-            "pipelines": pipe.pipelines,
-            "has_ip_adapter": pipe.has_ip_adapter,
-            "max_context_length": pipe.max_context_length,
-            "wan_loaded": pipe.wan is not None and pipe.wan.loaded,
-            "version": __version__,
-            "extractors": extractors,
-        }
+        return 200, {"status": "ready", **self.info().health(), "version": __version__, "extractors": extractors}
+
+    def info(self) -> ModelInfo:
+        """The loaded models as the routes see them (read afresh: wan-vace's model loads late)."""
+        return self.models if isinstance(self.models, ModelInfo) else ModelInfo.of(self.models)
 
     def job_queue(self, job_id: str):
         """The queue holding job ``job_id`` (generation or analysis), or None."""
@@ -118,7 +110,7 @@ class _Backend:
         return self.queue
 
 
-def _check_params(params: GenerateParams, pipe) -> None:
+def _check_params(params: GenerateParams, pipe: ModelInfo) -> None:
     """400 naming a parameter these models cannot honour."""
     if params.pipeline not in pipe.pipelines:
         raise HTTPException(
@@ -191,14 +183,20 @@ def create_app(
     fail_at_frame: int | None = None,
     bound_host: str | None = None,
     dwpose_dir: str | os.PathLike | None = None,
+    make_queue: Callable | None = None,
 ) -> FastAPI:
     """The app. load() returns a backend.models.LoadedModels (called once, in a thread,
     at startup). token: required as 'Authorization: Bearer TOKEN' on all but /health; without
     one, only requests whose Host is a loopback name/address or ``bound_host`` (the --host it
     listens on) are served. fail_at_frame: test-only fault (backend.jobs.FAIL_AT_FRAME_ENV).
-    dwpose_dir: a folder holding DWPose's model files (else the Hugging Face cache)."""
+    dwpose_dir: a folder holding DWPose's model files (else the Hugging Face cache).
+    make_queue(models): the job queue for what load() returned (default: a JobQueue running
+    them in this process)."""
     limits = limits or ServerLimits()
-    backend = _Backend(load, work_dir, fail_at_frame, dwpose_dir)
+    if make_queue is None:
+        def make_queue(models):
+            return JobQueue(models, work_dir, fail_at_frame=fail_at_frame)
+    backend = _Backend(load, make_queue, work_dir, dwpose_dir)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -233,6 +231,7 @@ def create_app(
     @app.post("/jobs", status_code=201, response_model=JobStatus, responses=errors)
     def submit_job(request: JobRequest):
         queue = backend.ready_queue()
+        info = backend.info()
         if len(request.frames) > limits.max_frames:
             raise HTTPException(
                 413,
@@ -242,12 +241,12 @@ def create_app(
         if values["batch"] is None:
             values["batch"] = limits.default_batch
         if values["pipeline"] is None:
-            values["pipeline"] = backend.pipe.default_pipeline
+            values["pipeline"] = info.default_pipeline
         params = GenerateParams(**values)
-        _check_params(params, backend.pipe)
+        _check_params(params, info)
         wan = params.pipeline == WAN_VACE  # takes depth and a reference without ControlNet or IP-Adapter
         try:
-            frames = decode_frames(request.frames, has_depth=backend.pipe.has_depth or wan, lead=request.lead)
+            frames = decode_frames(request.frames, has_depth=info.has_depth or wan, lead=request.lead)
         except BadJobInput as exc:
             raise HTTPException(400, str(exc)) from None
         if wan and params.vace_control in ("depth", "pose_over_depth") and frames[0].depth is None:
@@ -261,7 +260,7 @@ def create_app(
             )
         reference = None
         if request.reference is not None:
-            if not backend.pipe.has_ip_adapter and not wan:
+            if not info.has_ip_adapter and not wan:
                 raise HTTPException(400, "reference given, but the backend was started without an IP-Adapter (--ip-adapter)")
             try:
                 reference = decode_reference(request.reference)

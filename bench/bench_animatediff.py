@@ -268,7 +268,7 @@ def main(argv=None) -> int:
     temporary = None
     model_dir = args.models
     if model_dir is None:
-        from backend.cli import write_tiny_model_set
+        from backend.model_loading import write_tiny_model_set
 
         temporary = tempfile.TemporaryDirectory(prefix="posebridge_bench_animatediff_")
         model_dir = write_tiny_model_set(temporary.name).parent

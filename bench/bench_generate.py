@@ -179,7 +179,7 @@ def main() -> int:
     parser.add_argument("--blender-python", default=default_blender_python())
     args = parser.parse_args()
     load_extension()
-    from posebridge.backend.cli import write_tiny_model_set
+    from posebridge.backend.model_loading import write_tiny_model_set
 
     work = Path(tempfile.mkdtemp(prefix="posebridge_bench_generate_"))
     model_dir = write_tiny_model_set(work / "tiny-model").parent

@@ -181,7 +181,7 @@ def write_models(folder: Path, tiny: bool, device: str, log: Clock, setup: dict)
     """The tiny set (backend.tiny_model) or the full-size one, with its posebridge-models.json."""
     started = time.perf_counter()
     if tiny:
-        from backend.cli import write_tiny_model_set
+        from backend.model_loading import write_tiny_model_set
 
         write_tiny_model_set(folder)
     else:

@@ -101,6 +101,18 @@ def make_tiny_model(tmp_dir, python: str | None = None) -> Path:
         return directory
 
 
+def has_ray(python: str | None = None) -> bool:
+    """Whether the backend Python can import Ray Serve (``serve --ray``)."""
+    python = python or backend_python()
+    if python is None:
+        return False
+    check = subprocess.run([python, "-c", "import ray.serve"], capture_output=True, timeout=120)
+    return check.returncode == 0
+
+
+RAY_START_TIMEOUT = 240.0  # a local Ray cluster, its Serve proxy, and each replica loading the models
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

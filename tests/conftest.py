@@ -47,15 +47,21 @@ def _exit_without_bpy_handlers():
         os._exit(_SESSION["status"])
 
 
-@pytest.fixture(scope="session")
-def backend_server(tmp_path_factory):
-    """One real backend process for the session (tests/backend_process.py): tiny model, CPU,
-    loopback, token backend_process.TEST_TOKEN. Skips when no backend venv Python is found."""
+def _backend_process():
+    """tests/backend_process.py (tests/ is on sys.path only in some tiers)."""
     tests_dir = str(Path(__file__).resolve().parent)
     if tests_dir not in sys.path:
         sys.path.insert(0, tests_dir)
     import backend_process
 
+    return backend_process
+
+
+@pytest.fixture(scope="session")
+def backend_server(tmp_path_factory):
+    """One real backend process for the session (tests/backend_process.py): tiny model, CPU,
+    loopback, token backend_process.TEST_TOKEN. Skips when no backend venv Python is found."""
+    backend_process = _backend_process()
     if backend_process.backend_python() is None:
         pytest.skip("no backend Python (set POSEBRIDGE_BACKEND_PYTHON or create the backend venv)")
     server = backend_process.start_backend(
@@ -63,6 +69,27 @@ def backend_server(tmp_path_factory):
     )
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_backend_server(tmp_path_factory):
+    """A scaled-out backend for the session: ``serve --ray --replicas 2`` on a local Ray cluster
+    (two CPU replicas, tiny model, token backend_process.TEST_TOKEN). Its replicas note their
+    process ids in ``server.unit_pids`` (backend/scale/replica_service.UNIT_PIDS_ENV). Skips when
+    the backend Python has no Ray."""
+    backend_process = _backend_process()
+    if not backend_process.has_ray():
+        pytest.skip("the backend Python has no ray[serve] (backend/requirements.txt)")
+    root = tmp_path_factory.mktemp("ray-backend")
+    unit_pids = root / "unit-pids"
+    unit_pids.mkdir()
+    server = backend_process.start_backend(
+        root, token=backend_process.TEST_TOKEN, extra_args=("--ray", "--replicas", "2"),
+        env={"POSEBRIDGE_BACKEND_TEST_UNIT_PIDS": str(unit_pids)}, timeout=backend_process.RAY_START_TIMEOUT)
+    server.unit_pids = unit_pids
+    server.model_dir = backend_process.make_tiny_model(root)
+    yield server
+    server.stop(timeout=60)
 
 
 SMALL_REQUEST_MB = 0.1  # below cam01.mp4 (0.37 MB) and a few noise frames

@@ -28,7 +28,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .base import GenerationRequest, Hooks, to_uint8
+from .base import ANIMATEDIFF, GenerationRequest, Hooks, to_uint8
 from .conditioning import identity_embeddings, text_embeddings
 from .windows import context_windows, frame_weight_sums, freenoise_sources, window_weights
 
@@ -37,8 +37,9 @@ DECODE_CHUNK = 8  # frames per VAE decode call
 
 
 def check_params(models, params) -> None:
-    """ValueError naming what stops these models from running animatediff with ``params``."""
-    if models.motion_pipe is None:
+    """ValueError naming what stops these models (LoadedModels, or their ModelInfo) from running
+    animatediff with ``params``."""
+    if ANIMATEDIFF not in models.pipelines:
         raise ValueError(
             "the animatediff pipeline needs a motion adapter: this backend was started without one"
             " (serve --motion-adapter); use pipeline 'frames'"

@@ -30,7 +30,7 @@ OPERATOR_TYPE = "POSEBRIDGE_OT_render_pose_maps"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 # Development-only paths that must never ship in the zip (see [build] in blender_manifest.toml).
-EXCLUDED_TOP = ("tests/", "bench/", "docs/", "tools/", "train/", "build/", "dist/", ".ci/", ".git/")
+EXCLUDED_TOP = ("tests/", "bench/", "docs/", "tools/", "train/", "deploy/", "build/", "dist/", ".ci/", ".git/")
 EXCLUDED_FILES = ("cli.py", "batch.py", "batch_parser.py", "pyproject.toml", ".gitignore")
 # Folders whose Python files are all part of the add-on and must ship. backend/ ships too:
 # "Start Local Backend" runs it with another Python (torch is never imported by Blender).

@@ -1,0 +1,71 @@
+"""The models ``serve`` loads, as a value: what to load and how, called to load it.
+
+A ``ModelLoad`` is plain data, so the same one loads the models in the serving process or, for a
+scaled-out backend (backend/scale), once in each generator replica's process.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .model_set import read_model_set, write_model_set
+
+
+@dataclass(frozen=True)
+class ModelLoad:
+    chosen: dict  # load_models' model keyword arguments (cli.resolve_models)
+    model_config: str | None = None
+    controlnet_config: str | None = None
+    options: dict = field(default_factory=dict)  # device, dtype, cpu_offload, torch_compile
+    fallback_tiny_model: str | None = None  # serve the tiny set from here when the models cannot be had
+
+    def __call__(self):
+        """The backend.models.LoadedModels."""
+        from .models import ModelNotAvailableError, load_models
+
+        try:
+            return load_models(
+                **self.chosen, model_config=self.model_config, controlnet_config=self.controlnet_config, **self.options
+            )
+        except ModelNotAvailableError as exc:
+            if not self.fallback_tiny_model:
+                raise
+            print(f"posebridge-backend: {exc}", file=sys.stderr)
+            return load_tiny_fallback(self.fallback_tiny_model, self.options)
+
+
+def load_tiny_fallback(directory, options: dict):
+    """The tiny set in ``directory`` (written first when absent), loaded with ``options``; its
+    models are marked ``"fallback": "tiny"`` so /health tells clients what they are getting."""
+    from .models import load_models
+
+    model_set = read_model_set(directory) if os.path.isdir(directory) else None
+    if model_set is None or None in (model_set.motion_adapter, model_set.ip_adapter, model_set.wan_vace):
+        write_tiny_model_set(directory)  # absent, or written before the set had its adapters
+        model_set = read_model_set(directory)
+    print(f"posebridge-backend: serving the tiny random-weight model set from {directory} instead",
+          file=sys.stderr, flush=True)
+    pipe = load_models(model_set.base, model_set.openpose, model_set.depth, local_files_only=True,
+                       motion_adapter=model_set.motion_adapter, ip_adapter=model_set.ip_adapter,
+                       wan_model=model_set.wan_vace, **options)
+    pipe.models["fallback"] = "tiny"
+    return pipe
+
+
+def write_tiny_model_set(directory) -> Path:
+    """make_tiny_model and make_tiny_wan, plus the posebridge-models.json naming their folders."""
+    from .tiny_model import make_tiny_model
+    from .tiny_wan import make_tiny_wan
+
+    paths = make_tiny_model(directory)
+    wan = make_tiny_wan(paths.root / "wan-vace")
+
+    def rel(path: Path) -> str:
+        return path.relative_to(paths.root).as_posix()
+
+    return write_model_set(
+        paths.root, rel(paths.base), rel(paths.openpose), rel(paths.depth),
+        motion_adapter=rel(paths.motion_adapter), ip_adapter=rel(paths.ip_adapter), wan_vace=rel(wan),
+    )

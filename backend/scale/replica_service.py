@@ -1,0 +1,84 @@
+"""A generator replica as a service: the models loaded once, units streamed back as events.
+
+``GeneratorService`` is what each Ray Serve generator replica runs (backend/scale/ray_app.py), kept
+free of Ray so it is tested by itself. ``run_unit`` is an async generator: the unit runs on a
+worker thread (torch blocks) and its events come back through the replica's event loop, so the
+caller sees each denoising step and each frame as it happens, and cancelling the stream (Ray Serve
+cancels the async generator) stops the unit at its next step.
+
+Events: ``("progress", done, total)`` every step, ``("frame", index, frame)`` for each finished
+frame (index in the unit's inputs, uint8 RGB array).
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from pathlib import Path
+
+from ..model_info import ModelInfo
+from .local_replica import LocalReplica, UnitWork
+
+# Test-only: a folder where each replica keeps <pid>.busy while it runs a unit (so a test can kill a
+# replica that is mid-unit by its process id) and adds "<pid> <first frame>" to units.log.
+UNIT_PIDS_ENV = "POSEBRIDGE_BACKEND_TEST_UNIT_PIDS"
+
+_END = object()
+
+
+class GeneratorService:
+    def __init__(self, load, threads: int | None = None):
+        """``load()`` returns the LoadedModels (backend.model_loading.ModelLoad); ``threads``: torch's
+        CPU threads in this process."""
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        self.models = load()
+        self.replica = LocalReplica(self.models)
+
+    def describe(self) -> ModelInfo:
+        return ModelInfo.of(self.models)
+
+    async def run_unit(self, work: UnitWork):
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue = asyncio.Queue()
+        stop = threading.Event()
+
+        def send(event) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, event)
+
+        def produce() -> None:
+            try:
+                frames = self.replica.run_unit(
+                    work, should_stop=stop.is_set, on_progress=lambda done, total: send(("progress", done, total)))
+                for index, frame in frames:
+                    send(("frame", index, frame))
+                send(_END)
+            except BaseException as exc:  # handed to the caller, raised there
+                send(exc)
+
+        busy = _mark_busy(work)
+        worker = threading.Thread(target=produce, name="posebridge-unit", daemon=True)
+        worker.start()
+        try:
+            while (event := await events.get()) is not _END:
+                if isinstance(event, BaseException):
+                    raise event
+                yield event
+        finally:
+            stop.set()  # cancelled or abandoned: the unit stops at its next step
+            await asyncio.to_thread(worker.join)
+            if busy is not None:
+                busy.unlink(missing_ok=True)
+
+
+def _mark_busy(work: UnitWork) -> Path | None:
+    folder = os.environ.get(UNIT_PIDS_ENV)
+    if not folder:
+        return None
+    with open(Path(folder) / "units.log", "a", encoding="utf-8") as log:
+        log.write(f"{os.getpid()} {work.inputs[0].frame}\n")
+    path = Path(folder) / f"{os.getpid()}.busy"
+    path.write_text("")
+    return path
