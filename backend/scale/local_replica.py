@@ -35,8 +35,10 @@ class LocalReplica:
         self.generate_fn = generate_fn
 
     def run_unit(self, work: UnitWork, should_stop: Callable[[], bool] | None = None,
-                 on_progress: Callable[[int, int], Any] | None = None):
-        """Yield (index in ``work.inputs``, uint8 RGB frame) as frames become final."""
+                 on_progress: Callable[[int, int], Any] | None = None,
+                 on_segment_done: Callable[[], Any] | None = None):
+        """Yield (index in ``work.inputs``, uint8 RGB frame) as frames become final;
+        ``on_segment_done()`` after each finished clip of a pipeline that makes clips (wan-vace)."""
         poses, depths, known = decode_controls(work.params.pipeline, work.inputs)
         yield from self.generate_fn(
             self.models,
@@ -48,4 +50,5 @@ class LocalReplica:
             known=known,
             on_progress=on_progress,
             should_stop=should_stop,
+            on_segment_done=on_segment_done,
         )

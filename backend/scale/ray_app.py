@@ -42,7 +42,7 @@ class RayUnits:
         """The replicas' models (waits for the first replica to be up)."""
         return self.handle.describe.remote().result()
 
-    def run_unit(self, work: UnitWork, should_stop=None, on_progress=None):
+    def run_unit(self, work: UnitWork, should_stop=None, on_progress=None, on_segment_done=None):
         """Yield the unit's (index, frame) as a replica makes them; ReplicaLost if it dies."""
         stream = self.handle.options(stream=True).run_unit.remote(work)
         finished = False
@@ -50,11 +50,12 @@ class RayUnits:
             for kind, *values in stream:
                 if should_stop is not None and should_stop():
                     raise GenerationCancelled("cancelled")
-                if kind == "progress":
-                    if on_progress is not None:
-                        on_progress(*values)
-                else:
+                if kind == "frame":
                     yield tuple(values)
+                elif kind == "progress" and on_progress is not None:
+                    on_progress(*values)
+                elif kind == "segment" and on_segment_done is not None:
+                    on_segment_done()
             finished = True
         except REPLICA_FAILURES as exc:
             raise ReplicaLost(f"a generator replica was lost mid-unit: {type(exc).__name__}") from exc

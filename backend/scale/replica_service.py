@@ -7,7 +7,8 @@ caller sees each denoising step and each frame as it happens, and cancelling the
 cancels the async generator) stops the unit at its next step.
 
 Events: ``("progress", done, total)`` every step, ``("frame", index, frame)`` for each finished
-frame (index in the unit's inputs, uint8 RGB array).
+frame (index in the unit's inputs, uint8 RGB array), ``("segment",)`` after each finished clip of a
+pipeline that makes clips (wan-vace).
 """
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ class GeneratorService:
         def produce() -> None:
             try:
                 frames = self.replica.run_unit(
-                    work, should_stop=stop.is_set, on_progress=lambda done, total: send(("progress", done, total)))
+                    work, should_stop=stop.is_set, on_progress=lambda done, total: send(("progress", done, total)),
+                    on_segment_done=lambda: send(("segment",)))
                 for index, frame in frames:
                     send(("frame", index, frame))
                 send(_END)

@@ -40,25 +40,27 @@ class ReplicaPool:
         for replica in replicas:
             self._free.put(replica)
 
-    def run_unit(self, work: UnitWork, should_stop=None, on_progress=None):
+    def run_unit(self, work: UnitWork, should_stop=None, on_progress=None, on_segment_done=None):
         """Yield the unit's (index, frame) as the replica makes them."""
         replica = self._free.get()
         try:
-            yield from replica.run_unit(work, should_stop=should_stop, on_progress=on_progress)
+            yield from replica.run_unit(work, should_stop=should_stop, on_progress=on_progress,
+                                        on_segment_done=on_segment_done)
         finally:
             self._free.put(replica)
 
 
 class ScaledJobQueue(JobQueue):
-    """JobQueue whose jobs run as units through ``run_unit(work, should_stop, on_progress)``, an
-    iterator of (index in work.inputs, frame), up to ``concurrency`` units at a time.
+    """JobQueue whose jobs run as units through ``run_unit(work, should_stop, on_progress,
+    on_segment_done)``, an iterator of (index in work.inputs, frame), up to ``concurrency`` units
+    at a time.
 
     ``models`` is what /health and the request checks read (the loaded models, or a description
     of a replica's): this queue never runs them itself.
 
-    Temporal jobs are one unit whose frames are all written before any is listed (no frame of an
-    unfinished video is served). A wan-vace job's finished clips are not yet listed one by one as
-    in the single-process queue: a failure in its last clip loses the earlier ones.
+    Temporal jobs are one unit whose frames are written and listed once the video is made (no
+    frame of an unfinished video is served), or, for wan-vace, clip by clip as each is finished,
+    as in the single-process queue: a failure in a later clip keeps the earlier ones.
     """
 
     def __init__(self, models, work_dir, run_unit: Callable, concurrency: int, *, per_replica: int = 2):
@@ -89,8 +91,10 @@ class ScaledJobQueue(JobQueue):
             with self._lock:
                 job.codec_seconds += time.perf_counter() - clock
                 arrived[unit.start + index] = number
-                if not temporal:
-                    self._list_in_order(job, order, arrived)
+
+        def publish() -> None:
+            with self._lock:
+                self._list_in_order(job, order, arrived)
 
         def attempt(unit: Unit) -> None:
             def on_progress(done, work):
@@ -99,12 +103,26 @@ class ScaledJobQueue(JobQueue):
                     fraction = sum(p * u.size for p, u in zip(unit_progress, units)) / len(inputs)
                 self._set_progress(job, 0.95 * fraction)
 
+            # A temporal unit's frames are final only as a whole video, or clip by clip for a
+            # pipeline that makes clips: they wait here until then.
+            waiting: list[tuple[int, object]] = []
+
+            def flush() -> None:
+                for index, frame in waiting:
+                    write(unit, index, frame)
+                waiting.clear()
+                publish()
+
             work = UnitWork(job.params, inputs[unit.start:unit.stop], job.reference)
-            results = self.run_unit(work, should_stop=should_stop, on_progress=on_progress)
-            if temporal:
-                results = list(results)  # the whole video before any frame is written
+            results = self.run_unit(work, should_stop=should_stop, on_progress=on_progress,
+                                    on_segment_done=flush if temporal else None)
             for index, frame in results:
-                write(unit, index, frame)
+                if temporal:
+                    waiting.append((index, frame))
+                else:
+                    write(unit, index, frame)
+                    publish()
+            flush()
 
         def run(unit: Unit) -> None:
             try:
@@ -133,9 +151,6 @@ class ScaledJobQueue(JobQueue):
                 future.result()
         if len(arrived) != len(order):
             raise RuntimeError(f"the replicas returned {len(arrived)} of {len(order)} frames")
-        if temporal:
-            with self._lock:
-                self._list_in_order(job, order, arrived)
 
     def _list_in_order(self, job: Job, order: list[int], arrived: dict[int, int]) -> None:  # lock held
         """List every arrived frame whose predecessors are all listed."""

@@ -36,3 +36,19 @@ def video_models(tiny_model):
     return load_tiny(
         tiny_model, motion_adapter=str(tiny_model.motion_adapter), ip_adapter=str(tiny_model.ip_adapter)
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_wan(tmp_path_factory):
+    from backend.tiny_wan import make_tiny_wan
+
+    return make_tiny_wan(tmp_path_factory.mktemp("tiny-wan"))
+
+
+@pytest.fixture(scope="session")
+def wan_models(tiny_model, tiny_wan):
+    """The tiny SD1.5 set (pose ControlNet only, no IP-Adapter) with the tiny Wan VACE."""
+    from backend.models import load_models
+
+    return load_models(str(tiny_model.base), str(tiny_model.openpose), None, device="cpu",
+                       local_files_only=True, wan_model=str(tiny_wan))

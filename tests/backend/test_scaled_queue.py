@@ -1,6 +1,7 @@
 """backend/scale: a job's units spread over two replicas (each with its own loaded tiny model)
 give the single-process queue's frames bit for bit, listed in job order; a lost replica's unit
-runs again once; cancel keeps the listed frames."""
+runs again once; cancel keeps the listed frames; a wan-vace job's clips are listed as each is
+finished."""
 import time
 
 import numpy as np
@@ -10,9 +11,10 @@ pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 from conftest import load_tiny  # noqa: E402
-from test_jobs import PARAMS, frames_for, read_png  # noqa: E402
+from test_jobs import PARAMS, frames_for, png_bytes, read_png  # noqa: E402
+from test_wan_vace import FAST, CallSpy, poses  # noqa: E402
 
-from backend.jobs import CANCELLED, DONE, FAILED, JobQueue  # noqa: E402
+from backend.jobs import CANCELLED, DONE, FAILED, FrameInput, JobQueue  # noqa: E402
 from backend.pipelines import GenerateParams  # noqa: E402
 from backend.scale.local_replica import LocalReplica, ReplicaLost  # noqa: E402
 from backend.scale.scaled_queue import ReplicaPool, ScaledJobQueue  # noqa: E402
@@ -38,16 +40,19 @@ def single_process_frames(pipe, tmp_path_factory):
         queue.stop()
 
 
-class SlowFirstUnit(LocalReplica):
-    """Holds the job's first unit back, so later units finish first; records when units end."""
+class FirstUnitLast(LocalReplica):
+    """Holds the job's first unit back until the other units have finished (so the job's frames
+    arrive out of order); records when units end."""
 
-    def __init__(self, models, delay, finished):
+    def __init__(self, models, finished, others):
         super().__init__(models)
-        self.delay, self.finished = delay, finished
+        self.finished, self.others = finished, others
 
     def run_unit(self, work, **hooks):
         if work.inputs[0].frame == NUMBERS[0]:
-            time.sleep(self.delay)
+            deadline = time.monotonic() + 300
+            while len(self.finished) < self.others and time.monotonic() < deadline:
+                time.sleep(0.01)
         yield from super().run_unit(work, **hooks)
         self.finished.append(work.inputs[0].frame)
 
@@ -89,8 +94,8 @@ def run_job(replicas, tmp_path, params=PARAMS, on_status=None):
 
 def test_two_replicas_give_the_single_process_frames_in_job_order(pipe, second_models, single_process_frames, tmp_path):
     finished = []
-    slow = SlowFirstUnit(pipe, 3.0, finished)
-    fast = SlowFirstUnit(second_models, 3.0, finished)
+    slow = FirstUnitLast(pipe, finished, others=3)
+    fast = FirstUnitLast(second_models, finished, others=3)
     listed = []
 
     def watch(queue, job):
@@ -145,3 +150,28 @@ def test_cancel_stops_the_units_and_keeps_a_prefix(pipe, second_models, tmp_path
     done = status["frames_done"]
     assert 0 < len(done) < len(NUMBERS) and done == NUMBERS[: len(done)]
     assert not list(job.folder.glob(".*.tmp"))  # no half-written frame
+
+
+class FailsThirdClip(CallSpy):
+    def __call__(self, **kwargs):
+        if len(self.calls) == 2:
+            self.error = RuntimeError("the third clip failed")
+        return super().__call__(**kwargs)
+
+
+def test_a_wan_job_lists_each_clip_as_it_is_made_and_keeps_them_when_a_later_one_fails(wan_models, tmp_path,
+                                                                                       monkeypatch):
+    monkeypatch.setattr(wan_models.wan, "_pipe", FailsThirdClip(wan_models.wan.pipeline()))
+    pool = ReplicaPool([LocalReplica(wan_models)])
+    queue = ScaledJobQueue(wan_models, tmp_path, pool.run_unit, concurrency=1)
+    queue.start()
+    try:
+        inputs = [FrameInput(n, png_bytes(image)) for n, image in enumerate(poses(20), start=1)]
+        job = queue.submit(inputs, GenerateParams(**FAST, segment=9))
+        status = queue.wait(job.id, 300)
+    finally:
+        queue.stop()
+    assert status["state"] == FAILED and "the third clip failed" in status["error"]
+    # Clips of 9 overlapping by the lead of 5: frames 1-9, then 10-13; the third clip's are lost.
+    assert status["frames_done"] == list(range(1, 14))
+    assert sorted(p.name for p in job.folder.glob("frame_*.png")) == [f"frame_{n:04d}.png" for n in range(1, 14)]

@@ -15,22 +15,6 @@ from conftest import load_tiny  # noqa: E402
 FAST = dict(pipeline="wan-vace", resolution="maps", steps=2, guidance=5.0, prompt="a man walking")
 
 
-@pytest.fixture(scope="session")
-def tiny_wan(tmp_path_factory):
-    from backend.tiny_wan import make_tiny_wan
-
-    return make_tiny_wan(tmp_path_factory.mktemp("tiny-wan"))
-
-
-@pytest.fixture(scope="session")
-def wan_models(tiny_model, tiny_wan):
-    """The tiny SD1.5 set (pose ControlNet only, no IP-Adapter) with the tiny Wan VACE."""
-    from backend.models import load_models
-
-    return load_models(str(tiny_model.base), str(tiny_model.openpose), None, device="cpu",
-                       local_files_only=True, wan_model=str(tiny_wan))
-
-
 def poses(count, size=(64, 48), seed=0):
     """Pose-map-like frames: a coloured bar moving across black, so frames differ."""
     width, height = size
