@@ -6,7 +6,7 @@ worker thread (torch blocks) and its events come back through the replica's even
 caller sees each denoising step and each frame as it happens, and cancelling the stream (Ray Serve
 cancels the async generator) stops the unit at its next step.
 
-Events: ``("progress", done, total)`` every step, ``("frame", index, frame)`` for each finished
+Events: ``("progress", done, total)`` at most every PROGRESS_INTERVAL_S, ``("frame", index, frame)`` for each finished
 frame (index in the unit's inputs, uint8 RGB array), ``("segment",)`` after each finished clip of a
 pipeline that makes clips (wan-vace).
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from pathlib import Path
 
 from ..model_info import ModelInfo
@@ -25,6 +26,9 @@ from .local_replica import LocalReplica, UnitWork
 UNIT_PIDS_ENV = "POSEBRIDGE_BACKEND_TEST_UNIT_PIDS"
 
 _END = object()
+# Each streamed event costs the replica, Ray and the ingress a few milliseconds: progress goes out
+# at most this often (and at a unit's last step), not at every denoising step.
+PROGRESS_INTERVAL_S = 0.25
 
 
 class GeneratorService:
@@ -49,11 +53,18 @@ class GeneratorService:
         def send(event) -> None:
             loop.call_soon_threadsafe(events.put_nowait, event)
 
+        last_progress = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            now = time.monotonic()
+            if done >= total or now - last_progress[0] >= PROGRESS_INTERVAL_S:
+                last_progress[0] = now
+                send(("progress", done, total))
+
         def produce() -> None:
             try:
                 frames = self.replica.run_unit(
-                    work, should_stop=stop.is_set, on_progress=lambda done, total: send(("progress", done, total)),
-                    on_segment_done=lambda: send(("segment",)))
+                    work, should_stop=stop.is_set, on_progress=progress, on_segment_done=lambda: send(("segment",)))
                 for index, frame in frames:
                     send(("frame", index, frame))
                 send(_END)
