@@ -128,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--work-dir", help="where job frames are written (default: a temporary folder, removed at exit)")
     add("--max-frames", type=_positive_int, default=1000, help="most frames in one job (default 1000)")
     add("--max-request-mb", type=_positive_float, default=256.0, help="largest request, MiB (default 256)")
+    add("--max-queued", type=_positive_int, default=16,
+        help="most jobs waiting to run; past it a submit is answered 429 busy (default 16)")
     add(
         "--parent-pid",
         type=_positive_int,
@@ -239,19 +241,40 @@ def model_load(args, parser) -> ModelLoad:
     if args.compile and args.cpu_offload:
         parser.error("--compile does not go with --cpu-offload")
     return ModelLoad(
-        resolve_models(args, parser),
-        model_config=args.model_config,
-        controlnet_config=args.controlnet_config,
+        {key: _absolute(name) for key, name in resolve_models(args, parser).items()},
+        model_config=_absolute(args.model_config),
+        controlnet_config=_absolute(args.controlnet_config),
         options=dict(device=args.device, dtype=args.dtype, cpu_offload=args.cpu_offload, torch_compile=args.compile),
-        fallback_tiny_model=args.fallback_tiny_model,
+        fallback_tiny_model=_absolute(args.fallback_tiny_model),
     )
+
+
+def _absolute(name: str | None) -> str | None:
+    """A local path made absolute (a replica process need not share this one's folder); hub ids
+    and None as they are."""
+    if name and os.path.exists(os.path.expanduser(name)):
+        return os.path.abspath(os.path.expanduser(name))
+    if name and name.startswith((".", "~")):  # a relative path still to be made (--fallback-tiny-model)
+        return os.path.abspath(os.path.expanduser(name))
+    return name
 
 
 def server_limits(args):
     from .server import ServerLimits
 
     return ServerLimits(
-        max_frames=args.max_frames, max_request_bytes=int(args.max_request_mb * 2**20), default_batch=args.batch
+        max_frames=args.max_frames, max_request_bytes=int(args.max_request_mb * 2**20), default_batch=args.batch,
+        max_queued=args.max_queued,
+    )
+
+
+def ingress_settings(args, scale, work_dir):
+    """What a scaled-out backend's ingress serves with (backend/scale/ray_app.Ingress)."""
+    from .scale.options import IngressSettings
+
+    return IngressSettings(
+        work_dir=os.path.abspath(work_dir), limits=server_limits(args), units_in_flight=scale.max_replicas,
+        token=args.token, bound_host=args.host, dwpose_dir=_absolute(args.dwpose_dir),
     )
 
 
@@ -263,6 +286,8 @@ def serve(args, parser) -> int:
         )
     load = model_load(args, parser)
     scale = scale_options(args, parser)
+    if scale is not None and args.port == 0:
+        parser.error("--ray needs a port number: Ray Serve's proxy cannot pick a free one (--port 0)")
     cli_extract.check_dwpose_dir(args, parser)
     parent_alive = None
     if args.parent_pid is not None:
@@ -285,15 +310,10 @@ def serve(args, parser) -> int:
             return _serve_here(args, load, sock, work_dir, parent_alive)
         sock.close()  # Ray Serve's proxy binds the port itself: this only proved it free
         from .scale.launch import serve_ray
-        from .scale.options import IngressSettings
 
-        settings = IngressSettings(
-            work_dir=os.path.abspath(work_dir), limits=server_limits(args), units_in_flight=scale.max_replicas,
-            token=args.token, bound_host=args.host, dwpose_dir=args.dwpose_dir,
-        )
-        return serve_ray(args, load, scale, settings, parent_alive)
+        return serve_ray(args, load, scale, ingress_settings(args, scale, work_dir), parent_alive)
     finally:
-        sock.close()
+        sock.close()  # again after a Ray start: closing twice is harmless
         if own_work_dir:
             shutil.rmtree(work_dir, ignore_errors=True)
 

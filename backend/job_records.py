@@ -19,13 +19,14 @@ from .worker_queue import FAILED, FINISHED_STATES
 RECORDS = ".records"
 _FIELDS = ("id", "name", "frames", "frames_done", "state", "progress", "error", "created", "started",
            "finished", "codec_seconds")
+_OPTIONAL = ("key",)  # absent from records written before it was kept
 STOPPED = "the backend stopped before this job finished; its finished frames are kept"
 
 
 def save(job, work_dir: Path) -> None:
     folder = Path(work_dir) / RECORDS
     folder.mkdir(parents=True, exist_ok=True)
-    record = {name: getattr(job, name) for name in _FIELDS}
+    record = {name: getattr(job, name) for name in _FIELDS + _OPTIONAL}
     record["params"] = asdict(job.params)
     temp = folder / f".{job.id}.json.tmp"
     temp.write_text(json.dumps(record), encoding="utf-8")
@@ -44,7 +45,8 @@ def load(work_dir: Path, make_job) -> list:
             if params.get("prompts"):  # JSON keys are strings; the schedule's are frame numbers
                 params["prompts"] = {int(k): v for k, v in params["prompts"].items()}
             job = make_job(params=GenerateParams(**params), folder=Path(work_dir) / record["id"],
-                           **{name: record[name] for name in _FIELDS})
+                           **{name: record[name] for name in _FIELDS},
+                           **{name: record[name] for name in _OPTIONAL if name in record})
         except (OSError, ValueError, KeyError, TypeError):
             continue
         if job.state not in FINISHED_STATES:

@@ -94,6 +94,7 @@ class Job:
     # Time spent decoding control PNGs and encoding frame PNGs: the backend's share of
     # "transport and encoding" (the rest of started..finished is the pipeline itself).
     codec_seconds: float = 0.0
+    key: str | None = None  # the client's Idempotency-Key: a repeated submit gets this job back
 
     def frame_path(self, frame: int) -> Path:
         return self.folder / frame_filename(frame)
@@ -143,6 +144,14 @@ def write_frame_png(frame, path: Path) -> None:
     os.replace(temp, path)
 
 
+class QueueFull(RuntimeError):
+    """As many jobs are waiting as the queue takes (serve --max-queued)."""
+
+    def __init__(self, waiting: int):
+        super().__init__(f"{waiting} jobs are waiting already")
+        self.waiting = waiting
+
+
 class JobQueue(WorkerQueue):
     """Jobs in submission order and the one worker thread that runs them.
 
@@ -159,6 +168,7 @@ class JobQueue(WorkerQueue):
         fail_at_frame: int | None = None,
     ):
         super().__init__(work_dir, "posebridge-jobs")
+        self._keys: dict[str, str] = {}  # idempotency key -> job id
         self.pipe = pipe
         self.generate_fn = generate_fn
         self.fail_at_frame = fail_at_frame
@@ -167,31 +177,50 @@ class JobQueue(WorkerQueue):
         """Start the worker, after taking back the jobs recorded in the work folder (a restart)."""
         for job in job_records.load(self.work_dir, Job):
             self._jobs[job.id] = job
+            if job.key is not None:
+                self._keys[job.key] = job.id
         super().start()
 
     # --- requests -------------------------------------------------------------------------------
 
-    def submit(self, frames: list[FrameInput], params: GenerateParams, name: str = "", reference=None) -> Job:
+    def submit(self, frames: list[FrameInput], params: GenerateParams, name: str = "", reference=None, *,
+               key: str | None = None, max_waiting: int | None = None) -> Job:
         """Queue a job (frames already checked by the caller); return its record. reference:
         the identity reference image (PNG bytes or PIL image) or None. Frames with ``given``
-        images (lead frames) come first; they condition a temporal job and are not made."""
+        images (lead frames) come first; they condition a temporal job and are not made.
+        key: the client's idempotency key; a job submitted with it before is returned instead of
+        a new one. max_waiting: QueueFull when that many jobs are waiting already."""
         params.validate()
         if not frames or all(f.given is not None for f in frames):
             raise ValueError("empty job: no frames")
-        job_id = secrets.token_hex(8)
-        job = Job(
-            id=job_id,
-            name=name,
-            frames=[f.frame for f in frames if f.given is None],
-            params=params,
-            folder=self.work_dir / job_id,
-            inputs=list(frames),
-            reference=reference,
-        )
-        job.folder.mkdir(parents=True)
-        job_records.save(job, self.work_dir)
-        self._enqueue(job)
+        with self._lock:  # one job per key, and the bound, even for submits that race
+            known = self.job_for_key(key)
+            if known is not None:
+                return known
+            if max_waiting is not None and len(self._waiting) >= max_waiting:
+                raise QueueFull(len(self._waiting))
+            job_id = secrets.token_hex(8)
+            job = Job(
+                id=job_id,
+                name=name,
+                frames=[f.frame for f in frames if f.given is None],
+                params=params,
+                folder=self.work_dir / job_id,
+                inputs=list(frames),
+                reference=reference,
+                key=key,
+            )
+            job.folder.mkdir(parents=True)
+            job_records.save(job, self.work_dir)
+            if key is not None:
+                self._keys[key] = job_id
+            self._enqueue(job)
         return job
+
+    def job_for_key(self, key: str | None) -> Job | None:
+        """The job submitted with idempotency key ``key``, or None."""
+        with self._lock:
+            return self._jobs.get(self._keys.get(key)) if key is not None else None
 
     def finished_frame_path(self, job_id: str, frame: int) -> Path | None:
         """The PNG of a finished frame, or None (unknown job, frame not in it or not done)."""

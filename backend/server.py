@@ -21,9 +21,9 @@ import threading
 import traceback
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Callable
+from typing import Annotated, Callable
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -34,7 +34,7 @@ from .analysis_routes import add_analysis_routes, available_extractors
 from .api_models import ErrorBody, Health, JobList, JobRequest, JobStatus
 from .guards import BearerTokenGuard, BodySizeLimit, LocalHostGuard
 from .job_input import BadJobInput, decode_frames, decode_reference, frame_size
-from .jobs import JobQueue
+from .jobs import JobQueue, QueueFull
 from .model_info import ModelInfo
 from .pipelines import ANIMATEDIFF, WAN_VACE, GenerateParams, animatediff, is_temporal, wan_vace
 
@@ -43,6 +43,15 @@ class ServerLimits:
     max_frames: int = 1000
     max_request_bytes: int = 256 * 2**20
     default_batch: int = 4
+    max_queued: int = 16  # jobs waiting; past it POST /jobs answers 429
+
+
+RETRY_AFTER_S = 10  # what a 429 asks a client to wait before submitting again
+# Printable ASCII without spaces, as HTTP header values and file-safe records take it.
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", max_length=200, pattern=r"^[!-~]+$",
+    description="a key of the client's choosing, new for each job: a submit repeated with it (after a"
+    " timeout, say) returns the job it made instead of a second one (200)")]
 
 
 class _Backend:
@@ -214,7 +223,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.backend = backend
-    errors = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 413, 503)}
+    errors = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 413, 429, 503)}
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
@@ -228,9 +237,21 @@ def create_app(
         code, body = backend.health()
         return JSONResponse(status_code=code, content=body)
 
-    @app.post("/jobs", status_code=201, response_model=JobStatus, responses=errors)
-    def submit_job(request: JobRequest):
+    def busy(waiting: int) -> HTTPException:
+        return HTTPException(
+            429, f"the queue is full: {waiting} jobs are waiting (--max-queued {limits.max_queued});"
+            f" try again in {RETRY_AFTER_S} s", headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    replayed = {200: {"model": JobStatus, "description": "the job this Idempotency-Key submitted before"}}
+
+    @app.post("/jobs", status_code=201, response_model=JobStatus, responses={**errors, **replayed})
+    def submit_job(request: JobRequest, idempotency_key: IdempotencyKey = None):
         queue = backend.ready_queue()
+        known = queue.job_for_key(idempotency_key)
+        if known is not None:
+            return JSONResponse(status_code=200, content=jsonable_encoder(queue.status(known.id)))
+        if queue.waiting() >= limits.max_queued:  # before decoding what would be refused anyway
+            raise busy(queue.waiting())
         info = backend.info()
         if len(request.frames) > limits.max_frames:
             raise HTTPException(
@@ -272,7 +293,11 @@ def create_app(
                 400,
                 f"frame size must be a multiple of 8 (frames are {width}x{height}); set params width/height",
             )
-        job = queue.submit(frames, params, name=request.name, reference=reference)
+        try:
+            job = queue.submit(frames, params, name=request.name, reference=reference, key=idempotency_key,
+                               max_waiting=limits.max_queued)
+        except QueueFull as full:
+            raise busy(full.waiting) from None
         return queue.status(job.id)
 
     @app.get("/jobs", response_model=JobList, responses=errors)

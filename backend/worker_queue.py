@@ -66,6 +66,11 @@ class WorkerQueue:
                 job.cancel_requested = True
             return job
 
+    def waiting(self) -> int:
+        """How many jobs wait for the worker."""
+        with self._lock:
+            return len(self._waiting)
+
     def status(self, job_id: str) -> dict | None:
         with self._lock:
             job = self._jobs.get(job_id)

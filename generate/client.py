@@ -7,8 +7,9 @@ a backend on 127.0.0.1 through a corporate proxy.
 
 Every failure is a ``BackendError``; the subclasses tell the caller what to do about it:
 ``BackendUnavailable`` (nothing answers: start the backend), ``BackendNotReady`` (it answers but
-is still loading or failed to load), ``BackendAuthError`` (token), ``BackendRequestError`` (the
-backend refused the request and said why in ``detail``).
+is still loading or failed to load), ``BackendAuthError`` (token), ``BackendBusy`` (its queue is
+full: submit again after ``retry_after`` seconds), ``BackendRequestError`` (the backend refused the
+request and said why in ``detail``).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import json
 import os
 import socket
 import ssl
+import uuid
 from urllib.parse import quote, urlencode, urlsplit
 
 from .controls import ControlFolderError, ControlFrame
@@ -50,6 +52,34 @@ class BackendNotReady(BackendError):
         super().__init__(message, url=url, status=503)
         self.state = state
         self.health = health or {}
+
+
+class BackendBusy(BackendError):
+    """The backend's queue is full (HTTP 429): nothing was queued; submit again later."""
+
+    def __init__(self, message: str, *, url: str | None = None, retry_after: float = 10.0):
+        super().__init__(message, url=url, status=429)
+        self.retry_after = retry_after
+
+
+def _retry_after(headers) -> float:
+    """Retry-After's seconds (1-300), 10 when absent or a date."""
+    try:
+        return min(300.0, max(1.0, float(headers.get("Retry-After"))))
+    except (TypeError, ValueError):
+        return 10.0
+
+
+def submit_when_free(submit, cancel, say, check_cancel):
+    """``submit()`` once the backend has room: while it answers busy (its queue is full), say so
+    and wait the time it asks for (a cancel ends the wait: ``check_cancel`` raises)."""
+    while True:
+        try:
+            return submit()
+        except BackendBusy as busy:
+            say(f"{busy}; trying again in {busy.retry_after:g} s")
+            cancel.wait(busy.retry_after)
+            check_cancel()
 
 
 class BackendAuthError(BackendError):
@@ -154,10 +184,13 @@ class BackendClient:
         *,
         reference=None,
         lead: list[tuple[ControlFrame, object]] = (),
+        idempotency_key: str | None = None,
     ) -> dict:
         """``POST /jobs``: queue a job for these frames; returns its status (``id``, ``state``...).
         reference: the identity reference's PNG file, or None. lead: (control frame, PNG file of
-        the frame generated before) pairs a temporal job continues from."""
+        the frame generated before) pairs a temporal job continues from. idempotency_key: names
+        this submit (default: a new random one); the request is sent once more with it when no
+        answer came. BackendBusy when the backend's queue is full."""
         document = {"params": dict(params or {}), "frames": [encode_frame(f) for f in frames]}
         if name:
             document["name"] = str(name)
@@ -166,7 +199,13 @@ class BackendClient:
         if lead:
             document["lead"] = [encode_lead_frame(frame, image) for frame, image in lead]
         body = json.dumps(document).encode("utf-8")
-        status, _, answer = self._request("POST", "/jobs", body, timeout=self.submit_timeout)
+        # A fresh key per job: should the answer be lost (a timeout, a dropped connection), the
+        # same request sent again gets the job the first one made rather than a second job.
+        headers = {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
+        try:
+            status, _, answer = self._request("POST", "/jobs", body, timeout=self.submit_timeout, headers=headers)
+        except BackendUnavailable:
+            status, _, answer = self._request("POST", "/jobs", body, timeout=self.submit_timeout, headers=headers)
         return self._json(status, answer)
 
     def status(self, job_id: str) -> dict:
@@ -254,12 +293,12 @@ class BackendClient:
 
     def _request(self, method: str, path: str, body=None, allow=frozenset(),
                  timeout: float | None = None, content_type: str = "application/json",
-                 content_length: int | None = None):
+                 content_length: int | None = None, headers: dict | None = None):
         """(status, headers, body) of a 2xx answer (or one in ``allow``); BackendError otherwise.
         ``body``: bytes, or an open binary file streamed with ``content_length``.
         ``timeout``: seconds to wait on the socket (default ``self.timeout``)."""
         timeout = self.timeout if timeout is None else timeout
-        headers = {"Accept": "application/json, image/png, application/zip"}
+        headers = {"Accept": "application/json, image/png, application/zip", **(headers or {})}
         if body is not None:
             headers["Content-Type"] = content_type
         if content_length is not None:
@@ -299,9 +338,9 @@ class BackendClient:
             connection.close()
         if 200 <= status < 300 or status in allow:
             return status, answer_headers, data
-        raise self._error(method, path, status, data)
+        raise self._error(method, path, status, data, answer_headers)
 
-    def _error(self, method: str, path: str, status: int, data: bytes) -> BackendError:
+    def _error(self, method: str, path: str, status: int, data: bytes, headers) -> BackendError:
         try:
             detail = _format_detail(json.loads(data).get("detail"))
         except (ValueError, AttributeError):
@@ -316,6 +355,9 @@ class BackendClient:
                 f"token rejected: the backend at {self.url} does not accept this token",
                 url=self.url, status=status,
             )
+        if status == 429:
+            return BackendBusy(f"the backend at {self.url} is busy: {detail or 'its queue is full'}",
+                               url=self.url, retry_after=_retry_after(headers))
         if 400 <= status < 500:
             what = detail or f"HTTP {status}"
             return BackendRequestError(

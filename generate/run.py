@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import job_folder
-from .client import BackendClient, BackendError, BackendRequestError, BackendUnavailable
+from .client import BackendClient, BackendError, BackendRequestError, BackendUnavailable, submit_when_free
 from .controls import ControlFolderError, ControlFrame
 from ..draw.png import png_size
 from .videos import CuttingError, cutting, lead_frames, video_units
@@ -313,8 +313,8 @@ class GenerationRun:
         while pending:
             chunk = pending[:size]
             try:
-                job = self.client.submit(self.params, plan.control_frames(chunk), name=self.name,
-                                         reference=self.reference)
+                job = self._submit(self.params, plan.control_frames(chunk), name=self.name,
+                                   reference=self.reference)
             except BackendRequestError as error:
                 if error.status == 413 and len(chunk) > 1:
                     size = max(1, len(chunk) // 2)  # too large for the backend: smaller jobs
@@ -323,6 +323,11 @@ class GenerationRun:
             self._follow(job, done_before=len(todo) - len(pending), todo=len(todo))
             pending = pending[len(chunk):]
         self._finish(DONE, f"generated {len(todo)} frame(s) into {plan.out_dir}{kept}")
+
+    def _submit(self, *args, **options) -> dict:
+        """client.submit, waiting (cancellable) while the backend's queue is full."""
+        return submit_when_free(lambda: self.client.submit(*args, **options), self._cancel,
+                                lambda text: self._update(message=text), self._check_cancel)
 
     def _cutting(self, pipeline: str):
         """How this run's videos are cut (generate/videos.py); CuttingError for a segment the
@@ -345,7 +350,7 @@ class GenerationRun:
             self._check_cancel()
             lead = self._lead_frames(unit[0], cut.lead)
             try:
-                job = self.client.submit(
+                job = self._submit(
                     params, plan.control_frames(unit), name=self.name, reference=self.reference,
                     lead=[(plan.controls[f], job_folder.output_path(plan.out_dir, f)) for f in lead],
                 )

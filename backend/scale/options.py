@@ -8,6 +8,10 @@ from __future__ import annotations
 import argparse
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..server import ServerLimits
 
 
 @dataclass(frozen=True)
@@ -15,7 +19,7 @@ class IngressSettings:
     """What the ingress of a scaled-out backend serves with (backend/scale/ray_app.py)."""
 
     work_dir: str  # absolute: the ingress runs in another process and folder
-    limits: object  # backend.server.ServerLimits
+    limits: "ServerLimits"
     units_in_flight: int  # the most units running at once: as many as there can be replicas
     token: str | None = None
     bound_host: str | None = None
@@ -54,7 +58,8 @@ def add_scale_flags(add, positive_int) -> None:
     add("--autoscale", type=parse_autoscale, metavar="MIN-MAX",
         help="let Ray Serve keep MIN to MAX replicas as the work asks (with --ray)")
     add("--ray-address", metavar="ADDR",
-        help="join this Ray cluster (e.g. ray://head:10001 or auto) instead of starting one here (with --ray)")
+        help="join the Ray cluster this machine belongs to (auto, or HEAD:6379) instead of starting one here"
+        " (with --ray)")
     add("--replica-threads", type=positive_int, default=None,
         help="CPU threads (and CPUs reserved) per replica (with --ray; default 1)")
 
@@ -70,5 +75,8 @@ def scale_options(args, parser) -> ScaleOptions | None:
         return None
     if args.replicas is not None and args.autoscale is not None:
         parser.error("give --replicas or --autoscale, not both")
+    if args.ray_address and args.ray_address.startswith("ray://"):
+        parser.error("--ray-address: run serve --ray on a node of the cluster (auto, or HEAD:6379); Ray Client"
+                     " (ray://) is not supported: the ingress keeps the job folders on this machine")
     low, high = args.autoscale or (args.replicas or 1,) * 2
     return ScaleOptions(low, high, args.ray_address, args.replica_threads or 1)

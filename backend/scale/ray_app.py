@@ -6,17 +6,13 @@
   token and Host guards, job records in the work folder) whose queue is a ``ScaledJobQueue``: each
   job is cut into units and they run on the generators through a Serve handle.
 
-``build_application(settings)`` is what ``serve --ray`` runs; ``build_app(args)`` is the entry a
-Ray Serve config file names (deploy/ray-serve.yaml: ``serve run`` / ``serve deploy``), its
-``args`` being ``serve``'s own flags.
+``build_application(...)`` is what ``serve --ray`` runs and what ``config_app.build_app``, the
+entry a Ray Serve config file names, builds from the file's arguments.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from ray import serve
-from ray.exceptions import NodeDiedError, RayActorError, WorkerCrashedError
+from ray.exceptions import NodeDiedError, ObjectLostError, RayActorError, RayTaskError, WorkerCrashedError
 from ray.serve.exceptions import ReplicaUnavailableError
 
 from ..jobs import GenerationCancelled
@@ -24,12 +20,12 @@ from ..model_info import ModelInfo
 from ..server import create_app
 from .local_replica import ReplicaLost, UnitWork
 from .options import IngressSettings
-from .replica_service import GeneratorService
+from .replica_service import GeneratorService, note_ingress_pid
 from .scaled_queue import ScaledJobQueue
 
-# A replica's process or node went away: the unit may run again elsewhere. Errors raised by the
-# unit itself reach us as themselves (Ray re-raises them as instances of their own class).
-REPLICA_FAILURES = (RayActorError, WorkerCrashedError, NodeDiedError, ReplicaUnavailableError)
+# A replica's process or node went away (with it the frames it held): the unit may run again
+# elsewhere. Errors raised by the unit itself come as RayTaskError and are raised as themselves.
+REPLICA_FAILURES = (RayActorError, WorkerCrashedError, NodeDiedError, ObjectLostError, ReplicaUnavailableError)
 
 
 class RayUnits:
@@ -59,6 +55,10 @@ class RayUnits:
             finished = True
         except REPLICA_FAILURES as exc:
             raise ReplicaLost(f"a generator replica was lost mid-unit: {type(exc).__name__}") from exc
+        except RayTaskError as exc:  # the unit's own error: its message, as the single process gives it
+            if isinstance(getattr(exc, "cause", None), Exception):
+                raise exc.cause from None
+            raise
         finally:
             if not finished:
                 stream.cancel()  # best effort: the replica stops at its next step
@@ -75,6 +75,7 @@ class Ingress:
     def __init__(self, generator, settings: IngressSettings):
         self.units = RayUnits(generator)
         self.settings = settings
+        note_ingress_pid()
 
     def __serve_build_asgi_app__(self):
         settings = self.settings
@@ -112,51 +113,11 @@ def generator_options(scale, gpus: bool) -> dict:
     return options
 
 
-def build_application(load, settings: IngressSettings, scale, gpus: bool):
-    """The bound application: the ingress over ``scale``'s generators, each loading ``load``."""
+def build_application(load, settings: IngressSettings, scale, gpus: bool, ingress_node: str | None = None):
+    """The bound application: the ingress over ``scale``'s generators, each loading ``load``;
+    the ingress on the node at address ``ingress_node`` when given (where its work folder is)."""
     generator = Generator.options(**generator_options(scale, gpus)).bind(load, scale.replica_threads)
-    return Ingress.bind(generator, settings)
-
-
-def build_app(args: dict):
-    """Ray Serve's entry for config files: ``args`` are ``serve``'s flags without dashes, e.g.
-    ``{"model": "/models/set", "work-dir": "/shared/posebridge", "replicas": 4}``. The token comes
-    from POSEBRIDGE_BACKEND_TOKEN (or ``token-file``), never from the config file."""
-    from ..cli import TOKEN_ENV, build_parser, is_loopback, model_load, server_limits
-    from .options import scale_options
-
-    argv, token_file = ["serve", "--ray"], None
-    for key, value in (args or {}).items():
-        flag = "--" + str(key).replace("_", "-")
-        if flag in ("--token", "--ray"):
-            raise ValueError(f"{key!r} does not belong in a config file (the token: {TOKEN_ENV} or token-file)")
-        if flag == "--token-file":
-            token_file = Path(value)
-        elif value is True:
-            argv.append(flag)
-        elif value not in (False, None):
-            argv += [flag, str(value)]
-    parsed = build_parser().parse_args(argv)  # the token's default is read from the environment here
-    parser = parsed.command_parser
-    if token_file is not None:
-        parsed.token = token_file.read_text(encoding="utf-8").strip()
-    if not is_loopback(parsed.host) and not parsed.token:
-        parser.error(f"host {parsed.host} is not a loopback address: set {TOKEN_ENV} (or token-file)")
-    if not parsed.work_dir:
-        parser.error("work-dir is needed: a folder the ingress keeps the job records and frames in")
-    scale = scale_options(parsed, parser)
-    settings = IngressSettings(
-        work_dir=os.path.abspath(parsed.work_dir), limits=server_limits(parsed), units_in_flight=scale.max_replicas,
-        token=parsed.token, bound_host=parsed.host, dwpose_dir=parsed.dwpose_dir,
-    )
-    return build_application(model_load(parsed, parser), settings, scale, gpus=_want_gpus(parsed.device))
-
-
-def _want_gpus(device: str) -> bool:
-    if device == "cpu":
-        return False
-    if device == "cuda":
-        return True
-    import ray
-
-    return ray.is_initialized() and ray.cluster_resources().get("GPU", 0) > 0
+    ingress = Ingress
+    if ingress_node:
+        ingress = Ingress.options(ray_actor_options={"num_cpus": 0, "resources": {f"node:{ingress_node}": 0.001}})
+    return ingress.bind(generator, settings)

@@ -22,7 +22,8 @@ from ..model_info import ModelInfo
 from .local_replica import LocalReplica, UnitWork
 
 # Test-only: a folder where each replica keeps <pid>.busy while it runs a unit (so a test can kill a
-# replica that is mid-unit by its process id) and adds "<pid> <first frame>" to units.log.
+# replica that is mid-unit by its process id) and adds "<pid> <first frame>" to units.log; the
+# ingress writes its own to ingress.pid (note_ingress_pid).
 UNIT_PIDS_ENV = "POSEBRIDGE_BACKEND_TEST_UNIT_PIDS"
 
 _END = object()
@@ -41,6 +42,9 @@ class GeneratorService:
             torch.set_num_threads(threads)
         self.models = load()
         self.replica = LocalReplica(self.models)
+        # One unit at a time on these models (their pipelines and schedulers are shared): Serve
+        # frees a cancelled request's slot at once, before its unit has reached a step and stopped.
+        self._running = threading.Lock()
 
     def describe(self) -> ModelInfo:
         return ModelInfo.of(self.models)
@@ -63,10 +67,13 @@ class GeneratorService:
 
         def produce() -> None:
             try:
-                frames = self.replica.run_unit(
-                    work, should_stop=stop.is_set, on_progress=progress, on_segment_done=lambda: send(("segment",)))
-                for index, frame in frames:
-                    send(("frame", index, frame))
+                with self._running:
+                    if stop.is_set():
+                        return  # cancelled while the unit before it stopped
+                    frames = self.replica.run_unit(
+                        work, should_stop=stop.is_set, on_progress=progress, on_segment_done=lambda: send(("segment",)))
+                    for index, frame in frames:
+                        send(("frame", index, frame))
                 send(_END)
             except BaseException as exc:  # handed to the caller, raised there
                 send(exc)
@@ -84,6 +91,12 @@ class GeneratorService:
             await asyncio.to_thread(worker.join)
             if busy is not None:
                 busy.unlink(missing_ok=True)
+
+
+def note_ingress_pid() -> None:
+    folder = os.environ.get(UNIT_PIDS_ENV)
+    if folder:
+        (Path(folder) / "ingress.pid").write_text(str(os.getpid()))
 
 
 def _mark_busy(work: UnitWork) -> Path | None:

@@ -247,7 +247,7 @@ def test_a_restarted_queue_answers_for_recorded_jobs(pipe, tmp_path):
     first = JobQueue(pipe, work)
     first.start()
     params = GenerateParams(**{**PARAMS, "prompts": {1: "a dancer", 3: "a runner"}})
-    done = first.submit(frames_for([1, 2, 3]), params, name="shot010")
+    done = first.submit(frames_for([1, 2, 3]), params, name="shot010", key="client-key-1")
     before = first.wait(done.id, 120)
     first.stop()
     assert before["state"] == DONE
@@ -264,6 +264,7 @@ def test_a_restarted_queue_answers_for_recorded_jobs(pipe, tmp_path):
         assert again.get(done.id).params.prompts == {1: "a dancer", 3: "a runner"}
         np.testing.assert_array_equal(read_png(again.finished_frame_path(done.id, 3)),
                                       read_png(work / done.id / frame_filename(3)))
+        assert again.job_for_key("client-key-1") is again.get(done.id)  # a resubmit still finds it
         stopped = again.status(unfinished.id)
         assert stopped["state"] == FAILED and "stopped before this job finished" in stopped["error"]
         assert stopped["frames_done"] == [7]
@@ -273,3 +274,24 @@ def test_a_restarted_queue_answers_for_recorded_jobs(pipe, tmp_path):
         assert again.wait(new.id, 120)["state"] == DONE
     finally:
         again.stop()
+
+
+def test_a_key_gives_one_job_and_a_full_queue_refuses_more(pipe, tmp_path):
+    """Idempotency keys: a submit repeated with its key gets the first job back, also from
+    threads racing; max_waiting bounds the jobs waiting (QueueFull), not the one running."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from backend.jobs import QueueFull
+
+    queue = JobQueue(pipe, tmp_path)  # not started: every job waits
+    with ThreadPoolExecutor(4) as pool:
+        jobs = list(pool.map(lambda _: queue.submit(frames_for([1]), GenerateParams(**PARAMS), key="same"),
+                             range(8)))
+    assert len({job.id for job in jobs}) == 1 and len(queue.statuses()) == 1
+    other = queue.submit(frames_for([1]), GenerateParams(**PARAMS), key="other", max_waiting=2)
+    assert other.id != jobs[0].id and queue.waiting() == 2
+    with pytest.raises(QueueFull, match="2 jobs are waiting"):
+        queue.submit(frames_for([1]), GenerateParams(**PARAMS), max_waiting=2)
+    assert queue.submit(frames_for([1]), GenerateParams(**PARAMS), key="other", max_waiting=2) is other
+    queue.cancel(other.id)
+    assert queue.submit(frames_for([1]), GenerateParams(**PARAMS), max_waiting=2).id not in (jobs[0].id, other.id)

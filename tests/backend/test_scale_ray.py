@@ -3,7 +3,8 @@
 A 48-frame job is split over both replicas and gives the frames a single process makes (same
 seed, inputs and torch threads) bit for bit; a replica killed mid-unit by its process id is
 replaced and the job still ends with every frame once, the same frames; cancel stops a job and
-the next one runs; the token guards the ingress. Skips when the backend venv has no Ray.
+the next one runs; the token guards the ingress; a wan-vace job comes back clip by clip; an ingress killed and restarted by Ray answers
+for the finished jobs from its records. Skips when the backend venv has no Ray.
 """
 import base64
 import os
@@ -130,3 +131,36 @@ def test_cancel_stops_the_job_and_the_next_one_runs(server, single_process_frame
     assert done == list(range(1, len(done) + 1)) and len(done) < 96  # a prefix, in order
     job = wait_until(server, submit(server, BODY)["id"], timeout=300)
     assert_frames(server, job, single_process_frames)
+
+
+def test_a_wan_job_runs_clip_after_clip_on_a_replica(server):
+    """A wan-vace job longer than its segment: clips streamed back one by one through Ray."""
+    from test_wan_vace import http_body
+
+    body = http_body(20)
+    body["params"]["segment"] = 9
+    job = wait_until(server, submit(server, body)["id"], timeout=300)
+    assert job["state"] == "done", job
+    assert job["frames_done"] == list(range(1, 21))
+    assert download(server, job["id"], 20).shape == (48, 64, 3)
+
+
+def test_a_restarted_ingress_answers_for_finished_jobs(server, single_process_frames):
+    job = wait_until(server, submit(server, BODY)["id"], timeout=300)
+    assert job["state"] == "done"
+    ingress = int((server.unit_pids / "ingress.pid").read_text())
+    os.kill(ingress, signal.SIGKILL)
+    deadline = time.monotonic() + 180
+    while True:  # the proxy answers 5xx (or not at all) until Ray has started a new ingress
+        try:
+            status, again = call_json(server, "GET", f"/jobs/{job['id']}")
+            if status == 200:
+                break
+        except (OSError, ValueError):
+            pass
+        assert time.monotonic() < deadline, "the ingress did not come back"
+        time.sleep(0.5)
+    assert int((server.unit_pids / "ingress.pid").read_text()) != ingress
+    assert again["state"] == "done" and again["frames_done"] == NUMBERS
+    assert_frames(server, again, single_process_frames)
+    assert_frames(server, wait_until(server, submit(server, BODY)["id"], timeout=300), single_process_frames)

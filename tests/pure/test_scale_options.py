@@ -31,8 +31,8 @@ def test_without_ray_there_is_no_scale_out():
 def test_replicas_autoscale_and_cluster_address():
     assert parse("--ray") == ScaleOptions(1, 1)
     assert parse("--ray", "--replicas", "3", "--replica-threads", "2") == ScaleOptions(3, 3, None, 2)
-    scaled = parse("--ray", "--autoscale", "1-4", "--ray-address", "ray://head:10001")
-    assert scaled == ScaleOptions(1, 4, "ray://head:10001") and scaled.autoscale
+    scaled = parse("--ray", "--autoscale", "1-4", "--ray-address", "head:6379")
+    assert scaled == ScaleOptions(1, 4, "head:6379") and scaled.autoscale
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -41,9 +41,33 @@ def test_replicas_autoscale_and_cluster_address():
     (("--ray", "--replicas", "2", "--autoscale", "1-3"), "not both"),
     (("--ray", "--replicas", "0"), "at least 1"),
     (("--ray", "--autoscale", "3-1"), "MIN-MAX"),
+    (("--ray", "--ray-address", "ray://head:10001"), "Ray Client (ray://) is not supported"),
 ])
 def test_flags_that_do_not_go_together_are_usage_errors(flags, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         parse(*flags)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_ray_needs_a_real_port(capsys):
+    from backend.cli import serve
+
+    args = build_parser().parse_args(["serve", "--ray", "--port", "0"])
+    with pytest.raises(SystemExit):
+        serve(args, args.command_parser)
+    assert "--ray needs a port number" in capsys.readouterr().err
+
+
+def test_gpus_are_used_where_the_cluster_has_them_and_can_hold_the_replicas():
+    from backend.scale.launch import StartError, _use_gpus
+
+    assert _use_gpus("auto", ScaleOptions(2, 2), {"GPU": 2.0}, joined=False)
+    assert not _use_gpus("auto", ScaleOptions(2, 2), {"CPU": 2.0}, joined=False)  # CPU replicas
+    assert not _use_gpus("cpu", ScaleOptions(2, 2), {"GPU": 2.0}, joined=False)
+    assert _use_gpus("auto", ScaleOptions(1, 8), {"GPU": 2.0}, joined=False)  # autoscale from 1
+    assert _use_gpus("cuda", ScaleOptions(4, 4), {"GPU": 2.0}, joined=True)  # a cluster may grow
+    with pytest.raises(StartError, match="4 replicas need 4 GPUs"):
+        _use_gpus("auto", ScaleOptions(4, 4), {"GPU": 2.0}, joined=False)
+    with pytest.raises(StartError, match="no GPU"):
+        _use_gpus("cuda", ScaleOptions(1, 1), {"CPU": 8.0}, joined=False)
