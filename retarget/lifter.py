@@ -128,28 +128,26 @@ def _running_median(values: np.ndarray, window: int) -> np.ndarray:
     return np.median(np.lib.stride_tricks.sliding_window_view(padded, window), axis=1)
 
 
-class Lifter:
-    """The network, loaded once; ``__call__`` runs it over a whole clip."""
+class _Network:
+    """One exported network: its folded layers and their specification."""
 
-    def __init__(self, path=WEIGHTS):
-        with np.load(path) as data:
-            self.config = json.loads(bytes(data["config"]).decode())
-            # float32 for the matmuls: float16 storage only keeps the file small.
-            self.layers = [
-                (data[f"w{i}"].astype(np.float32), data[f"b{i}"].astype(np.float32))
-                for i in range(len(self.config["layers"]))
-            ]
-        self.receptive_field = int(self.config["receptive_field"])
+    def __init__(self, config: dict, arrays, prefix: str = ""):
+        self.specs = config["layers"]
+        # float32 for the matmuls: float16 storage only keeps the file small.
+        self.layers = [
+            (arrays[f"{prefix}w{i}"].astype(np.float32), arrays[f"{prefix}b{i}"].astype(np.float32))
+            for i in range(len(self.specs))
+        ]
+        self.receptive_field = int(config["receptive_field"])
         # Weights trained before the up direction was an input read the first 57 features.
-        self.features = int(self.config.get("features", POINTS * 3 + 3))
+        self.features = int(config.get("features", POINTS * 3 + 3))
 
     def run_features(self, features: np.ndarray) -> np.ndarray:
-        """Raw network output (frames, outputs) for normalised features (frames, FEATURES)."""
         pad = self.receptive_field // 2
         features = np.asarray(features, dtype=np.float32)[:, : self.features]
         x = np.pad(features, ((pad, pad), (0, 0)), mode="edge")
         skip = None
-        for (w, b), spec in zip(self.layers, self.config["layers"]):
+        for (w, b), spec in zip(self.layers, self.specs):
             # w: (kernel, in, out); a dilated 'valid' convolution is a sum of shifted matmuls.
             kernel, dilation = w.shape[0], spec["dilation"]
             length = x.shape[0] - (kernel - 1) * dilation
@@ -162,6 +160,29 @@ class Lifter:
                 y = y + skip
             x = y
         return x
+
+
+class Lifter:
+    """The network, loaded once; ``__call__`` runs it over a whole clip.
+
+    A weights file holds one network, or several (``config["members"]``: each with its own
+    layers, arrays prefixed ``m<i>_``, and a weight) whose outputs are blended: networks trained
+    on different data err differently (train/ensemble.py writes such a file)."""
+
+    def __init__(self, path=WEIGHTS):
+        with np.load(path) as data:
+            self.config = json.loads(bytes(data["config"]).decode())
+            members = self.config.get("members") or [dict(self.config, prefix="", weight=1.0)]
+            self.networks = [_Network(member, data, member["prefix"]) for member in members]
+        weights = np.array([float(member["weight"]) for member in members], dtype=np.float32)
+        self.blend = weights / weights.sum()
+        self.receptive_field = max(network.receptive_field for network in self.networks)
+
+    def run_features(self, features: np.ndarray) -> np.ndarray:
+        """Raw network output (frames, outputs) for normalised features (frames, FEATURES): the
+        members' outputs blended by their weights (joints, and the limbs' towards-logits)."""
+        outputs = [network.run_features(features) for network in self.networks]
+        return sum(weight * out for weight, out in zip(self.blend, outputs))
 
     def __call__(self, keypoints, focal: float, centre: tuple[float, float], up=None):
         """3-D joints and depth confidence for a (frames, 18, 3) pixel keypoint clip (``up``:

@@ -122,3 +122,28 @@ def test_weights_from_before_the_up_input_read_only_their_own_features(tmp_path)
     net = lifter_module.Lifter(tmp_path / "old.npz")
     features = np.random.default_rng(2).normal(size=(30, lifter_module.FEATURES)).astype(np.float32)
     np.testing.assert_array_equal(net.run_features(features), net.run_features(features[:, :old]))
+
+
+def test_a_blend_runs_its_members_and_weighs_their_outputs(tmp_path):
+    """train/ensemble.py: one file holding several networks; the lifter's raw output is the
+    weighted mean of theirs (the limbs' towards-logits too), whatever their receptive fields."""
+    torch = pytest.importorskip("torch")
+    from train.ensemble import combine
+    from train.train_lifter import TemporalLifter, export
+
+    paths = []
+    for seed, dilations in ((0, (1, 3, 9)), (1, (1, 3))):
+        torch.manual_seed(seed)
+        model = TemporalLifter(channels=16, dilations=dilations)
+        model.eval()
+        paths.append(tmp_path / f"m{seed}.npz")
+        export(model, paths[-1], {})
+    combine([(paths[0], 3.0), (paths[1], 1.0)], tmp_path / "blend.npz")
+    blend = lifter_module.Lifter(tmp_path / "blend.npz")
+    members = [lifter_module.Lifter(path) for path in paths]
+    assert blend.receptive_field == 27 and len(blend.networks) == 2
+    features = np.random.default_rng(3).normal(size=(40, lifter_module.FEATURES)).astype(np.float32)
+    expected = 0.75 * members[0].run_features(features) + 0.25 * members[1].run_features(features)
+    np.testing.assert_allclose(blend.run_features(features), expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="already a blend"):
+        combine([(tmp_path / "blend.npz", 1.0)], tmp_path / "again.npz")
