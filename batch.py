@@ -235,7 +235,7 @@ def run_check(args, request, log=print) -> int:
     from .generate.adherence import keypoints_folder
     from .generate.adherence_run import AdherenceCheck
     from .generate.client import BackendClient
-    from .generate.run import DONE
+    from .generate.run_state import DONE
 
     check = AdherenceCheck(BackendClient(request.backend_url, request.token), request.out_dir,
                            keypoints_folder(request.poses_dir), extractor=args.check_extractor,

@@ -24,7 +24,7 @@ from . import adherence
 from .adherence import AdherenceError, AdherenceInputs, AdherenceSummary
 from .backend_job import POLL_INTERVAL, BackendJobRun, JobRunStatus, megabytes
 from .client import BackendClient
-from .run import CHECKING, DONE
+from .run_state import CHECKING, DONE
 
 
 @dataclass(frozen=True)

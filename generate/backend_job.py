@@ -20,10 +20,8 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from .client import BackendClient, BackendError, BackendRequestError, BackendUnavailable
-from .run import CANCELLED, DONE, FAILED, FINISHED, IDLE, RUNNING
+from .run_state import CANCELLED, DONE, FAILED, FINISHED, IDLE, POLL_INTERVAL, RETRIES, RUNNING
 
-POLL_INTERVAL = 0.3
-RETRIES = 2  # a poll that finds nobody is retried this often before the backend counts as gone
 MB = 2**20  # what --max-request-mb counts in
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .backend_job import POLL_INTERVAL, BackendJobRun, JobRunStatus, megabytes
 from .client import BackendClient, BackendRequestError
-from .run import CANCELLED, DONE, FAILED, FINISHED, IDLE, RUNNING  # noqa: F401 (the states, for callers)
+from .run_state import CANCELLED, DONE, FAILED, FINISHED, IDLE, RUNNING  # noqa: F401 (the states, for callers)
 
 SENDING = "sending"
 ExtractionStatus = JobRunStatus

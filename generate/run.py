@@ -32,40 +32,16 @@ from __future__ import annotations
 
 import threading
 import traceback
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 from . import job_folder
 from .client import BackendClient, BackendError, BackendRequestError, BackendUnavailable, submit_when_free
 from .controls import ControlFolderError, ControlFrame
-from ..draw.png import png_size
+from .planning import plan_generation
+from .run_state import CANCELLED, CHECKING, DONE, FAILED, FINISHED, IDLE, POLL_INTERVAL, RETRIES, RUNNING, RunStatus
 from .videos import CuttingError, cutting, lead_frames, video_units
-
-IDLE, CHECKING, RUNNING, DONE, FAILED, CANCELLED = "idle", "checking", "running", "done", "failed", "cancelled"
-FINISHED = (DONE, FAILED, CANCELLED)
-POLL_INTERVAL = 0.3
-# A status poll or download that finds nobody is retried this often (one poll interval apart)
-# before the backend counts as gone: a busy CPU backend can miss one answer without being dead.
-RETRIES = 2
-
-
-@dataclass(frozen=True)
-class RunStatus:
-    """A consistent snapshot of a run, safe to read from any thread."""
-
-    state: str
-    progress: float  # 0..1 over the frames this run makes
-    message: str
-    frames_written: int  # frames saved by this run
-    frames_to_make: int  # frames this run was to make (0 until planned)
-    error: str | None
-    job_id: str | None
-
-    @property
-    def finished(self) -> bool:
-        return self.state in FINISHED
-
 
 class _Cancelled(Exception):
     pass
@@ -77,31 +53,6 @@ class _JobEnded(Exception):
     def __init__(self, state: str, text: str):
         super().__init__(text)
         self.state = state
-
-
-def check_reference(reference) -> Path | None:
-    """The identity reference as a Path; ControlFolderError naming it when it is not a PNG file
-    (the backend takes PNG only; the header is read, not the image)."""
-    if reference is None:
-        return None
-    path = Path(reference)
-    if not path.is_file():
-        raise ControlFolderError(f"the identity reference {path} does not exist")
-    if png_size(path) is None:
-        raise ControlFolderError(f"the identity reference {path} is not a PNG image (save it as PNG)")
-    return path
-
-
-def plan_generation(client: BackendClient, out_dir, controls: list[ControlFrame], params: dict,
-                    reference=None, segment: int | None = None):
-    """(plan, health): what a run would do, e.g. for a dialog asking to overwrite stale frames.
-    Asks ``/health`` (quick) for the model ids that are part of the settings."""
-    reference = check_reference(reference)
-    health = client.health()
-    uses_depth = any(c.depth is not None for c in controls)
-    reference_hash = job_folder.file_hash(reference) if reference is not None else None
-    settings = job_folder.generation_settings(params, health, uses_depth, reference_hash, segment)
-    return job_folder.plan(out_dir, settings, controls), health
 
 
 class GenerationRun:

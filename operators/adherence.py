@@ -15,7 +15,7 @@ from ..generate.adherence import REPORT_PNG, AdherenceSummary, keypoints_folder,
 from ..generate.adherence_run import AdherenceCheck
 from ..generate.client import BackendClient, BackendError
 from ..generate.controls import OUTPUT_PREFIX, frame_file_name
-from ..generate.run import CANCELLED, FAILED
+from ..generate.run_state import CANCELLED, FAILED
 from ..render import vse
 from ..render.generate_job import check_online_access
 from ..render.job_steps import Waiting

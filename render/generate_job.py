@@ -26,7 +26,9 @@ from ..generate import controls as control_files
 from ..generate.client import BackendClient, BackendError
 from ..generate.controls import ControlFolderError
 from ..generate.job_folder import PARAM_DEFAULTS, PIPELINE_NAMES, effective_pipeline
-from ..generate.run import CANCELLED, DONE, GenerationRun, check_reference, plan_generation
+from ..generate.planning import check_reference, plan_generation
+from ..generate.run import GenerationRun
+from ..generate.run_state import CANCELLED, DONE
 from ..generate.videos import WAN_VACE, CuttingError, cutting
 from ..draw.png import png_size
 from . import pose_maps, vse

@@ -18,7 +18,7 @@ from posebridge.generate import adherence
 from posebridge.generate.adherence import AdherenceError
 from posebridge.generate.adherence_run import AdherenceCheck
 from posebridge.generate.client import BackendClient
-from posebridge.generate.run import CANCELLED, DONE, FAILED
+from posebridge.generate.run_state import CANCELLED, DONE, FAILED
 from posebridge.draw.png import encode_png, write_png
 from posebridge.pose.formats.sources import KeypointFileError, keypoint_files
 

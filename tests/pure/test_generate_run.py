@@ -12,7 +12,8 @@ import pytest
 from posebridge.generate.client import BackendClient, BackendRequestError
 from posebridge.generate.controls import control_frames
 from posebridge.generate.job_folder import MANIFEST_NAME, output_path
-from posebridge.generate.run import CANCELLED, DONE, FAILED, GenerationRun
+from posebridge.generate.run import GenerationRun
+from posebridge.generate.run_state import CANCELLED, DONE, FAILED
 from posebridge.draw.png import read_png, write_png
 
 TESTS = Path(__file__).resolve().parents[1]

@@ -12,7 +12,9 @@ import pytest
 from posebridge.generate.client import BackendClient
 from posebridge.generate.controls import control_frames
 from posebridge.generate.job_folder import MANIFEST_NAME, output_path
-from posebridge.generate.run import DONE, FAILED, GenerationRun, plan_generation
+from posebridge.generate.planning import plan_generation
+from posebridge.generate.run import GenerationRun
+from posebridge.generate.run_state import DONE, FAILED
 from posebridge.generate.videos import Cutting, CuttingError, cutting, lead_frames, video_units
 from posebridge.draw.png import read_png, write_png
 

@@ -15,7 +15,8 @@ from posebridge.draw.png import read_png
 from posebridge.generate.client import BackendClient
 from posebridge.generate.controls import control_frames
 from posebridge.generate.job_folder import MANIFEST_NAME, output_path
-from posebridge.generate.run import DONE, FAILED, GenerationRun
+from posebridge.generate.run import GenerationRun
+from posebridge.generate.run_state import DONE, FAILED
 
 TESTS = Path(__file__).resolve().parents[1]
 if str(TESTS) not in sys.path:
