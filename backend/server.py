@@ -38,6 +38,7 @@ from .jobs import JobQueue, QueueFull
 from .model_info import ModelInfo
 from .pipelines import ANIMATEDIFF, WAN_VACE, GenerateParams, animatediff, is_temporal, wan_vace
 
+
 @dataclass
 class ServerLimits:
     max_frames: int = 1000
@@ -250,8 +251,9 @@ def create_app(
         known = queue.job_for_key(idempotency_key)
         if known is not None:
             return JSONResponse(status_code=200, content=jsonable_encoder(queue.status(known.id)))
-        if queue.waiting() >= limits.max_queued:  # before decoding what would be refused anyway
-            raise busy(queue.waiting())
+        waiting = queue.waiting()
+        if waiting >= limits.max_queued:  # before decoding what would be refused anyway
+            raise busy(waiting)
         info = backend.info()
         if len(request.frames) > limits.max_frames:
             raise HTTPException(

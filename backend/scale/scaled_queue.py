@@ -73,7 +73,7 @@ class ScaledJobQueue(JobQueue):
         inputs = job.inputs
         temporal = is_temporal(job.params.pipeline)
         units = plan_units(job.params.pipeline, len(inputs), job.params.batch, self.concurrency, self.per_replica)
-        arrived: dict[int, int] = {}  # input index -> frame number, written (listed or not)
+        arrived: set[int] = set()  # frame numbers written (listed or not); a job's numbers are unique
         unit_progress = [0.0] * len(units)
         order = [f.frame for f in inputs if f.given is None]
         failed = threading.Event()  # one unit failed: the others stop at their next step
@@ -82,15 +82,15 @@ class ScaledJobQueue(JobQueue):
             return job.cancel_requested or failed.is_set()
 
         def write(unit: Unit, index: int, frame) -> None:
-            with self._lock:
-                if unit.start + index in arrived:
-                    return  # a retried unit's frame that had already come
             number = inputs[unit.start + index].frame
+            with self._lock:
+                if number in arrived:
+                    return  # a retried unit's frame that had already come
             clock = time.perf_counter()
             write_frame_png(frame, job.frame_path(number))
             with self._lock:
                 job.codec_seconds += time.perf_counter() - clock
-                arrived[unit.start + index] = number
+                arrived.add(number)
 
         def publish() -> None:
             with self._lock:
@@ -152,9 +152,8 @@ class ScaledJobQueue(JobQueue):
         if len(arrived) != len(order):
             raise RuntimeError(f"the replicas returned {len(arrived)} of {len(order)} frames")
 
-    def _list_in_order(self, job: Job, order: list[int], arrived: dict[int, int]) -> None:  # lock held
+    def _list_in_order(self, job: Job, order: list[int], arrived: set[int]) -> None:  # lock held
         """List every arrived frame whose predecessors are all listed."""
-        written = set(arrived.values())
-        while len(job.frames_done) < len(order) and order[len(job.frames_done)] in written:
+        while len(job.frames_done) < len(order) and order[len(job.frames_done)] in arrived:
             job.frames_done.append(order[len(job.frames_done)])
         job.progress = max(job.progress, len(job.frames_done) / len(order))
