@@ -15,7 +15,7 @@ __all__ = ["EXIT_FAILURE", "EXIT_USAGE", "CommandError", "build_parser", "main"]
 
 
 def run_poses(args, scene, log=print) -> int:
-    from .render import pose_maps
+    from .render import pose_map_run, pose_maps
 
     start, end = args.frames if args.frames else (None, None)
     try:
@@ -34,10 +34,10 @@ def run_poses(args, scene, log=print) -> int:
             f"{len(existing)} pose/depth map(s) of this range already exist in {job.output_dir} "
             f"(first: {existing[0].name}); pass --overwrite to replace them"
         )
-    report = pose_maps.JobReport()
+    report = pose_map_run.JobReport()
     total = len(job.frames)
     shown = 0
-    for fraction in pose_maps.run_job(scene, job, report):
+    for fraction in pose_map_run.run_job(scene, job, report, workers=args.workers):
         percent = int(fraction * 100)
         if not report.frames_written:
             if percent >= shown + 10:  # the depth-range pass comes first

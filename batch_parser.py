@@ -153,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "objects, the character's own body mesh), as a detector would not see them")
     poses.add_argument("--overwrite", action="store_true",
                        help="replace pose and depth maps already in the output folder")
+    poses.add_argument("--workers", type=_non_negative_int, default=None,
+                       help="processes drawing and writing the maps while Blender samples the rig "
+                       "(default: one per core but one, at most 7, for 48 frames or more; 0: all on "
+                       "Blender's thread)")
 
     imp = commands.add_parser("import-pose", help="import video keypoints onto a rig as a new action")
     source = imp.add_mutually_exclusive_group(required=True)

@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..pose.formats.atomic_file import write_bytes_atomic
 from . import job_records
 from .pipelines import EncodedFrames, GenerateParams, GenerationCancelled, generate, is_temporal, on_white, rgb8
 
@@ -135,13 +136,22 @@ def decode_controls(pipeline: str, inputs: list[FrameInput]):
     return poses, depths, known
 
 
+class FrameWriteError(OSError):
+    """A generated frame could not be written: names the folder and the reason."""
+
+
 def write_frame_png(frame, path: Path) -> None:
-    """Write atomically (temp file, then rename): a download never sees half a PNG."""
+    """Write whole or not at all (atomic_file): a download never sees half a PNG, and a full
+    disk or a folder gone leaves no temporary file behind, only a FrameWriteError naming it."""
     from PIL import Image
 
-    temp = path.with_name("." + path.name + ".tmp")
-    Image.fromarray(frame, "RGB").save(temp, format="PNG")
-    os.replace(temp, path)
+    encoded = io.BytesIO()
+    Image.fromarray(frame, "RGB").save(encoded, format="PNG")
+    try:
+        write_bytes_atomic(path, encoded.getvalue())
+    except OSError as error:
+        raise FrameWriteError(f"cannot write {path.name} to the work folder {path.parent}: "
+                              f"{error.strerror or error}") from None
 
 
 class QueueFull(RuntimeError):

@@ -154,7 +154,10 @@ def _validation_message(errors) -> str:
     for error in errors:
         loc = [str(p) for p in error.get("loc", ()) if p != "body"]
         where = ".".join(loc) or "request body"
-        if error.get("type") == "extra_forbidden":
+        if error.get("type") == "json_invalid":  # its loc is the character, not a field
+            reason = (error.get("ctx") or {}).get("error") or "cannot be decoded"
+            parts.append(f"request body: not valid JSON ({reason} at character {where})")
+        elif error.get("type") == "extra_forbidden":
             parts.append(f"{where}: unknown parameter")
         else:
             text = f"{where}: {error.get('msg', 'invalid')}"

@@ -61,7 +61,8 @@ def panel_figures(capture_xy, import_xy, index, panel=PANEL):
 def compose(views, layout, panel=PANEL, thickness=4):
     """One image: a row per view (name -> (capture xy (moments, points, 2), import xy)), a
     column per moment."""
-    from posebridge.draw.raster import paint, thick_lines
+    from posebridge.draw.paint import paint
+    from posebridge.draw.raster import thick_lines
 
     rows, columns = len(views), next(iter(views.values()))[0].shape[0]
     width, height = panel

@@ -1,25 +1,27 @@
 """Minimal PNG writer and reader with only numpy, zlib and struct (no PIL inside Blender).
 
 Writing is tuned for pose maps: mostly black, so no per-row filter (filter type 0) and a fast
-zlib level compress them well and quickly. Files are written to a temporary name in the same folder
+zlib level compress them well and quickly; a pose map is written as a palette image (one byte a
+pixel: its colours are OpenPose's few dozen), which every PNG reader decodes to the same RGB. Files are written to a temporary name in the same folder
 and moved into place with os.replace, so an interrupted job leaves either the old file or the whole
 new one, never a truncated PNG.
 """
 from __future__ import annotations
 
-import os
 import struct
 import threading
-import uuid
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from ..pose.formats.atomic_file import write_bytes_atomic  # noqa: F401 (part of this module's API)
+
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # PNG colour types by channel count: grey, grey+alpha, RGB, RGBA.
 _COLOR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}
 _CHANNELS = {v: k for k, v in _COLOR_TYPE.items()}
+_PALETTE = 3  # colour type of an indexed image (a PLTE chunk holds its colours)
 _scratch = threading.local()
 
 
@@ -43,12 +45,16 @@ def _chunk(kind: bytes, payload: bytes) -> bytes:
     )
 
 
-def encode_png(image: np.ndarray, bit_depth: int = 8, level: int = 1) -> bytes:
+def encode_png(image: np.ndarray, bit_depth: int = 8, level: int = 1, palette=None) -> bytes:
     """PNG bytes of ``image``: (H, W) grey, or (H, W, C) with C = 1, 2, 3 or 4.
 
-    ``bit_depth`` 8 takes uint8, 16 takes uint16 (e.g. a depth map).
+    ``bit_depth`` 8 takes uint8, 16 takes uint16 (e.g. a depth map). With ``palette``, (n, 3)
+    uint8 RGB colours (n <= 256), ``image`` is (H, W) uint8 indices into it: an indexed PNG,
+    which every reader decodes to ``palette[image]``.
     """
     image = np.asarray(image)
+    if palette is not None:
+        return _encode_indexed(image, np.asarray(palette), level)
     if image.ndim == 2:
         image = image[:, :, None]
     if image.ndim != 3 or image.shape[2] not in _COLOR_TYPE:
@@ -62,49 +68,57 @@ def encode_png(image: np.ndarray, bit_depth: int = 8, level: int = 1) -> bytes:
     if image.dtype != expected:
         raise TypeError(f"{bit_depth}-bit PNG needs {np.dtype(expected).name} data, got {image.dtype}")
 
-    row_bytes = width * channels * (bit_depth // 8)
+    samples = image.astype(">u2", copy=False) if bit_depth == 16 else image  # PNG is big-endian
+    return _assemble(samples, width, height, bit_depth, _COLOR_TYPE[channels], level)
+
+
+def _encode_indexed(indices: np.ndarray, palette: np.ndarray, level: int) -> bytes:
+    if indices.ndim != 2 or indices.dtype != np.uint8:
+        raise ValueError(f"an indexed PNG needs (H, W) uint8 indices, got {indices.dtype} {indices.shape}")
+    if palette.ndim != 2 or palette.shape[1] != 3 or not 1 <= len(palette) <= 256 or palette.dtype != np.uint8:
+        raise ValueError(f"a PNG palette is (1..256, 3) uint8 RGB, got {palette.dtype} {palette.shape}")
+    height, width = indices.shape
+    if height == 0 or width == 0:
+        raise ValueError("PNG images cannot be empty")
+    plte = _chunk(b"PLTE", np.ascontiguousarray(palette).tobytes())
+    # Run-length matching only: measured on the demo shot's 512x512 maps, as fast as level 1's
+    # full matching (0.45 ms) and 30% smaller (2.8 KB against 4.0).
+    return _assemble(indices, width, height, 8, _PALETTE, level, plte, zlib.Z_RLE)
+
+
+def _assemble(samples: np.ndarray, width: int, height: int, bit_depth: int, color_type: int, level: int,
+              extra: bytes = b"", strategy: int = zlib.Z_DEFAULT_STRATEGY) -> bytes:
+    """Signature, header, ``extra`` chunks (a palette), the compressed rows, end."""
+    row_bytes = samples.size * samples.itemsize // height
     raw = _row_buffer(height, row_bytes + 1)
     raw[:, 0] = 0  # filter type None on every row
-    samples = image.astype(">u2", copy=False) if bit_depth == 16 else image  # PNG is big-endian
     raw[:, 1:] = np.ascontiguousarray(samples).view(np.uint8).reshape(height, row_bytes)
-    header = struct.pack(">IIBBBBB", width, height, bit_depth, _COLOR_TYPE[channels], 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
     return b"".join(
         (
             _SIGNATURE,
             _chunk(b"IHDR", header),
-            _chunk(b"IDAT", zlib.compress(raw, level)),
+            extra,
+            _chunk(b"IDAT", _deflate(raw, level, strategy)),
             _chunk(b"IEND", b""),
         )
     )
 
 
-def write_png(path, image: np.ndarray, bit_depth: int = 8, level: int = 1) -> None:
+def write_png(path, image: np.ndarray, bit_depth: int = 8, level: int = 1, palette=None) -> None:
     """Write ``image`` as a PNG at ``path`` atomically (temporary file + os.replace).
 
     ``level`` is the zlib level: 1 (the default) is the fastest and already makes a 512x512 pose
     map about 10 KB, since maps are mostly black.
     """
-    write_bytes_atomic(path, encode_png(image, bit_depth=bit_depth, level=level))
+    write_bytes_atomic(path, encode_png(image, bit_depth=bit_depth, level=level, palette=palette))
 
 
-def write_bytes_atomic(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a unique temporary name in the same folder and os.replace:
-    readers (and a crash) see the old file or the whole new one, never half of it."""
-    path = Path(path)
-    # Same folder (os.replace cannot cross file systems); O_EXCL and a random name keep parallel
-    # writers apart; mode 0o666 lets the umask decide permissions as for any new file.
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+def _deflate(data: np.ndarray, level: int, strategy: int) -> bytes:
+    if strategy == zlib.Z_DEFAULT_STRATEGY:
+        return zlib.compress(data, level)
+    packer = zlib.compressobj(level, zlib.DEFLATED, zlib.MAX_WBITS, 8, strategy)
+    return packer.compress(data) + packer.flush()
 
 
 def _unfilter(data: bytes, height: int, row_bytes: int, pixel_bytes: int) -> np.ndarray:
@@ -158,15 +172,18 @@ def png_size(path) -> tuple[int, int] | None:
 
 
 def read_png(path) -> np.ndarray:
-    """Read a non-interlaced grey, grey+alpha, RGB or RGBA PNG of 8 or 16 bits.
+    """Read a non-interlaced grey, grey+alpha, RGB or RGBA PNG of 8 or 16 bits, or an 8-bit
+    palette PNG.
 
-    Returns (H, W) for grey, else (H, W, C); uint8 or uint16 by bit depth.
+    Returns (H, W) for grey, else (H, W, C); uint8 or uint16 by bit depth; a palette image as
+    (H, W, 3) uint8 RGB.
     """
     blob = Path(path).read_bytes()
     if not blob.startswith(_SIGNATURE):
         raise ValueError(f"{path} is not a PNG file")
     pos = len(_SIGNATURE)
     header = None
+    palette = None
     idat = []
     while pos + 8 <= len(blob):
         length, kind = struct.unpack(">I4s", blob[pos:pos + 8])
@@ -177,6 +194,8 @@ def read_png(path) -> np.ndarray:
         pos += 12 + length
         if kind == b"IHDR":
             header = struct.unpack(">IIBBBBB", payload)
+        elif kind == b"PLTE":
+            palette = np.frombuffer(payload, np.uint8).reshape(-1, 3) if len(payload) % 3 == 0 else None
         elif kind == b"IDAT":
             idat.append(payload)
         elif kind == b"IEND":
@@ -184,12 +203,16 @@ def read_png(path) -> np.ndarray:
     if header is None:
         raise ValueError(f"{path}: PNG without IHDR")
     width, height, bit_depth, color_type, _, _, interlace = header
-    if color_type not in _CHANNELS or bit_depth not in (8, 16) or interlace:
+    indexed = color_type == _PALETTE and bit_depth == 8
+    if not (indexed or (color_type in _CHANNELS and bit_depth in (8, 16))) or interlace:
         raise ValueError(
             f"{path}: unsupported PNG (colour type {color_type}, {bit_depth} bits, "
-            f"interlace {interlace}); only 8/16-bit grey, grey+alpha, RGB, RGBA, non-interlaced"
+            f"interlace {interlace}); only 8/16-bit grey, grey+alpha, RGB, RGBA, 8-bit palette, "
+            "non-interlaced"
         )
-    channels = _CHANNELS[color_type]
+    if indexed and palette is None:
+        raise ValueError(f"{path}: palette PNG without a valid PLTE chunk")
+    channels = 1 if indexed else _CHANNELS[color_type]
     sample_bytes = bit_depth // 8
     rows = _unfilter(
         zlib.decompress(b"".join(idat)), height, width * channels * sample_bytes, channels * sample_bytes
@@ -199,4 +222,8 @@ def read_png(path) -> np.ndarray:
     else:
         image = rows
     image = image.reshape(height, width, channels)
+    if indexed:
+        if image.max(initial=0) >= len(palette):
+            raise ValueError(f"{path}: palette index beyond the {len(palette)} colours of PLTE")
+        return palette[image[:, :, 0]]
     return image[:, :, 0] if channels == 1 else image

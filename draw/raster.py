@@ -9,12 +9,11 @@ quad plus round caps). Only numpy and the standard library are used: this runs i
 Every primitive function works on a *batch* of N shapes and returns the pixels they cover as
 ``(owner, flat)`` int arrays: ``flat`` is ``y * width + x`` of a covered pixel (always inside the
 canvas) and ``owner`` the index of the shape in the batch that covers it. A pixel may be listed
-several times. Callers decide colours and stacking order (see :func:`paint`), which lets a whole
+several times. Callers decide colours and stacking order (see :mod:`.paint`), which lets a whole
 frame be drawn with a few dozen vectorised numpy calls instead of one Python call per shape.
 """
 from __future__ import annotations
 
-import threading
 from functools import lru_cache
 
 import numpy as np
@@ -380,52 +379,3 @@ def thick_lines(x1, y1, x2, y2, thickness: int, width: int, height: int):
     c_owner, c_flat = circles(np.concatenate([x1, x2]), np.concatenate([y1, y2]), cap, width, height)
     c_owner = c_owner % x1.size
     return np.concatenate([q_owner, c_owner]), np.concatenate([q_flat, c_flat])
-
-
-# --- painting ----------------------------------------------------------------------------------
-
-_scratch = threading.local()
-
-
-def _key_buffer(size: int, dtype) -> np.ndarray:
-    """A zeroed per-thread key buffer, reused across frames: a fresh one per frame costs more in
-    page faults than the drawing itself. Callers must zero what they touched before returning."""
-    buf = getattr(_scratch, "keys", None)
-    if buf is None or buf.size < size or buf.dtype != dtype:
-        buf = np.zeros(size, dtype)
-        _scratch.keys = buf
-    return buf[:size]
-
-
-def paint(width: int, height: int, layers, palette: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Composite (flat, key) pixel lists into an (H, W, 3) uint8 image, higher key drawn later.
-
-    ``layers`` is an iterable of (flat, key) int arrays; ``palette[key]`` is the RGB of a key and key
-    0 means untouched (black). Painting opaque shapes in sequence is the same as keeping, per pixel,
-    the largest key that touched it, which np.maximum.at computes without relying on the order
-    numpy applies repeated fancy-index writes (that order is unspecified). ``out``, a C-contiguous
-    (H, W, 3) uint8 array, is cleared and reused instead of allocating a new image.
-    """
-    if out is None:
-        image = np.zeros((height, width, 3), np.uint8)
-    else:
-        if out.shape != (height, width, 3) or out.dtype != np.uint8 or not out.flags.c_contiguous:
-            raise ValueError(f"out must be a C-contiguous ({height}, {width}, 3) uint8 array")
-        image = out
-        image.fill(0)
-    layers = [(f, k) for f, k in layers if len(f)]
-    if not layers:
-        return image
-    flat = np.concatenate([f for f, _ in layers])
-    keys = np.concatenate([k for _, k in layers])
-    dtype = np.uint16 if len(palette) <= 0xFFFF else np.uint32
-    colours = np.ascontiguousarray(palette, np.uint8).view("V3").ravel()
-    top = _key_buffer(height * width, dtype)
-    try:
-        np.maximum.at(top, flat, keys.astype(dtype))
-        # Every listed pixel gets the colour of its final key; repeats write the same value, so
-        # the unspecified order of repeated writes cannot matter. A 3-byte view writes RGB at once.
-        image.reshape(-1).view("V3")[flat] = colours[top[flat]]
-    finally:
-        top[flat] = 0  # leave the shared buffer zeroed for the next frame
-    return image

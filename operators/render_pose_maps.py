@@ -6,7 +6,7 @@ from pathlib import Path
 import bpy
 from bpy.props import BoolProperty
 
-from ..render import pose_maps
+from ..render import pose_map_run, pose_maps
 from .stepped import SteppedOperator
 
 
@@ -71,8 +71,8 @@ class POSEBRIDGE_OT_render_pose_maps(SteppedOperator, bpy.types.Operator):
         except pose_maps.JobError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        self._report = pose_maps.JobReport()
-        steps = pose_maps.run_job(context.scene, self._job, self._report)
+        self._report = pose_map_run.JobReport()
+        steps = pose_map_run.run_job(context.scene, self._job, self._report)
         return self.run_steps(context, steps, interactive=self.run_in_background)
 
     def finish(self, context, cancelled: bool):

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..draw.contact_sheet import contact_sheet
 from ..draw.png import read_png, write_png
-from . import pose_maps, vse
+from . import pose_map_run, pose_maps, vse
 from .demo_shot import build_demo_shot
 from .plain_render import load_rgb, render_workbench_frames
 
@@ -33,7 +33,7 @@ TINY_SCALE = 0.5
 class DemoResult:
     poses_dir: Path
     contact_sheet: Path
-    report: pose_maps.JobReport
+    report: pose_map_run.JobReport
     generated: dict = field(default_factory=dict)  # what the generation stage wrote, by kind
 
 
@@ -65,7 +65,7 @@ def run_demo(out_dir, frame_count: int = 72, resolution=(512, 512), save_blend=N
     build_demo_shot(scene, frame_count=frame_count, resolution=resolution)
     # Depth maps too: the generation stage then runs pose and depth ControlNets together.
     job = pose_maps.plan_job(scene, output_dir=str(out_dir / "poses"), hands=True, face=True, depth=True)
-    report = pose_maps.render_pose_maps(scene, job)
+    report = pose_map_run.render_pose_maps(scene, job)
     log(f"posebridge: {report.summary(job)}")
 
     frames = sheet_frames(scene.frame_start, scene.frame_end)

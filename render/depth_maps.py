@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..draw.depth_encode import MODES, DepthRange, encode_depth, shot_depth_range
-from ..draw.depth_raster import rasterize_depth
+from ..draw.depth_frame import (  # noqa: F401 (depth_image, clip_range: part of this module's API)
+    DepthRaster, clip_range, depth_image, depth_layers, nearest_surface, shown_depth,
+)
 from .depth_scene import CHARACTERS, SUBJECTS, SceneTriangles
 from .sampling import sample_frames
 
@@ -48,46 +50,6 @@ class DepthOptions:
     def describe(self) -> str:
         shown = "characters" if self.subject == CHARACTERS else "scene"
         return f"{self.mode} {self.bits}-bit depth of the {shown}"
-
-
-def clip_range(projection) -> tuple[float, float]:
-    """The camera's clip start / end, read back from its window matrix (calc_matrix_camera
-    builds it from them): the render shows nothing nearer or farther."""
-    m = np.asarray(projection, dtype=np.float64)
-    if m[3, 3] == 1.0:  # orthographic: m22 = -2 / (f - n), m23 = -(f + n) / (f - n)
-        span = -2.0 / m[2, 2]
-        far_plus_near = -m[2, 3] * span
-        return (far_plus_near - span) / 2.0, (far_plus_near + span) / 2.0
-    # perspective: m22 = -(f + n) / (f - n), m23 = -2 f n / (f - n)
-    return m[2, 3] / (m[2, 2] - 1.0), m[2, 3] / (m[2, 2] + 1.0)
-
-
-def depth_image(triangles, projection, width: int, height: int) -> np.ndarray:
-    """(H, W) float32 view-axis depth, inf where empty; occluders punch background holes."""
-    return shown_depth(*depth_layers(triangles, projection, width, height))
-
-
-def depth_layers(triangles, projection, width: int, height: int):
-    """(subject, occluders) z-buffers (H, W) float32 of a frame's two triangle sets, clipped as
-    the camera clips; occluders is None when there are none."""
-    near, far = clip_range(projection)
-    near = max(near, 1e-6)
-
-    def raster(tris):
-        return rasterize_depth(tris, projection, width, height, near=near, far=max(far, near * 2))
-
-    return raster(triangles.subject), (raster(triangles.occluders) if len(triangles.occluders) else None)
-
-
-def shown_depth(subject, occluders):
-    """What the depth map shows: the subject, background where an occluder is in front."""
-    return subject if occluders is None else np.where(occluders < subject, np.float32(np.inf), subject)
-
-
-def nearest_surface(subject, occluders):
-    """The first surface on each pixel's sight line, whatever it is (the occlusion test's
-    z-buffer: holdouts and a masked-out set hide keypoints as they hide the character)."""
-    return subject if occluders is None else np.minimum(subject, occluders)
 
 
 def range_size(width: int, height: int) -> tuple[int, int]:
@@ -148,11 +110,22 @@ class DepthFrames:
             self.range = yield from measure_range(scene, frames, self.armatures, camera, *self.size, self.reader)
 
     def collector(self, images: dict, surfaces: dict | None = None):
-        """A sample_frames hook filling ``images`` {chunk index: encoded (H, W) image} and, when
-        given, ``surfaces`` {chunk index: nearest_surface} from the same raster (occlusion)."""
+        """A sample_frames hook filling ``images`` {chunk index: the frame's encoded (H, W)
+        image, or the DepthRaster that makes it} and, when given, ``surfaces`` {chunk index:
+        nearest_surface}.
+
+        The scene is read now (bpy: the main thread). Without ``surfaces`` the rasterising is
+        left to the job's workers (a DepthRaster); occlusion needs the surfaces before the
+        keypoints are placed, so then the raster is made now and shared."""
+        options = self.options
+
         def collect(index, graph, world_to_camera, projection):
-            layers = depth_layers(self.reader.read(graph, world_to_camera), projection, *self.size)
-            if surfaces is not None:
+            triangles = self.reader.read(graph, world_to_camera)
+            if surfaces is None:
+                images[index] = DepthRaster(triangles.subject, triangles.occluders, np.asarray(projection),
+                                            *self.size, self.range.near, self.range.far, options.mode, options.bits)
+            else:
+                layers = depth_layers(triangles, projection, *self.size)
                 surfaces[index] = nearest_surface(*layers)
-            images[index] = encode(shown_depth(*layers), self.range, self.options)
+                images[index] = encode(shown_depth(*layers), self.range, options)
         return collect

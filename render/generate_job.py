@@ -31,7 +31,7 @@ from ..generate.run import GenerationRun
 from ..generate.run_state import CANCELLED, DONE
 from ..generate.videos import WAN_VACE, CuttingError, cutting
 from ..draw.png import png_size
-from . import pose_maps, vse
+from . import pose_map_run, pose_maps, vse
 from .job_steps import Waiting
 from .pose_maps import JobError
 
@@ -229,8 +229,8 @@ def _render_pose_maps(scene, poses_dir: Path, pose_settings: dict):
     """Step generator: the range's pose maps into poses_dir (Generate's own folder: always redone,
     so the frames follow the animation as it is now). Returns the job."""
     job = pose_maps.plan_job(scene, output_dir=str(poses_dir), **pose_settings)
-    report = pose_maps.JobReport()
-    for fraction in pose_maps.run_job(scene, job, report):
+    report = pose_map_run.JobReport()
+    for fraction in pose_map_run.run_job(scene, job, report):
         yield fraction * POSE_SHARE, "rendering pose maps"
     return job
 

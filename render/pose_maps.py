@@ -1,37 +1,29 @@
 """The pose-map job: armatures' evaluated animation -> keypoints -> pose maps + OpenPose JSON.
 
 ``plan_job`` checks everything that can be wrong before any file is written and raises
-``JobError`` naming the problem; ``run_job`` does the work in chunks of frames and yields
-progress after each frame, so the modal operator can update the status bar and stop on ESC,
-and the batch command can print progress. The scene is left as it was (frame restored, no
-settings changed).
+``JobError`` naming the problem; ``sample_keypoints`` gives the characters' keypoints as the
+camera sees them. Running the job (files, progress, cancel) is ``pose_map_run``. The scene is
+left as it was (frame restored, no settings changed).
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import bpy
 import numpy as np
 
 from ..draw.occlusion import hidden_keypoints
-from ..draw.png import write_png
 from ..draw.pose_map import SCALINGS, PoseStyle, draw_pose_map
 from ..pose import layouts
-from ..pose.formats import comfyui, openpose_json
 from ..pose.keypoints import KeypointSequence
-from . import rig_presets
 from ..pose.rigmap import evaluate
-from .depth_maps import DepthFrames, DepthOptions
-from .occlusion import SurfaceFrames, chunk_frames
+from . import rig_presets
 from .camera import render_size, resolve_camera
+from .depth_maps import DepthOptions
+from .occlusion import SurfaceFrames
 from .sampling import SCENE_CAMERA, sample_frames
-
-CHUNK_FRAMES = 16
-# The progress bar's share of the depth-range pass (a cheaper second pass over the frames).
-RANGE_SHARE = 0.2
 
 
 class JobError(ValueError):
@@ -85,37 +77,6 @@ def pose_map_path(folder: Path, frame: int) -> Path:
 
 def depth_map_path(folder: Path, frame: int) -> Path:
     return Path(folder) / f"depth_{frame:04d}.png"
-
-
-@dataclass
-class JobReport:
-    frames_written: int = 0
-    people_per_frame: list[int] = field(default_factory=list)
-    cancelled: bool = False
-    depth_range: object = None  # the DepthRange the depth maps were encoded with
-    unevaluated: list[str] = field(default_factory=list)  # rendered objects missing from depth
-    hidden: int = 0  # keypoints (of the parts written, over all frames) occlusion removed
-
-    def summary(self, job: PoseMapJob) -> str:
-        state = "Cancelled after" if self.cancelled else "Wrote"
-        names = ", ".join(f"{c.armature.name} ({c.preset_label})" for c in job.characters)
-        empty = sum(1 for n in self.people_per_frame if n == 0)
-        tail = f"; {empty} frame(s) with nobody in view" if empty else ""
-        if job.depth is not None and self.depth_range is not None:
-            tail += (f"; {job.depth.describe()}, {self.depth_range.near:.3g} to "
-                     f"{self.depth_range.far:.3g} from the camera")
-        if job.occlusion:
-            tail += f"; {self.hidden} keypoint(s) hidden by geometry"
-        if self.unevaluated:
-            tail += (f"; not in the depth maps because hidden in the viewport: "
-                     f"{', '.join(self.unevaluated)}")
-        if job.left_out:
-            tail += f"; left out: {', '.join(job.left_out)}"
-        what = "pose and depth map(s)" if job.depth is not None else "pose map(s)"
-        return (
-            f"{state} {self.frames_written} {what} {job.width}x{job.height} to "
-            f"{job.output_dir} for {names}{tail}"
-        )
 
 
 def plan_job(
@@ -335,83 +296,7 @@ def _both(first, second):
     return both
 
 
-def run_job(scene, job: PoseMapJob, report: JobReport | None = None) -> Iterator[float]:
-    """Render the job; yields the finished fraction after every frame.
-
-    Closing the generator early (the user cancelled) keeps every frame already written. The
-    scene's frame is never left changed: sampling restores it after every chunk.
-    """
-    report = report if report is not None else JobReport()
-    chunks: list[KeypointSequence] = []
-    total = len(job.frames)
-    depth, start = None, 0.0
-    try:
-        if job.depth is not None:
-            depth = DepthFrames(job.depth, [c.armature for c in job.characters], job.width, job.height)
-            if depth.range is None:
-                start = RANGE_SHARE
-                for fraction in depth.measure(scene, job.frames, job.camera):
-                    yield fraction * start
-            report.depth_range, report.unevaluated = depth.range, depth.reader.unevaluated
-        # Occlusion reads the depth pass's raster when there is one, else rasterises its own
-        # (one reader for the job: rigid meshes are read once).
-        surface_frames = None
-        if job.occlusion and depth is None:
-            surface_frames = SurfaceFrames([c.armature for c in job.characters], job.width, job.height)
-        step = chunk_frames(job.width, job.height, CHUNK_FRAMES) if job.occlusion else CHUNK_FRAMES
-        for first in range(0, total, step):
-            frames = job.frames[first:first + step]
-            images: dict[int, np.ndarray] = {}
-            surfaces = {} if job.occlusion else None
-            if depth is not None:
-                hook = depth.collector(images, surfaces)
-            else:
-                hook = surface_frames.collector(surfaces) if surface_frames else None
-            seq, hidden = _sample(scene, job, frames, hook, surfaces)
-            report.hidden += hidden
-            chunks.append(seq)
-            for index, frame in enumerate(frames):
-                write_frame(job, seq, index, images.get(index))
-                report.frames_written += 1
-                report.people_per_frame.append(int((seq.data[index, :, :, 2] > 0).any(axis=1).sum()))
-                yield start + (1.0 - start) * report.frames_written / total
-    except GeneratorExit:
-        report.cancelled = True
-        raise
-    finally:
-        if report.frames_written:
-            _write_sequence(job, chunks, report.frames_written)
-
-
-def write_frame(job: PoseMapJob, seq: KeypointSequence, index: int, depth_image=None) -> None:
-    frame = int(seq.frame_numbers[index])
-    image = draw_pose_map(seq.data[index], job.width, job.height, job.style)
-    write_png(job.pose_path(frame), image)
-    if depth_image is not None:
-        write_png(job.depth_path(frame), depth_image, bit_depth=16 if depth_image.dtype == np.uint16 else 8)
-    else:
-        # An old depth map beside this new pose map would be sent with it (see existing_outputs).
-        job.depth_path(frame).unlink(missing_ok=True)
-    openpose_json.write_frame(seq, index, job.output_dir / "keypoints", parts=job.parts)
-
-
-def _write_sequence(job: PoseMapJob, chunks: list[KeypointSequence], count: int) -> None:
-    """ComfyUI's POSE_KEYPOINT file for the ``count`` frames written so far."""
-    data = np.concatenate([c.data for c in chunks])[:count]
-    frames = np.concatenate([c.frame_numbers for c in chunks])[:count]
-    seq = KeypointSequence(chunks[0].layout, data, chunks[0].canvas, frames)
-    comfyui.write_sequence(seq, job.output_dir / "keypoints" / "sequence.json", parts=job.parts)
-
-
 def preview_map(scene, job: PoseMapJob, frame: int) -> np.ndarray:
     """One frame's pose map in memory, nothing written (the scene's frame is restored)."""
     seq = sample_keypoints(scene, job, [frame])
     return draw_pose_map(seq.data[0], job.width, job.height, job.style)
-
-
-def render_pose_maps(scene, job: PoseMapJob) -> JobReport:
-    """Run the whole job at once (batch command, scripts)."""
-    report = JobReport()
-    for _ in run_job(scene, job, report):
-        pass
-    return report

@@ -107,7 +107,8 @@ class LimbStep:
                 if self.options.depth_smoothing > 0:
                     apart = np.linalg.norm(far - near, axis=-1) / seg.length
                     direction_chosen = self._smooth_depth(direction_chosen, head, origin, direction, apart)
-            if seg.parent_segment is not None and seg.hinge is not None:
+            # A skipped upper limb (its points never seen) stays at rest: no twist to align.
+            if seg.parent_segment is not None and seg.hinge is not None and seg.parent_segment.driver in self.poser.basis:
                 self._align_hinge(seg, direction_chosen)
                 unposed = self.poser.unposed(seg.driver)
             local = np.einsum("fji,fj->fi", unposed[:, :3, :3], direction_chosen)

@@ -240,6 +240,7 @@ def start_backend(
                 stderr=err,
             )
         server = BackendProcess(process, port, token, stdout_path, stderr_path)
+        server.work_dir = run_dir / "work"
         try:
             server.wait_ready(timeout)
             return server

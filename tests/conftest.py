@@ -20,6 +20,17 @@ from cli import load_extension  # noqa: E402
 
 load_extension()
 
+try:
+    from hypothesis import settings as _hypothesis_settings
+except ImportError:  # a venv set up before hypothesis was a test requirement
+    pass
+else:
+    # In CI the property-based tests draw the same examples every run, so a red run is a
+    # change's doing, not chance's; on a developer's machine they explore new ones.
+    _hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+    if os.environ.get("CI"):
+        _hypothesis_settings.load_profile("ci")
+
 
 @pytest.fixture
 def shared_data():

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from posebridge.draw.pose_map import PoseStyle, draw_pose_map
+from posebridge.draw.pose_map import PoseStyle, draw_pose_map, draw_pose_map_indexed
 from posebridge.pose.layouts import OPENPOSE_FULL
 
 _N = len(OPENPOSE_FULL)
@@ -65,6 +65,9 @@ def mismatch(ours: np.ndarray, theirs: np.ndarray) -> tuple[int, int]:
 
 def assert_matches(util, people, width, height, style=PoseStyle()):
     ours = draw_pose_map(people, width, height, style)
+    # The palette form the pose-map job writes is the same picture, exactly.
+    indices, colours = draw_pose_map_indexed(people, width, height, style)
+    np.testing.assert_array_equal(colours[indices], ours)
     theirs = reference_map(util, people, width, height, style.min_confidence)
     diff, drawn = mismatch(ours, theirs)
     assert drawn > 0

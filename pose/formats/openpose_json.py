@@ -7,13 +7,12 @@ Each person carries flat ``[x0, y0, c0, x1, y1, c1, ...]`` lists in pixels of th
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 from ..keypoints import KeypointSequence
+from .atomic_file import write_bytes_atomic
 
 # Which layout part feeds which OpenPose key.
 PART_KEYS = (
@@ -63,18 +62,15 @@ def frame_document(seq: KeypointSequence, frame: int, parts=None) -> dict:
     return {"version": OPENPOSE_VERSION, "people": frame_people(seq, frame, parts)}
 
 
+def json_bytes(document) -> bytes:
+    """Compact JSON, encoded in one call: json.dump to a file goes through the encoder's chunked
+    path, about 3x slower."""
+    return json.dumps(document, separators=(",", ":")).encode("utf-8")
+
+
 def write_json_atomic(path: Path, document) -> None:
-    """Write through a temporary file so an interrupted job never leaves half a file."""
-    path = Path(path)
-    # A unique temporary name: parallel writers (farm nodes) never share a half-written file.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, separators=(",", ":"))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """Write ``document`` as compact JSON, whole or not at all (atomic_file)."""
+    write_bytes_atomic(path, json_bytes(document))
 
 
 def frame_file_name(frame_number: int, prefix: str = "pose") -> str:

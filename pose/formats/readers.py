@@ -6,8 +6,8 @@ one OpenPose frame (see :mod:`.sources`), recognises the body layout from its po
 and returns the clip in the IMPORT layout, every point under its name, in pixels.
 
 Conventions: a point is absent (confidence 0, x = y = 0) when its confidence is <= 0 or not a
-number, a coordinate is negative or not finite (DWPose writes -1), or it sits at exactly 0, 0
-(OpenPose writes 0, 0, 0). The people axis is the largest number of people in a frame; the
+number, a coordinate is negative, not finite or absurdly large (DWPose writes -1), or it sits at
+exactly 0, 0 (OpenPose writes 0, 0, 0). The people axis is the largest number of people in a frame; the
 people a frame lacks are all absent. Neck and mid_hip are derived (midpoint, lower confidence)
 when the source layout has no such point.
 """
@@ -32,6 +32,9 @@ COORDINATES = ("auto", "pixels", "normalized")
 # Normalised coordinates are fractions of the canvas; detectors put a few points slightly past
 # the edge. No pixel-coordinate clip fits inside 1.05 px, so the margin cannot mislead.
 NORMALIZED_LIMIT = 1.05
+# No image is a million pixels across: a coordinate past this is a writer's garbage (float32's
+# largest number, say), and would overflow the tracking and lift maths. Such a point is absent.
+MAX_COORDINATE = 1e6
 
 # (IMPORT part, OpenPose key, the point counts it may have). Hands (HAND21) and faces (FACE68,
 # FACE70's first 68) are in IMPORT's order already, so they are copied as they come.
@@ -132,9 +135,9 @@ def _clear_absent(points: np.ndarray) -> None:
     """Zero every point a detector marks missing (see the module docstring), in place."""
     x, y, c = points[..., 0], points[..., 1], points[..., 2]
     with np.errstate(invalid="ignore"):
-        # ~(a >= 0) is also true for NaN; inf is caught by isfinite.
+        # ~(a >= 0) is also true for NaN; inf and absurd sizes fail the < MAX_COORDINATE test.
         absent = ~(c > 0) | ~(x >= 0) | ~(y >= 0) | ((x == 0) & (y == 0))
-        absent |= ~np.isfinite(x) | ~np.isfinite(y)
+        absent |= ~(x < MAX_COORDINATE) | ~(y < MAX_COORDINATE) | ~np.isfinite(c)
     points[absent] = 0.0
 
 
@@ -176,7 +179,8 @@ def _gather(clip: RawClip):
                 f"{clip.labels[owners[first]]}: {key} is not a flat list of x, y, confidence triples"
             )
         try:
-            values = np.array(flat[key], np.float32)
+            with np.errstate(over="ignore"):  # past float32's range: inf, then absent (_clear_absent)
+                values = np.array(flat[key], np.float32)
         except (TypeError, ValueError):
             values = None
         if values is None or values.ndim != 1:  # e.g. nested [[x, y, c], ...] or strings

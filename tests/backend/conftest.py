@@ -9,14 +9,14 @@ import pytest
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """The tiny SD1.5-architecture model set written by backend.tiny_model.make_tiny_model."""
-    from backend.tiny_model import make_tiny_model
+    from posebridge.backend.tiny_model import make_tiny_model
 
     return make_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
 def load_tiny(tiny_model, **options):
     """The tiny model from its local folders (pose and depth ControlNets), on the CPU."""
-    from backend.models import load_models
+    from posebridge.backend.models import load_models
 
     return load_models(
         str(tiny_model.base), str(tiny_model.openpose), str(tiny_model.depth),
@@ -40,7 +40,7 @@ def video_models(tiny_model):
 
 @pytest.fixture(scope="session")
 def tiny_wan(tmp_path_factory):
-    from backend.tiny_wan import make_tiny_wan
+    from posebridge.backend.tiny_wan import make_tiny_wan
 
     return make_tiny_wan(tmp_path_factory.mktemp("tiny-wan"))
 
@@ -48,7 +48,7 @@ def tiny_wan(tmp_path_factory):
 @pytest.fixture(scope="session")
 def wan_models(tiny_model, tiny_wan):
     """The tiny SD1.5 set (pose ControlNet only, no IP-Adapter) with the tiny Wan VACE."""
-    from backend.models import load_models
+    from posebridge.backend.models import load_models
 
     return load_models(str(tiny_model.base), str(tiny_model.openpose), None, device="cpu",
                        local_files_only=True, wan_model=str(tiny_wan))

@@ -7,9 +7,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from backend.pipelines import GenerateParams, GenerationCancelled, Hooks, generate  # noqa: E402
-from backend.pipelines.animatediff import initial_latents  # noqa: E402
-from backend.pipelines.windows import context_windows  # noqa: E402
+from posebridge.backend.pipelines import GenerateParams, GenerationCancelled, Hooks, generate  # noqa: E402
+from posebridge.backend.pipelines.animatediff import initial_latents  # noqa: E402
+from posebridge.backend.pipelines.windows import context_windows  # noqa: E402
 from frames_of import frames_of  # noqa: E402
 from test_pipeline import depth_ramp, mean_diff, stick_figure  # noqa: E402
 
@@ -214,7 +214,7 @@ def test_a_ten_second_shot_works(video_models):
 @pytest.mark.parametrize("dtype", ["bf16", "fp16"])
 def test_half_precision_loads_every_shared_module_in_that_precision(tiny_model, dtype):
     """from_pipe would cast the shared VAE and text encoder (and the motion modules) to float32."""
-    from backend.models import load_models
+    from posebridge.backend.models import load_models
 
     models = load_models(
         str(tiny_model.base), str(tiny_model.openpose), str(tiny_model.depth), device="cpu", dtype=dtype,
@@ -237,7 +237,7 @@ def test_frames_held_as_pngs_give_the_same_video(video_models):
 
     from PIL import Image
 
-    from backend.pipelines import EncodedFrames
+    from posebridge.backend.pipelines import EncodedFrames
 
     def png(array):
         out = io.BytesIO()

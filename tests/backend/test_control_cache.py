@@ -5,9 +5,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from backend.control_cache import CachedConditioningEmbedding  # noqa: E402
-from backend.models import load_models  # noqa: E402
-from backend.pipelines import GenerateParams, generate  # noqa: E402
+from posebridge.backend.control_cache import CachedConditioningEmbedding  # noqa: E402
+from posebridge.backend.models import load_models  # noqa: E402
+from posebridge.backend.pipelines import GenerateParams, generate  # noqa: E402
 from frames_of import frames_of  # noqa: E402
 
 from test_pipeline import POSES, depth_ramp  # noqa: E402  (same folder: pytest's rootdir-less import)

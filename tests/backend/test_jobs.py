@@ -9,7 +9,7 @@ pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 from PIL import Image  # noqa: E402
 
-from backend.jobs import (  # noqa: E402
+from posebridge.backend.jobs import (  # noqa: E402
     CANCELLED,
     DONE,
     FAILED,
@@ -18,7 +18,7 @@ from backend.jobs import (  # noqa: E402
     JobQueue,
     frame_filename,
 )
-from backend.pipelines import GenerateParams, generate  # noqa: E402
+from posebridge.backend.pipelines import GenerateParams, generate  # noqa: E402
 from frames_of import frames_of  # noqa: E402
 
 SIZE = 64
@@ -229,7 +229,7 @@ def test_16_bit_grey_controls_keep_their_levels():
     import numpy as np
     from PIL import Image
 
-    from backend.jobs import _decode
+    from posebridge.backend.jobs import _decode
 
     ramp = (np.arange(64, dtype=np.uint32)[None, :].repeat(8, 0) * 1024).astype(np.uint16)
     buffer = io.BytesIO()
@@ -281,7 +281,7 @@ def test_a_key_gives_one_job_and_a_full_queue_refuses_more(pipe, tmp_path):
     threads racing; max_waiting bounds the jobs waiting (QueueFull), not the one running."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from backend.jobs import QueueFull
+    from posebridge.backend.jobs import QueueFull
 
     queue = JobQueue(pipe, tmp_path)  # not started: every job waits
     with ThreadPoolExecutor(4) as pool:
@@ -295,3 +295,49 @@ def test_a_key_gives_one_job_and_a_full_queue_refuses_more(pipe, tmp_path):
     assert queue.submit(frames_for([1]), GenerateParams(**PARAMS), key="other", max_waiting=2) is other
     queue.cancel(other.id)
     assert queue.submit(frames_for([1]), GenerateParams(**PARAMS), max_waiting=2).id not in (jobs[0].id, other.id)
+
+
+def test_a_full_disk_fails_the_job_naming_the_work_folder(queue, monkeypatch):
+    """ENOSPC on the fourth frame (simulated where every frame is written: no test machine lets
+    a disk fill): the job fails with the folder and the reason, the three frames before stay
+    whole and listed, and no temporary file is left."""
+    import errno
+    import os
+
+    import posebridge.backend.jobs as jobs_module
+
+    real, written = jobs_module.write_bytes_atomic, []
+
+    def fills_up(path, data):
+        if len(written) == 3:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        real(path, data)
+        written.append(path)
+
+    monkeypatch.setattr(jobs_module, "write_bytes_atomic", fills_up)
+    job = queue.submit(frames_for([1, 2, 3, 4, 5]), GenerateParams(**{**PARAMS, "batch": 1}))
+    status = queue.wait(job.id, timeout=120)
+    assert status["state"] == FAILED
+    assert f"work folder {job.folder}" in status["error"] and "No space left on device" in status["error"]
+    assert status["frames_done"] == [1, 2, 3]
+    for number in (1, 2, 3):
+        assert read_png(job.frame_path(number)).shape == (SIZE, SIZE, 3)
+    assert sorted(p.name for p in job.folder.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_work_folder_gone_mid_job_fails_the_job_naming_it(queue):
+    """The job's folder turns into a file while it runs (a real OS error): the job fails naming
+    the folder; the frames it had finished are listed and whole where they went."""
+    job = queue.submit(frames_for(list(range(1, 13))), GenerateParams(**{**PARAMS, "batch": 1}))
+    while not queue.status(job.id)["frames_done"]:
+        assert queue.status(job.id)["state"] in (QUEUED, "running")
+    moved = job.folder.with_name(job.folder.name + "-moved")
+    job.folder.rename(moved)
+    job.folder.write_text("not a folder any more")
+    status = queue.wait(job.id, timeout=120)
+    assert status["state"] == FAILED and f"work folder {job.folder}" in status["error"]
+    assert 1 <= len(status["frames_done"]) < 12
+    for number in status["frames_done"]:
+        path = moved / frame_filename(number)
+        if path.exists():  # written before the move (the last may have gone in after it)
+            assert read_png(path).shape == (SIZE, SIZE, 3)

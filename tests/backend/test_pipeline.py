@@ -7,8 +7,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from backend.models import ModelNotAvailableError, load_models  # noqa: E402
-from backend.pipelines import GenerateParams, generate  # noqa: E402
+from posebridge.backend.models import ModelNotAvailableError, load_models  # noqa: E402
+from posebridge.backend.pipelines import GenerateParams, generate  # noqa: E402
 from frames_of import frames_of  # noqa: E402
 
 SIZE = 64  # the tiny model's native size (latents 8x8)
@@ -62,7 +62,7 @@ def test_tiny_model_is_a_diffusers_model_set(tiny_model):
 
 
 def test_tiny_model_is_reproducible(tiny_model, tmp_path):
-    from backend.tiny_model import make_tiny_model
+    from posebridge.backend.tiny_model import make_tiny_model
 
     again = make_tiny_model(tmp_path / "again")
     weights = "diffusion_pytorch_model.safetensors"

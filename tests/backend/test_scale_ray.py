@@ -18,8 +18,8 @@ pytest.importorskip("torch")
 
 from test_server import call, call_json, download, job_body, submit, wait_until  # noqa: E402
 
-from backend.jobs import DONE, FrameInput, JobQueue  # noqa: E402
-from backend.pipelines import GenerateParams  # noqa: E402
+from posebridge.backend.jobs import DONE, FrameInput, JobQueue  # noqa: E402
+from posebridge.backend.pipelines import GenerateParams  # noqa: E402
 
 NUMBERS = list(range(1, 49))
 BODY = job_body(NUMBERS, shifts=[i % 24 for i in range(len(NUMBERS))], pipeline="frames", batch=4, steps=4, seed=7)
@@ -36,7 +36,7 @@ def single_process_frames(server, tmp_path_factory):
     CPU replica has."""
     import torch
 
-    from backend.model_loading import load_tiny_fallback
+    from posebridge.backend.model_loading import load_tiny_fallback
 
     models = load_tiny_fallback(str(server.model_dir), dict(device="cpu"))
     threads = torch.get_num_threads()

@@ -14,10 +14,10 @@ from conftest import load_tiny  # noqa: E402
 from test_jobs import PARAMS, frames_for, png_bytes, read_png  # noqa: E402
 from test_wan_vace import FAST, CallSpy, poses  # noqa: E402
 
-from backend.jobs import CANCELLED, DONE, FAILED, FrameInput, JobQueue  # noqa: E402
-from backend.pipelines import GenerateParams  # noqa: E402
-from backend.scale.local_replica import LocalReplica, ReplicaLost  # noqa: E402
-from backend.scale.scaled_queue import ReplicaPool, ScaledJobQueue  # noqa: E402
+from posebridge.backend.jobs import CANCELLED, DONE, FAILED, FrameInput, JobQueue  # noqa: E402
+from posebridge.backend.pipelines import GenerateParams  # noqa: E402
+from posebridge.backend.scale.local_replica import LocalReplica, ReplicaLost  # noqa: E402
+from posebridge.backend.scale.scaled_queue import ReplicaPool, ScaledJobQueue  # noqa: E402
 
 NUMBERS = list(range(1, 13))  # 12 frames in batches of 2: units of 4, 4, 2 and 2 frames on two replicas
 

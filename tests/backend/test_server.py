@@ -499,7 +499,7 @@ def test_token_server_takes_any_host_with_the_token(server):
 
 
 def test_host_header_parsing():
-    from backend.guards import LocalHostGuard, host_of
+    from posebridge.backend.guards import LocalHostGuard, host_of
 
     assert host_of("LocalHost:8765") == "localhost"
     assert host_of("[::1]:8765") == host_of("[::1]") == host_of("::1") == "::1"
@@ -517,7 +517,7 @@ def test_host_header_parsing():
 
 
 def backend_version() -> str:
-    import backend
+    from posebridge import backend
 
     return backend.__version__
 
@@ -604,7 +604,7 @@ def test_pyproject_installs_the_command():
 
 
 def test_loopback_hosts():
-    from backend.cli import is_loopback
+    from posebridge.backend.cli import is_loopback
 
     for host in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"):
         assert is_loopback(host), host
@@ -613,8 +613,8 @@ def test_loopback_hosts():
 
 
 def test_token_from_environment_and_model_set_resolution(monkeypatch, tmp_path):
-    from backend.cli import build_parser, resolve_models
-    from backend.model_set import write_model_set
+    from posebridge.backend.cli import build_parser, resolve_models
+    from posebridge.backend.model_set import write_model_set
 
     monkeypatch.setenv("POSEBRIDGE_BACKEND_TOKEN", "from-env")
     parser = build_parser()

@@ -16,8 +16,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from backend.models import ModelNotAvailableError, is_single_file, load_models  # noqa: E402
-from backend.pipelines import GenerateParams, generate  # noqa: E402
+from posebridge.backend.models import ModelNotAvailableError, is_single_file, load_models  # noqa: E402
+from posebridge.backend.pipelines import GenerateParams, generate  # noqa: E402
 from frames_of import frames_of  # noqa: E402
 
 WEIGHTS = "diffusion_pytorch_model.safetensors"

@@ -12,7 +12,7 @@ from frames_of import frames_of  # noqa: E402
 
 
 def _frames(models, pipeline):
-    from backend.pipelines import GenerateParams, generate
+    from posebridge.backend.pipelines import GenerateParams, generate
 
     rng = np.random.default_rng(3)
     poses = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(4)]
@@ -39,7 +39,7 @@ def fresh_models(tiny_model):
 def test_speedups_keep_the_frames_and_are_taken_back(fresh_models):
     from diffusers.models.attention_processor import AttnProcessor2_0, IPAdapterAttnProcessor2_0
 
-    from backend import speedups
+    from posebridge.backend import speedups
 
     models = fresh_models
     before = {pipeline: _frames(models, pipeline) for pipeline in ("frames", "animatediff")}
@@ -66,7 +66,7 @@ def test_speedups_keep_the_frames_and_are_taken_back(fresh_models):
 
 
 def test_torch_compile_is_opt_in_and_wraps_the_denoisers(tiny_model, pipe):
-    from backend.control_cache import CachedConditioningEmbedding
+    from posebridge.backend.control_cache import CachedConditioningEmbedding
 
     assert not pipe.compiled and pipe.pose_pipe.unet._compiled_call_impl is None
     models = load_tiny(tiny_model, motion_adapter=str(tiny_model.motion_adapter), torch_compile=True)
@@ -81,7 +81,7 @@ def test_torch_compile_is_opt_in_and_wraps_the_denoisers(tiny_model, pipe):
 
 
 def test_serve_compile_flag_and_its_conflict_with_cpu_offload(capsys):
-    from backend.cli import build_parser, serve
+    from posebridge.backend.cli import build_parser, serve
 
     parser = build_parser()
     assert parser.parse_args(["serve", "--compile"]).compile

@@ -8,8 +8,8 @@ torch = pytest.importorskip("torch")
 
 from PIL import Image  # noqa: E402
 
-from backend.pipelines import GenerateParams, GenerationCancelled, Hooks, generate, make_request  # noqa: E402
-from backend.pipelines import wan_vace  # noqa: E402
+from posebridge.backend.pipelines import GenerateParams, GenerationCancelled, Hooks, generate, make_request  # noqa: E402
+from posebridge.backend.pipelines import wan_vace  # noqa: E402
 from conftest import load_tiny  # noqa: E402
 
 FAST = dict(pipeline="wan-vace", resolution="maps", steps=2, guidance=5.0, prompt="a man walking")

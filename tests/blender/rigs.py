@@ -281,6 +281,16 @@ def build_animated_rigify_metarig(name: str = "metarig", seconds: float = 3.0):
     return animate(build_rigify_metarig(name), RIGIFY_ROLES, seconds=seconds)
 
 
+def add_front_camera(scene, name: str = "FrontCamera", distance: float = 6.0):
+    """The scene's camera, ``distance`` m in front of a character standing at the origin facing -Y."""
+    cam = bpy.data.objects.new(name, bpy.data.cameras.new(name))
+    scene.collection.objects.link(cam)
+    cam.location = (0.0, -distance, 0.9)
+    cam.rotation_euler = (math.radians(90.0), 0.0, 0.0)
+    scene.camera = cam
+    return cam
+
+
 def add_box(scene, name: str, centre, size, collection=None):
     """An axis-aligned box object with its own mesh, linked to ``collection`` (default: the
     scene's), for sets and occluders."""

@@ -19,7 +19,7 @@ from posebridge import batch
 from posebridge.generate.adherence import read_summary
 from posebridge.generate.adherence_run import AdherenceCheck
 from posebridge.generate.client import BackendClient
-from posebridge.render import pose_maps, vse
+from posebridge.render import pose_map_run, pose_maps, vse
 from posebridge.render.demo_shot import build_demo_shot
 from posebridge.render.job_steps import Waiting
 
@@ -156,7 +156,7 @@ def test_generate_check_prints_the_score_and_the_flagged_frames(server, tmp_path
     scene = bpy.context.scene
     build_demo_shot(scene, frame_count=3, resolution=(64, 64))
     poses = tmp_path / "poses"
-    pose_maps.render_pose_maps(scene, pose_maps.plan_job(scene, output_dir=str(poses), frame_start=1, frame_end=3))
+    pose_map_run.render_pose_maps(scene, pose_maps.plan_job(scene, output_dir=str(poses), frame_start=1, frame_end=3))
     out = tmp_path / "gen"
     argv = ["generate", "--backend", server.url, "--token", server.token, "--poses", str(poses),
             "--prompt", "a dancer", "--steps", "2", "--out", str(out), "--check", "--check-threshold", "0.6"]

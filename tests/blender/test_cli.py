@@ -35,7 +35,8 @@ def run_cli(*args, cwd=REPO):
 
 def test_module_mode_renders_poses_with_hands_and_face(shot_blend, tmp_path):
     out = tmp_path / "out"
-    result = run_cli(CLI, "--blend", shot_blend, "poses", "--out", out, "--frames", "2-4", "--hands", "--face")
+    result = run_cli(CLI, "--blend", shot_blend, "poses", "--out", out, "--frames", "2-4", "--hands", "--face",
+                     "--workers", "2")
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in out.glob("pose_*.png")) == ["pose_0002.png", "pose_0003.png", "pose_0004.png"]
     assert read_png(out / "pose_0003.png").shape == (120, 160, 3)
@@ -137,11 +138,13 @@ def test_existing_maps_need_overwrite(shot_scene, tmp_path, capsys):
 
 def test_malformed_arguments_are_usage_errors(shot_scene, tmp_path, capsys):
     for argv in (["poses", "--out", str(tmp_path), "--frames", "one-two"],
-                 ["poses", "--out", str(tmp_path), "--resolution", "512"]):
+                 ["poses", "--out", str(tmp_path), "--resolution", "512"],
+                 ["poses", "--out", str(tmp_path), "--workers", "-1"]):
         with pytest.raises(SystemExit) as exit_info:
             batch.main(argv, scene=shot_scene)
         assert exit_info.value.code == 2
-    assert "frames must look like A-B" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "frames must look like A-B" in err and "must be 0 or more, got -1" in err
 
 
 def test_frames_outside_the_scene_range_are_allowed(shot_scene, tmp_path, capsys):

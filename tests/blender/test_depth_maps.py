@@ -11,7 +11,7 @@ from mathutils import Vector
 from posebridge import batch
 from posebridge.draw.depth_encode import DepthRange, encode_depth
 from posebridge.draw.png import read_png
-from posebridge.render import depth_maps, pose_maps
+from posebridge.render import depth_maps, pose_map_run, pose_maps
 from posebridge.render.demo_shot import build_demo_shot
 from posebridge.render.depth_scene import SceneTriangles
 from posebridge.render.sampling import sample_frames
@@ -136,7 +136,7 @@ def test_skinned_mesh_follows_the_armature(shot):
 
 def _render(scene, tmp_path, **kwargs):
     job = pose_maps.plan_job(scene, output_dir=str(tmp_path), depth=True, **kwargs)
-    report = pose_maps.render_pose_maps(scene, job)
+    report = pose_map_run.render_pose_maps(scene, job)
     return job, report
 
 
@@ -316,7 +316,7 @@ def test_panel_settings_reach_the_job_and_generate_finds_the_depth_maps(shot, tm
         kwargs = pose_settings(shot)
         job = pose_maps.plan_job(shot, output_dir=str(tmp_path / "poses"), **kwargs)
         assert job.depth == depth_maps.DepthOptions("inverse", 16, "characters", (2.0, 6.0))
-        pose_maps.render_pose_maps(shot, job)
+        pose_map_run.render_pose_maps(shot, job)
         # What Generate does with the folder it rendered into: depth maps go with the poses.
         request = generate_job.GenerateRequest("http://127.0.0.1:1", tmp_path / "gen", {}, "s",
                                                poses_dir=tmp_path / "poses")
@@ -331,7 +331,7 @@ def test_panel_settings_reach_the_job_and_generate_finds_the_depth_maps(shot, tm
 def test_depth_off_keeps_pose_maps_as_they_were(shot, tmp_path):
     job = pose_maps.plan_job(shot, output_dir=str(tmp_path), frame_start=1, frame_end=3)
     assert job.depth is None
-    report = pose_maps.render_pose_maps(shot, job)
+    report = pose_map_run.render_pose_maps(shot, job)
     assert report.frames_written == 3 and not list(tmp_path.glob("depth_*"))
     assert "depth map" not in report.summary(job)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
 import struct
 import sys
 import zipfile
@@ -34,7 +33,7 @@ EXCLUDED_TOP = ("tests/", "bench/", "docs/", "tools/", "train/", "deploy/", "bui
 EXCLUDED_FILES = ("cli.py", "batch.py", "batch_parser.py", "pyproject.toml", ".gitignore")
 # Folders whose Python files are all part of the add-on and must ship. backend/ ships too:
 # "Start Local Backend" runs it with another Python (torch is never imported by Blender).
-PACKAGE_DIRS = ("pose", "draw", "retarget", "render", "operators", "panels", "generate", "backend")
+PACKAGE_DIRS = ("pose", "draw", "retarget", "render", "operators", "panels", "generate", "backend", "workers")
 # Data files the add-on loads at run time (the learned lifter's weights).
 PACKAGE_DATA = ("retarget/lifter_weights.npz",)
 
@@ -149,15 +148,6 @@ def test_operator_registered(installed):
     assert _operator_registered(), "bpy.ops.posebridge.render_pose_maps is not registered by the add-on"
 
 
-def _add_camera(scene):
-    """A camera 6 m in front of the character (which stands at the origin facing -Y)."""
-    cam = bpy.data.objects.new("PackageTestCamera", bpy.data.cameras.new("PackageTestCamera"))
-    scene.collection.objects.link(cam)
-    cam.location = (0.0, -6.0, 0.9)
-    cam.rotation_euler = (math.radians(90.0), 0.0, 0.0)
-    scene.camera = cam
-
-
 def _png_size(path: Path) -> tuple[int, int]:
     head = path.read_bytes()[:24]
     assert head[:8] == PNG_SIGNATURE, f"{path.name} is not a PNG"
@@ -171,7 +161,7 @@ def test_render_pose_maps_writes_files(installed, tmp_path):
     assert _addon_enabled(), "building the test rig disabled the add-on (factory settings reloaded?)"
     assert rig.type == "ARMATURE" and rig.name in scene.objects
     if scene.camera is None:
-        _add_camera(scene)
+        rigs.add_front_camera(scene, "PackageTestCamera")
     scene.frame_end = scene.frame_start + 2  # three frames are enough here
     scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 160, 120, 100
     frames = range(scene.frame_start, scene.frame_end + 1)
@@ -198,6 +188,29 @@ def test_render_pose_maps_writes_files(installed, tmp_path):
         body = person["pose_keypoints_2d"]
         assert len(body) == 18 * 3, "OpenPose body: 18 keypoints, (x, y, confidence) each"
         assert any(c > 0 for c in body[2::3]), "no body keypoint visible"
+
+
+def test_worker_processes_import_the_installed_package(installed, tmp_path):
+    """Inside Blender the add-on is ``bl_ext.<repository>.posebridge``, a name a child process
+    cannot import: the pose-map job's workers import it by folder name and draw the same maps."""
+    pose_map_run = importlib.import_module(f"{ADDON_MODULE}.render.pose_map_run")
+    pose_maps = importlib.import_module(f"{ADDON_MODULE}.render.pose_maps")
+    processes = importlib.import_module(f"{ADDON_MODULE}.workers.processes")
+    with processes.WorkerProcesses("draw.map_frame:write_plain", 1) as workers:
+        with pytest.raises(processes.WorkerError, match="KeyError"):  # the child ran write_plain
+            workers.submit({}).result(timeout=60)
+    rigs.build_animated_mixamo_rig()
+    scene = bpy.context.scene
+    if scene.camera is None:
+        rigs.add_front_camera(scene, "PackageTestCamera")
+    scene.frame_end = scene.frame_start + 5
+    files = {}
+    for workers in (0, 2):
+        job = pose_maps.plan_job(scene, output_dir=str(tmp_path / f"w{workers}"), resolution=(160, 120),
+                                 hands=True, face=True)
+        assert pose_map_run.render_pose_maps(scene, job, workers=workers).frames_written == 6
+        files[workers] = {p.name: p.read_bytes() for p in (tmp_path / f"w{workers}").rglob("*") if p.is_file()}
+    assert len(files[2]) == 6 + 6 + 1 and files[2] == files[0]
 
 
 def test_uninstall_removes_addon(installed):

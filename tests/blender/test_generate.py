@@ -18,7 +18,7 @@ import posebridge
 from posebridge import batch
 from posebridge.generate.client import BackendClient
 from posebridge.draw.png import read_png
-from posebridge.render import generate_job, pose_maps, vse
+from posebridge.render import generate_job, pose_map_run, pose_maps, vse
 from posebridge.render.demo_shot import build_demo_shot
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,7 +40,7 @@ def _render_poses(scene, folder: Path, offset: int = 0) -> Path:
     """Pose maps of frames 1..FRAMES; offset > 0 renders later poses under the same numbers."""
     job = pose_maps.plan_job(scene, output_dir=str(folder), frame_start=1 + offset,
                              frame_end=FRAMES + offset, hands=True, face=True)
-    pose_maps.render_pose_maps(scene, job)
+    pose_map_run.render_pose_maps(scene, job)
     if offset:
         for frame in range(1 + offset, FRAMES + 1 + offset):
             os.replace(folder / f"pose_{frame:04d}.png", folder / f"pose_{frame - offset:04d}.png")

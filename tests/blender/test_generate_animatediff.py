@@ -17,7 +17,7 @@ import posebridge
 from posebridge import batch
 from posebridge.operators.generate import request_from_settings
 from posebridge.draw.png import read_png, write_png
-from posebridge.render import generate_job, pose_maps, vse
+from posebridge.render import generate_job, pose_map_run, pose_maps, vse
 from posebridge.render.demo_shot import build_demo_shot
 from posebridge.render.pose_maps import JobError
 from test_generate import _client, _generate, _manifest, _params, _use_backend
@@ -33,7 +33,7 @@ def poses(tmp_path_factory) -> Path:
     scene = bpy.context.scene
     build_demo_shot(scene, frame_count=FRAMES, resolution=(SIZE, SIZE))
     folder = tmp_path_factory.mktemp("poses")
-    pose_maps.render_pose_maps(scene, pose_maps.plan_job(scene, output_dir=str(folder), hands=True, face=True))
+    pose_map_run.render_pose_maps(scene, pose_maps.plan_job(scene, output_dir=str(folder), hands=True, face=True))
     return folder
 
 

@@ -17,7 +17,7 @@ import posebridge
 from posebridge import batch
 from posebridge.draw.png import read_png
 from posebridge.operators.generate import request_from_settings
-from posebridge.render import generate_job, pose_maps, vse
+from posebridge.render import generate_job, pose_map_run, pose_maps, vse
 from posebridge.render.demo_shot import build_demo_shot
 from test_generate import _client, _generate, _manifest, _params, _use_backend
 
@@ -40,7 +40,7 @@ def poses(tmp_path_factory) -> Path:
     scene = bpy.context.scene
     _shot(scene)
     folder = tmp_path_factory.mktemp("poses")
-    pose_maps.render_pose_maps(scene, pose_maps.plan_job(scene, output_dir=str(folder), hands=True, face=True))
+    pose_map_run.render_pose_maps(scene, pose_maps.plan_job(scene, output_dir=str(folder), hands=True, face=True))
     return folder
 
 
@@ -139,7 +139,7 @@ def test_depth_maps_make_the_control_video_pose_over_depth(backend_server, tmp_p
     scene = bpy.context.scene
     _shot(scene, frames=SEGMENT)
     folder = tmp_path / "poses"
-    pose_maps.render_pose_maps(scene, pose_maps.plan_job(scene, output_dir=str(folder), depth=True))
+    pose_map_run.render_pose_maps(scene, pose_maps.plan_job(scene, output_dir=str(folder), depth=True))
     assert _generate(backend_server, folder, tmp_path / "auto", *WAN) == 0
     assert _client(backend_server).jobs()[-1]["frames"] == list(range(1, SEGMENT + 1))
     assert _params(tmp_path / "auto")["vace_control"] == "pose_over_depth"

@@ -16,7 +16,7 @@ from posebridge.draw.png import read_png
 from posebridge.pose.layouts import OPENPOSE_FULL
 from posebridge.pose.rigmap import evaluate
 from posebridge.render import occlusion as render_occlusion
-from posebridge.render import pose_maps
+from posebridge.render import pose_map_run, pose_maps
 from posebridge.render.demo_shot import build_demo_shot
 from posebridge.render.sampling import sample_frames
 
@@ -134,7 +134,7 @@ def test_far_arm_hides_behind_the_torso_in_a_side_view(shot):
 
 def _render(scene, folder, **kwargs):
     job = pose_maps.plan_job(scene, output_dir=str(folder), **kwargs)
-    return job, pose_maps.render_pose_maps(scene, job)
+    return job, pose_map_run.render_pose_maps(scene, job)
 
 
 def _body(folder, frame):

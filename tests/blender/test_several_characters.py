@@ -25,7 +25,7 @@ from posebridge.panels.pose_maps import POSEBRIDGE_PT_pose_maps, POSEBRIDGE_UL_c
 from posebridge.draw.png import read_png
 from posebridge.draw.pose_map import draw_pose_map
 from posebridge.pose.layouts import OPENPOSE_FULL
-from posebridge.render import pose_maps, rig_presets
+from posebridge.render import pose_map_run, pose_maps, rig_presets
 
 WIDTH, HEIGHT = 320, 240
 FRAMES = 12
@@ -242,7 +242,7 @@ def test_map_with_several_people_equals_controlnet_aux(shot, tmp_path):
     util = load_dwpose_util()
     job = pose_maps.plan_job(shot, output_dir=str(tmp_path), hands=True, face=True)
     walk_out(shot.objects["Bob"])
-    pose_maps.render_pose_maps(shot, job)
+    pose_map_run.render_pose_maps(shot, job)
     seq = pose_maps.sample_keypoints(shot, job, job.frames)
     assert seq.people_count == 3
     people_in_view = []
@@ -346,7 +346,7 @@ def test_others_keep_their_order_when_a_middle_character_leaves(shot, tmp_path):
 def test_report_counts_people_per_frame(shot, tmp_path):
     walk_out(shot.objects["Bob"])
     job = pose_maps.plan_job(shot, output_dir=str(tmp_path))
-    report = pose_maps.render_pose_maps(shot, job)
+    report = pose_map_run.render_pose_maps(shot, job)
     assert report.people_per_frame == [3] * (GONE - 1) + [2] * (FRAMES - GONE + 1)
 
 
@@ -437,7 +437,7 @@ def test_armature_in_an_excluded_collection_is_left_out_and_reported(shot, tmp_p
     _exclude(shot, "Bob")
     job = pose_maps.plan_job(shot, output_dir=str(tmp_path))
     assert [c.armature.name for c in job.characters] == ["Cleo", "Alice"]
-    report = pose_maps.render_pose_maps(shot, job)
+    report = pose_map_run.render_pose_maps(shot, job)
     assert "Bob (its collection is excluded from the view layer)" in report.summary(job)
     with pytest.raises(pose_maps.JobError, match="armature 'Bob' cannot be posed: its collection is excluded"):
         pose_maps.plan_job(shot, armature_names=["Bob"])

@@ -9,7 +9,7 @@ import pytest
 from posebridge.generate import job_folder
 from posebridge.generate.controls import ControlFolderError, ControlFrame, control_frames
 from posebridge.generate.job_folder import FrameWriter, generation_settings, output_path, plan
-from posebridge.draw import png
+from posebridge.pose.formats import atomic_file
 from posebridge.draw.png import encode_png, write_png
 
 HEALTH = {"status": "ready", "device": "cpu", "dtype": "fp32", "has_depth": True,
@@ -280,7 +280,7 @@ def test_a_failed_write_leaves_the_old_file_whole_and_no_temporary_files(tmp_pat
     def broken_replace(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(png.os, "replace", broken_replace)  # the atomic writer lives in draw/png.py
+    monkeypatch.setattr(atomic_file.os, "replace", broken_replace)  # the one atomic writer
     with pytest.raises(OSError, match="No space left"):
         writer.write(1, encode_png(_image(5)))
     assert output_path(out, 1).read_bytes() == old

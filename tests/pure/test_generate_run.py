@@ -249,3 +249,28 @@ def test_no_backend_fails_at_once_with_the_clients_message(tmp_path):
     run, status, _ = _run(BackendClient(url, timeout=2), tmp_path / "out", controls)
     assert status.state == FAILED and status.error.startswith(f"no backend at {url} — is it running?")
     assert not (tmp_path / "out").exists()
+
+
+def test_an_output_folder_failing_mid_run_is_named_and_the_frames_before_stay(client, tmp_path):
+    """The output folder turns into a file once the first frames are in (a real OS error): the
+    run fails naming the folder, the frames already written are whole where they went."""
+    controls = control_frames(write_poses(tmp_path / "poses", list(range(1, 9))))
+    out = tmp_path / "out"
+    moved = tmp_path / "moved"
+    seen = []
+
+    def watch(status):
+        seen.append(status)
+        if status.frames_written >= 2 and not moved.exists():
+            out.rename(moved)
+            out.write_text("not a folder any more")
+
+    run = GenerationRun(client, out, controls, {**PARAMS, "batch": 1}, poll_interval=0.05)
+    status = run.run_blocking(watch)
+    assert status.state == FAILED
+    assert f"cannot write into {out}" in status.message
+    kept = frame_names(moved)
+    assert len(kept) >= 2
+    for name in kept:
+        assert read_png(moved / name).shape == (64, 64, 3)
+    assert not [p for p in moved.iterdir() if p.name.endswith(".tmp")], "nothing half-written"

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from posebridge.draw import png
+from posebridge.pose.formats import atomic_file
 from posebridge.draw.png import encode_png, read_png, write_png
 
 
@@ -129,7 +130,7 @@ def test_write_is_atomic(tmp_path, monkeypatch):
     def broken_replace(src, dst):
         raise OSError("killed mid-write")
 
-    monkeypatch.setattr(png.os, "replace", broken_replace)
+    monkeypatch.setattr(atomic_file.os, "replace", broken_replace)
     with pytest.raises(OSError):
         write_png(path, np.zeros((4, 4, 3), np.uint8))
     monkeypatch.undo()
@@ -175,3 +176,46 @@ def test_new_files_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(old_mask)
     assert (tmp_path / "p.png").stat().st_mode & 0o777 == 0o640
+
+
+def _palette_image(rng, colours: int, size=(37, 53)):
+    palette = rng.integers(0, 256, (colours, 3)).astype(np.uint8)
+    return rng.integers(0, colours, size).astype(np.uint8), palette
+
+
+@pytest.mark.parametrize("colours", [1, 2, 56, 256])
+def test_palette_png_reads_back_as_its_colours(tmp_path, colours):
+    indices, palette = _palette_image(np.random.default_rng(colours), colours)
+    write_png(tmp_path / "p.png", indices, palette=palette)
+    np.testing.assert_array_equal(read_png(tmp_path / "p.png"), palette[indices])
+
+
+def test_palette_png_is_what_pillow_reads(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    indices, palette = _palette_image(np.random.default_rng(7), 56)
+    write_png(tmp_path / "p.png", indices, palette=palette)
+    with Image.open(tmp_path / "p.png") as image:
+        assert image.mode == "P"
+        np.testing.assert_array_equal(np.asarray(image.convert("RGB")), palette[indices])
+
+
+def test_palette_input_is_checked():
+    indices = np.zeros((2, 2), np.uint8)
+    with pytest.raises(ValueError, match="indices"):
+        encode_png(np.zeros((2, 2, 3), np.uint8), palette=np.zeros((4, 3), np.uint8))
+    with pytest.raises(ValueError, match="palette"):
+        encode_png(indices, palette=np.zeros((257, 3), np.uint8))
+    with pytest.raises(ValueError, match="palette"):
+        encode_png(indices, palette=np.zeros((4, 4), np.uint8))
+    with pytest.raises(ValueError, match="empty"):
+        encode_png(np.zeros((0, 2), np.uint8), palette=np.zeros((4, 3), np.uint8))
+
+
+def test_palette_index_beyond_the_palette_is_refused(tmp_path):
+    # Written by hand: encode_png never makes one, but a reader must not index past PLTE.
+    header = struct.pack(">IIBBBBB", 2, 1, 8, 3, 0, 0, 0)
+    data = (b"\x89PNG\r\n\x1a\n" + png._chunk(b"IHDR", header) + png._chunk(b"PLTE", bytes(6))
+            + png._chunk(b"IDAT", zlib.compress(bytes([0, 1, 5]))) + png._chunk(b"IEND", b""))
+    (tmp_path / "bad.png").write_bytes(data)
+    with pytest.raises(ValueError, match="palette index"):
+        read_png(tmp_path / "bad.png")

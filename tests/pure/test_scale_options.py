@@ -4,8 +4,8 @@ import argparse
 
 import pytest
 
-from backend.cli import build_parser
-from backend.scale.options import ScaleOptions, parse_autoscale, scale_options
+from posebridge.backend.cli import build_parser
+from posebridge.backend.scale.options import ScaleOptions, parse_autoscale, scale_options
 
 
 def parse(*flags):
@@ -51,7 +51,7 @@ def test_flags_that_do_not_go_together_are_usage_errors(flags, message, capsys):
 
 
 def test_ray_needs_a_real_port(capsys):
-    from backend.cli import serve
+    from posebridge.backend.cli import serve
 
     args = build_parser().parse_args(["serve", "--ray", "--port", "0"])
     with pytest.raises(SystemExit):
@@ -60,7 +60,7 @@ def test_ray_needs_a_real_port(capsys):
 
 
 def test_gpus_are_used_where_the_cluster_has_them_and_can_hold_the_replicas():
-    from backend.scale.launch import StartError, _use_gpus
+    from posebridge.backend.scale.launch import StartError, _use_gpus
 
     assert _use_gpus("auto", ScaleOptions(2, 2), {"GPU": 2.0}, joined=False)
     assert not _use_gpus("auto", ScaleOptions(2, 2), {"CPU": 2.0}, joined=False)  # CPU replicas

@@ -2,7 +2,7 @@
 jobs whole."""
 import pytest
 
-from backend.scale.units import Unit, plan_units
+from posebridge.backend.scale.units import Unit, plan_units
 
 
 def test_frames_split_on_batch_boundaries_about_two_units_per_replica():
