@@ -156,6 +156,8 @@ def _check_video_flags(args) -> None:
             raise CommandError(f"--segment {args.segment}: {error}") from None
     if args.reference is not None and not args.reference.is_file():
         raise CommandError(f"--reference {args.reference}: no such file")
+    if args.loras and args.pipeline == WAN_VACE:
+        raise CommandError("--lora goes with the SD1.5 pipelines (frames, animatediff), not wan-vace")
 
 
 def run_generate(args, scene, log=print) -> int:
@@ -181,6 +183,8 @@ def run_generate(args, scene, log=print) -> int:
     params = dict(prompt=args.prompt, negative=args.negative, seed=args.seed, steps=args.steps,
                   guidance=args.guidance, pose_scale=args.pose_scale, depth_scale=args.depth_scale,
                   batch=args.batch)
+    if args.loras:
+        params["loras"] = args.loras
     params.update(generate_job.video_params(args.pipeline, args.context, args.stride, args.identity_scale,
                                             resolution=args.resolution, vace_control=args.vace_control))
     out_dir = args.out.resolve()

@@ -62,6 +62,23 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _lora(text: str) -> dict:
+    """FILE_OR_ID[:WEIGHT] -> {"source", "weight"}; a last ':' part that is no number belongs to
+    the source (C:\\styles\\a.safetensors)."""
+    source, colon, weight = text.rpartition(":")
+    try:
+        value = float(weight) if colon else None
+    except ValueError:
+        value = None
+    if value is None:
+        source, value = text, 1.0
+    if not source.strip():
+        raise argparse.ArgumentTypeError(f"a LoRA needs a file or a Hugging Face id, got {text!r}")
+    if not abs(value) <= 4.0:
+        raise argparse.ArgumentTypeError(f"a LoRA's weight must be from -4 to 4, got {text!r}")
+    return {"source": source.strip(), "weight": value}
+
+
 def _non_negative_float(text: str) -> float:
     value = float(text)
     if not value >= 0 or value == float("inf"):
@@ -235,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="PNG image of the character: every frame is steered towards its identity")
     gen.add_argument("--identity-scale", type=_identity_scale, default=0.6,
                      help="how strongly the frames follow --reference, 0..4 (default: %(default)s)")
+    gen.add_argument("--lora", dest="loras", action="append", type=_lora, default=[], metavar="FILE_OR_ID[:WEIGHT]",
+                     help="a LoRA the backend applies (frames, animatediff; repeatable): a .safetensors file on the "
+                     "backend's machine or a Hugging Face id, weight 1 unless given")
     gen.add_argument("--out", required=True, type=Path, help="folder for frame_NNNN.png")
     gen.add_argument("--name", help="name of the VSE strip (default: the output folder's name)")
     gen.add_argument("--overwrite", action="store_true",

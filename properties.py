@@ -190,6 +190,19 @@ WAN_RESOLUTION_ITEMS = (
 )
 
 
+class POSEBRIDGE_PG_lora(bpy.types.PropertyGroup):
+    """One LoRA of the Generate panel's list."""
+
+    enabled: BoolProperty(name="Use", default=True, description="Send this LoRA with the job")
+    source: StringProperty(
+        name="LoRA", subtype="FILE_PATH", options=PATH_OPTIONS,
+        description="A LoRA as downloaded (.safetensors, diffusers or Kohya/A1111 format) on the backend's "
+        "machine, or a Hugging Face id (owner/repo or owner/repo/file.safetensors). Frames and AnimateDiff",
+    )
+    weight: FloatProperty(name="Weight", default=1.0, min=-4.0, max=4.0, soft_min=0.0, soft_max=1.5,
+                          description="How strongly the LoRA acts: 0 is as if it were not there")
+
+
 class POSEBRIDGE_PG_generate(bpy.types.PropertyGroup):
     """The Generate panel: what the backend is asked for, and where its frames land."""
 
@@ -229,6 +242,8 @@ class POSEBRIDGE_PG_generate(bpy.types.PropertyGroup):
     batch: IntProperty(name="Batch", default=4, min=1, max=64,
                        description="Frames pipeline: frames per UNet call on the backend (more is faster, "
                        "needs more memory)")
+    loras: CollectionProperty(type=POSEBRIDGE_PG_lora)
+    lora_index: IntProperty(name="Active LoRA", default=0, min=0)
     reference: StringProperty(
         name="Reference", subtype="FILE_PATH", options=PATH_OPTIONS,
         description="A PNG image of the character (face, costume): every frame is steered towards "
@@ -344,7 +359,7 @@ class POSEBRIDGE_PG_scene(bpy.types.PropertyGroup):
 
 
 CLASSES = (
-    POSEBRIDGE_PG_map_entry, POSEBRIDGE_PG_rig, POSEBRIDGE_PG_import, POSEBRIDGE_PG_generate,
+    POSEBRIDGE_PG_map_entry, POSEBRIDGE_PG_rig, POSEBRIDGE_PG_import, POSEBRIDGE_PG_lora, POSEBRIDGE_PG_generate,
     POSEBRIDGE_PG_scene,
 )
 

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .extract import EXTRACTORS
+from .loras import WEIGHT_LIMIT
 from .pipelines import PIPELINE_NAMES, GenerateParams
 from .pipelines.base import RESOLUTIONS, VACE_CONTROLS
 
@@ -16,6 +17,12 @@ _DEFAULTS = GenerateParams()
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class LoraParam(_Strict):
+    source: str = Field(min_length=1, description="a .safetensors file on the backend's machine (diffusers or"
+                        " Kohya/A1111 format) or a Hugging Face id ('owner/repo' or 'owner/repo/file.safetensors')")
+    weight: float = Field(1.0, ge=-WEIGHT_LIMIT, le=WEIGHT_LIMIT, allow_inf_nan=False)
 
 
 class JobParams(_Strict):
@@ -58,6 +65,10 @@ class JobParams(_Strict):
     )
     vace_control: Literal[VACE_CONTROLS] | None = Field(
         None, description="wan-vace: its control video; default 'pose_over_depth' with depth frames, else 'pose'"
+    )
+    loras: list[LoraParam] = Field(
+        default_factory=list, max_length=16,
+        description="frames and animatediff: LoRAs with their weights, loaded once and kept by the backend",
     )
 
     @model_validator(mode="after")

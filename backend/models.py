@@ -28,6 +28,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from .loras import LoraSet
 from .pipelines.base import ANIMATEDIFF, FRAMES, WAN_VACE, ModelNotAvailableError
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -67,6 +68,7 @@ class LoadedModels:
     has_ip_adapter: bool = False
     compiled: bool = False  # the UNets and ControlNets go through torch.compile
     wan: Any | None = None  # a backend.wan_model.WanModel (loads on first use), or None
+    loras: LoraSet = field(default_factory=LoraSet)  # the LoRAs loaded so far (backend.loras)
 
     @property
     def has_depth(self) -> bool:

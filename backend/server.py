@@ -35,6 +35,7 @@ from .api_models import ErrorBody, Health, JobList, JobRequest, JobStatus
 from .guards import BearerTokenGuard, BodySizeLimit, LocalHostGuard
 from .job_input import BadJobInput, decode_frames, decode_reference, frame_size
 from .jobs import JobQueue, QueueFull
+from .loras import missing_local_file
 from .model_info import ModelInfo
 from .pipelines import ANIMATEDIFF, WAN_VACE, GenerateParams, animatediff, is_temporal, wan_vace
 
@@ -139,6 +140,12 @@ def _check_params(params: GenerateParams, pipe: ModelInfo) -> None:
         params.prompt_schedule()
     except ValueError as exc:
         raise HTTPException(400, f"params.prompt: {exc}") from None
+    if params.loras and params.pipeline == WAN_VACE:
+        raise HTTPException(400, "params.loras: LoRAs are for the SD1.5 pipelines (frames, animatediff), not wan-vace")
+    for index, (source, _) in enumerate(params.lora_choices()):
+        problem = missing_local_file(source)
+        if problem:
+            raise HTTPException(400, f"params.loras.{index}.source: {problem}")
 
 
 def _what_it_needs(pipeline: str, pipe) -> str:
@@ -268,6 +275,7 @@ def create_app(
             values["batch"] = limits.default_batch
         if values["pipeline"] is None:
             values["pipeline"] = info.default_pipeline
+        values["loras"] = tuple((lora["source"], lora["weight"]) for lora in values["loras"])
         params = GenerateParams(**values)
         _check_params(params, info)
         wan = params.pipeline == WAN_VACE  # takes depth and a reference without ControlNet or IP-Adapter

@@ -42,7 +42,7 @@ PARAM_DEFAULTS = {
     "prompt": "", "negative": "", "seed": 0, "steps": 20, "guidance": 7.5, "pose_scale": 1.0,
     "depth_scale": 1.0, "control_start": 0.0, "control_end": 1.0, "width": None, "height": None,
     "context_length": 16, "context_stride": 4, "identity_scale": 0.6, "prompts": None,
-    "resolution": "480p", "vace_control": None,
+    "resolution": "480p", "vace_control": None, "loras": [],
 }
 # The pipelines a user may name (backend/pipelines), and those whose frames are made together,
 # as one video (TEMPORAL there).
@@ -54,6 +54,7 @@ _ONLY_FOR = {
     "context_length": ("animatediff",), "context_stride": ("animatediff",),  # Wan has no windows
     "resolution": (WAN_VACE,), "vace_control": (WAN_VACE,),
     "depth_scale": ("animatediff", "frames"),  # the depth ControlNet's; Wan reads depth as its video
+    "loras": ("animatediff", "frames"),
 }
 WAN_RESOLUTIONS = ("480p", "720p", "maps")  # maps: the pose maps' own size (to multiples of 16)
 VACE_CONTROLS = ("pose", "depth", "pose_over_depth")
@@ -110,11 +111,27 @@ def generation_settings(
             merged.pop(key, None)
     if pipeline == WAN_VACE and merged.get("vace_control") is None:
         merged["vace_control"] = "pose_over_depth" if uses_depth else "pose"
+    if "loras" in merged:
+        merged["loras"] = lora_settings(merged["loras"])
     for key in _FLOAT_PARAMS & merged.keys():
         value = merged[key]
         if isinstance(value, int) and not isinstance(value, bool):
             merged[key] = float(value)  # 7 and 7.0 are the same guidance
     return {"params": merged, "models": _models_for(pipeline, health.get("models") or {})}
+
+
+def lora_settings(loras) -> list[dict]:
+    """The job's LoRAs as they decide the pixels: each source with its weight and, for a file on
+    this machine, its bytes' sha256 (a LoRA trained further under the same name makes the frames
+    stale). Weight 0 is no LoRA at all, so it is left out."""
+    settings = []
+    for lora in loras or ():
+        source, weight = str(lora["source"]), float(lora.get("weight", 1.0))
+        if weight == 0.0:
+            continue
+        path = Path(source).expanduser()
+        settings.append({"source": source, "weight": weight, "sha256": file_hash(path) if path.is_file() else None})
+    return settings
 
 
 def _models_for(pipeline: str, models: dict) -> dict:

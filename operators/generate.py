@@ -48,6 +48,9 @@ def request_from_settings(context) -> generate_job.GenerateRequest:
     params = dict(prompt=settings.prompt, negative=settings.negative, seed=settings.seed,
                   steps=settings.steps, guidance=settings.guidance, pose_scale=settings.pose_scale,
                   depth_scale=settings.depth_scale, batch=settings.batch)
+    loras = generate_job.panel_loras(settings.loras)
+    if loras and settings.pipeline != "WAN_VACE":  # Wan reads no LoRA: the panel says so
+        params["loras"] = loras
     params.update(generate_job.video_params(
         generate_job.panel_pipeline(settings.pipeline), settings.context_length,
         settings.context_stride, settings.identity_scale, resolution=settings.wan_resolution,

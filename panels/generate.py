@@ -41,6 +41,7 @@ class POSEBRIDGE_PT_generate(_SidebarPanel, bpy.types.Panel):
         row.label(text="Control")
         row.prop(settings, "pose_scale")
         row.prop(settings, "depth_scale")
+        _draw_loras(layout, settings)
         _draw_identity(layout, settings)
         _draw_advanced(layout, settings)
         layout.prop(settings, "output_dir")
@@ -72,6 +73,33 @@ def _draw_adherence(layout, context, settings) -> None:
                   icon="ERROR")
     else:
         box.label(text="No frame flagged", icon="CHECKMARK")
+
+
+class POSEBRIDGE_UL_loras(bpy.types.UIList):
+    """The LoRAs sent with a job: on/off, file or Hugging Face id, weight."""
+
+    def draw_item(self, _context, layout, _data, item, _icon, _active_data, _active_prop, _index):
+        row = layout.row(align=True)
+        row.prop(item, "enabled", text="")
+        row.prop(item, "source", text="")
+        row.prop(item, "weight", text="")
+
+
+def _draw_loras(layout, settings) -> None:
+    """Character and style LoRAs, each with its weight (frames and AnimateDiff)."""
+    header, body = layout.panel("POSEBRIDGE_PT_generate_loras", default_closed=True)
+    count = sum(1 for item in settings.loras if item.enabled and item.source.strip())
+    header.label(text=f"LoRAs ({count})" if count else "LoRAs")
+    if body is None:
+        return
+    row = body.row()
+    row.active = settings.pipeline != "WAN_VACE"
+    row.template_list("POSEBRIDGE_UL_loras", "", settings, "loras", settings, "lora_index", rows=2)
+    buttons = row.column(align=True)
+    buttons.operator("posebridge.lora_add", text="", icon="ADD")
+    buttons.operator("posebridge.lora_remove", text="", icon="REMOVE")
+    if settings.pipeline == "WAN_VACE" and count:
+        body.label(text="Wan VACE takes no LoRA: they are not sent", icon="INFO")
 
 
 def _draw_identity(layout, settings) -> None:

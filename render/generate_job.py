@@ -15,6 +15,7 @@ command's usage error.
 from __future__ import annotations
 
 import ipaddress
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +115,31 @@ def panel_vace_control(choice: str) -> str | None:
     """The panel's Control item (AUTO, POSE, DEPTH, POSE_OVER_DEPTH) as the backend names it;
     None: Auto (pose, or pose over depth when depth maps are sent)."""
     return None if choice == "AUTO" else choice.lower()
+
+
+def panel_loras(items) -> list[dict]:
+    """The panel's LoRA list as the API's ``loras``: the ticked entries with a source; a file
+    path made absolute (// is the .blend's folder), a Hugging Face id as typed."""
+    loras = []
+    for item in items:
+        source = item.source.strip()
+        if not item.enabled or not source:
+            continue
+        if not _is_hub_id(source):
+            if source.startswith("//") and not bpy.data.filepath:
+                raise SettingsError(f"the LoRA {source} is relative to the .blend: save the .blend first or "
+                                    "choose an absolute path")
+            source = str(Path(bpy.path.abspath(source)).resolve())
+        loras.append({"source": source, "weight": float(item.weight)})
+    return loras
+
+
+def _is_hub_id(source: str) -> bool:
+    """owner/repo or owner/repo/file.safetensors, not a path: nothing at the start that a path
+    has (/, //, ~, ., a drive letter) and no such file."""
+    if source.startswith(("/", "\\", "~", ".")) or re.match(r"^[A-Za-z]:", source):
+        return False
+    return len(source.split("/")) in (2, 3) and not Path(source).exists()
 
 
 def reference_path(text: str) -> Path | None:

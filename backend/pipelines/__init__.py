@@ -143,6 +143,8 @@ def generate(
     request = make_request(
         models, pose_frames, depth_frames, params, reference=reference, frame_numbers=frame_numbers, known=known
     )
+    if params.pipeline != WAN_VACE:
+        models.loras.use(models, params.lora_choices())
     hooks = hooks or Hooks()
     if on_progress is not None:
         hooks.progress = on_progress

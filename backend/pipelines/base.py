@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from ..loras import check_choice
 from .prompts import check_schedule, parse_prompt_schedule
 from .windows import DEFAULT_CONTEXT_LENGTH, DEFAULT_CONTEXT_STRIDE
 
@@ -73,6 +74,8 @@ class GenerateParams:
     segment: wan-vace: frames per clip, counting the frames a clip continues from (None: 81); a
     longer request is made clip after clip.
     batch: frames per UNet call (frames pipeline).
+    loras: (source, weight) pairs: LoRA files or Hugging Face ids, loaded once per backend
+    (backend.loras); frames and animatediff only.
     """
 
     prompt: str = ""
@@ -97,6 +100,12 @@ class GenerateParams:
     resolution: str = RESOLUTIONS[0]
     vace_control: str | None = None
     segment: int | None = None
+    loras: tuple = ()  # ((source, weight), ...): backend.loras
+
+    def __post_init__(self) -> None:
+        # One shape however it came (a job record's JSON gives lists); checked by validate().
+        if isinstance(self.loras, (list, tuple)):
+            self.loras = tuple(tuple(entry) if isinstance(entry, list) else entry for entry in self.loras)
 
     @property
     def depth_window(self) -> tuple[float, float]:
@@ -154,6 +163,18 @@ class GenerateParams:
             if value is not None and (not isinstance(value, int) or value < 8 or value % 8):
                 raise ValueError(f"{name} must be a positive multiple of 8 (got {value!r})")
         self.prompt_schedule()  # raises on a malformed schedule
+        self.lora_choices()  # raises on a malformed LoRA entry
+        if self.loras and self.pipeline == WAN_VACE:
+            raise ValueError("loras are for the SD1.5 pipelines (frames, animatediff), not wan-vace")
+
+    def lora_choices(self) -> tuple[tuple[str, float], ...]:
+        """The job's LoRAs as checked (source, weight) pairs (a job record keeps them as lists)."""
+        choices = []
+        for entry in self.loras or ():
+            if not isinstance(entry, (list, tuple)) or len(entry) != 2:
+                raise ValueError(f"each LoRA is a (source, weight) pair (got {entry!r})")
+            choices.append(check_choice(*entry))
+        return tuple(choices)
 
 
 @dataclass

@@ -659,3 +659,25 @@ def test_fallback_tiny_model_serves_when_the_models_are_not_available(tmp_path):
     assert health["models"]["model"] == str((fallback / "base").resolve())
     assert (fallback / "posebridge-models.json").is_file()
     assert "is not available" in stderr and "tiny random-weight" in stderr
+
+
+# --- LoRAs ---------------------------------------------------------------------------------------
+
+
+def test_a_job_with_a_lora_over_http(server, tmp_path, tiny_model):
+    """params.loras names files on the backend's machine: the frames change with the LoRA, go
+    back without it, and a file that is not there is refused at once, naming the field."""
+    from conftest import load_tiny
+    from test_loras import write_kohya_lora
+
+    lora = write_kohya_lora(load_tiny(tiny_model), tmp_path / "style.safetensors", seed=9)
+    _, plain = run_job(server, job_body([1], pipeline="frames"))
+    _, styled = run_job(server, job_body([1], pipeline="frames", loras=[{"source": lora, "weight": 1.0}]))
+    _, again = run_job(server, job_body([1], pipeline="frames"))
+    assert np.abs(styled[0].astype(int) - plain[0]).mean() > 1.0
+    np.testing.assert_array_equal(again[0], plain[0])
+    missing = str(tmp_path / "gone.safetensors")
+    status, answer = call_json(server, "POST", "/jobs", job_body([1], loras=[{"source": missing}]))
+    assert status == 400 and answer["detail"].startswith("params.loras.0.source: no such file")
+    status, answer = call_json(server, "POST", "/jobs", job_body([1], loras=[{"source": lora, "weight": 7}]))
+    assert status == 422 and "params.loras.0.weight" in answer["detail"]

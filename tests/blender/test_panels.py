@@ -5,9 +5,7 @@ import warnings
 import bpy
 import pytest
 
-import posebridge
 from posebridge.panels import CLASSES as PANEL_CLASSES
-from posebridge.render.demo_shot import build_demo_shot
 
 
 class RecordingLayout:
@@ -52,14 +50,10 @@ class RecordingLayout:
 
 
 @pytest.fixture
-def scene():
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    posebridge.register()
-    scene = bpy.context.scene
-    build_demo_shot(scene, frame_count=2, resolution=(64, 64))
-    scene.posebridge.character_index = list(scene.objects).index(scene.objects["DemoCharacter"])
-    yield scene
-    posebridge.unregister()
+def scene(registered_scene):
+    registered_scene.posebridge.character_index = list(registered_scene.objects).index(
+        registered_scene.objects["DemoCharacter"])
+    return registered_scene
 
 
 def draw_all(seen):
