@@ -48,9 +48,19 @@ def missing_local_file(source: str) -> str | None:
     return None
 
 
-def adapter_name(source: str) -> str:
-    """A name of our own per source: never a word that occurs in module paths (peft warns)."""
-    return "lora_" + hashlib.sha256(source.encode("utf-8")).hexdigest()[:12]
+def version_of(source: str) -> str:
+    """What tells one version of a LoRA from the next: a local file's modification time and size
+    (a LoRA trained further under the same name is loaded again), else the id itself."""
+    path = Path(source).expanduser()
+    if path.is_file():
+        stat = path.stat()
+        return f"{path.resolve()}|{stat.st_mtime_ns}|{stat.st_size}"
+    return source
+
+
+def adapter_name(version: str) -> str:
+    """A name of our own per version: never a word that occurs in module paths (peft warns)."""
+    return "lora_" + hashlib.sha256(version.encode("utf-8")).hexdigest()[:12]
 
 
 def read_state_dict(pipe, source: str) -> dict:
@@ -95,17 +105,21 @@ def fold_kohya_alphas(state: dict) -> dict:
 class LoraSet:
     """The LoRAs loaded into one set of models, by source; ``loads`` counts file reads."""
 
-    loaded: dict[str, str] = field(default_factory=dict)  # source -> adapter name
+    loaded: dict[str, str] = field(default_factory=dict)  # source -> adapter name (of its version)
     loads: int = 0
     active: tuple = ()
 
     def use(self, models, loras) -> None:
-        """Load what is new, then make exactly ``loras`` [(source, weight), ...] active."""
+        """Load what is new (or changed on disk), then make exactly ``loras`` [(source,
+        weight), ...] active."""
         pipes = [p for p in (models.pose_pipe, models.motion_pipe) if p is not None]
         wanted = [check_choice(source, weight) for source, weight in loras]
         for source, _ in wanted:
-            if source not in self.loaded:
-                self._load(models, source)
+            name = adapter_name(version_of(source))
+            if self.loaded.get(source) != name:
+                if source in self.loaded:  # an older version of the file: out with it
+                    _delete(models, self.loaded.pop(source))
+                self._load(models, source, name)
         if not wanted:
             if self.loaded:
                 for pipe in pipes:
@@ -119,8 +133,7 @@ class LoraSet:
             pipe.set_adapters(names, adapter_weights=weights)
         self.active = tuple(wanted)
 
-    def _load(self, models, source: str) -> None:
-        name = adapter_name(source)
+    def _load(self, models, source: str, name: str) -> None:
         state = read_state_dict(models.pose_pipe, source)
         try:
             # load_lora_weights consumes the dict it is given: each pipeline gets its own copy.
@@ -130,13 +143,14 @@ class LoraSet:
                 unet_state, alphas = motion.lora_state_dict(dict(state))
                 motion.load_lora_into_unet(unet_state, alphas, motion.unet, adapter_name=name, _pipeline=motion)
         except Exception as error:  # keys that fit no module, a rank mismatch, ...
-            for pipe in (models.pose_pipe, models.motion_pipe):
-                if pipe is not None and name in _adapters(pipe):
-                    pipe.delete_adapters(name)
+            _delete(models, name)
             raise LoraError(f"LoRA {source}: does not fit this model ({type(error).__name__}: {error})") from None
         self.loaded[source] = name
         self.loads += 1
 
 
-def _adapters(pipe) -> set:
-    return {name for names in pipe.get_list_adapters().values() for name in names}
+def _delete(models, name: str) -> None:
+    """Take the adapter out of every pipeline that has it."""
+    for pipe in (models.pose_pipe, models.motion_pipe):
+        if pipe is not None and name in {n for names in pipe.get_list_adapters().values() for n in names}:
+            pipe.delete_adapters(name)

@@ -105,6 +105,21 @@ def test_switching_loads_each_lora_once_and_never_the_base_model(models, tmp_pat
     assert models.pose_pipe.unet is unet and models.pose_pipe.text_encoder is text_encoder
 
 
+def test_a_lora_file_trained_further_is_loaded_again(models, tmp_path):
+    import os
+
+    path = tmp_path / "grown.safetensors"
+    write_diffusers_lora(models, path, seed=6)
+    first = run(models, [(str(path), 1.0)])
+    loads = models.loras.loads
+    write_diffusers_lora(models, path, seed=7)  # the same name, new weights
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    second = run(models, [(str(path), 1.0)])
+    assert models.loras.loads == loads + 1 and np.abs(second.astype(int) - first).mean() > 1.0
+    np.testing.assert_array_equal(run(models), run(models))
+    assert len(models.pose_pipe.get_list_adapters()["unet"]) == len(models.loras.loaded), "the old one is gone"
+
+
 def test_kohya_alphas_count_per_module(models, tmp_path):
     """Different alphas per module (diffusers alone would scale all by the commonest): the file
     reads as the same LoRA with each module's alpha / rank folded into its up matrix."""
