@@ -213,6 +213,10 @@ class _Layout:
     def label(self, text="", **_kwargs):
         self.texts.append(text)
 
+    def template_list(self, list_type, _list_id, data, name, active_data, active_name, **_kwargs):
+        assert hasattr(bpy.types, list_type) and name in data.bl_rna.properties
+        assert active_name in active_data.bl_rna.properties
+
 
 def test_panel_shows_the_score_the_worst_frame_and_the_flagged_frames(scene, tmp_path):
     from posebridge.panels.generate import POSEBRIDGE_PT_generate
