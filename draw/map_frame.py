@@ -50,8 +50,7 @@ def write_map_frame(item: MapFrame) -> int:
     depth = item.depth() if callable(item.depth) else item.depth
     if depth is not None:
         files.append((item.depth_path, encode_png(depth, bit_depth=16 if depth.dtype == np.uint16 else 8)))
-    document = openpose_json.frame_document(item.seq, item.index, item.parts)
-    files.append((item.keypoints_dir / openpose_json.frame_file_name(item.frame), openpose_json.json_bytes(document)))
+    files.append(openpose_json.frame_file(item.seq, item.index, item.keypoints_dir, parts=item.parts))
     write_files_atomic(files)
     if depth is None:
         item.depth_path.unlink(missing_ok=True)

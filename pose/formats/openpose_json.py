@@ -77,9 +77,16 @@ def frame_file_name(frame_number: int, prefix: str = "pose") -> str:
     return f"{prefix}_{frame_number:04d}_keypoints.json"
 
 
-def write_frame(seq: KeypointSequence, frame: int, folder: Path, prefix: str = "pose", parts=None) -> Path:
+def frame_file(seq: KeypointSequence, frame: int, folder: Path, prefix: str = "pose", parts=None) -> tuple[Path, bytes]:
+    """(path, JSON bytes) of one frame's file in ``folder``, not yet written (a caller writing
+    it together with other files: draw/map_frame.py)."""
     path = Path(folder) / frame_file_name(int(seq.frame_numbers[frame]), prefix)
-    write_json_atomic(path, frame_document(seq, frame, parts))
+    return path, json_bytes(frame_document(seq, frame, parts))
+
+
+def write_frame(seq: KeypointSequence, frame: int, folder: Path, prefix: str = "pose", parts=None) -> Path:
+    path, data = frame_file(seq, frame, folder, prefix, parts)
+    write_bytes_atomic(path, data)
     return path
 
 
