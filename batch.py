@@ -165,7 +165,7 @@ def run_generate(args, scene, log=print) -> int:
 
     import bpy
 
-    from .render import generate_job, video_export, vse
+    from .render import generate_job, generate_settings, video_export, vse
     from .render.job_steps import Waiting
     from .render.pose_maps import JobError
 
@@ -185,7 +185,7 @@ def run_generate(args, scene, log=print) -> int:
                   batch=args.batch)
     if args.loras:
         params["loras"] = args.loras
-    params.update(generate_job.video_params(args.pipeline, args.context, args.stride, args.identity_scale,
+    params.update(generate_settings.video_params(args.pipeline, args.context, args.stride, args.identity_scale,
                                             resolution=args.resolution, vace_control=args.vace_control))
     out_dir = args.out.resolve()
     request = generate_job.GenerateRequest(

@@ -317,12 +317,14 @@ class POSEBRIDGE_PG_scene(bpy.types.PropertyGroup):
     line_widths: EnumProperty(
         name="Line widths",
         items=(
+            ("auto", "Match Backend", "The widths the generation backend's openpose ControlNet was trained on: "
+             "ControlNet's for SD1.5, wider sticks for SDXL (Generate asks the backend first)"),
             ("controlnet", "ControlNet", "Exactly as ControlNet's openpose preprocessor draws (SD1.5 models)"),
             ("xinsir", "SDXL (wider sticks)", "Wider limbs at high resolutions, as newer SDXL openpose "
              "models (xinsir) were trained"),
             ("proportional", "Proportional", "Every line and dot scaled with the image size (512 px = 1x)"),
         ),
-        default="controlnet",
+        default="auto",
     )
     occlusion: BoolProperty(
         name="Occlusion", default=False,

@@ -1,4 +1,4 @@
-"""What the base SD1.5 pipeline is extended with, once its models are loaded: the AnimateDiff
+"""What the base pipeline is extended with, once its models are loaded: the AnimateDiff
 motion pipeline (sharing the base UNet's spatial weights) and the IP-Adapter (its image encoder
 loaded once and shared). backend.models.load_models calls these."""
 
@@ -6,12 +6,8 @@ from __future__ import annotations
 
 import os
 
-from .models import ModelNotAvailableError, _from_pretrained, _looks_like_path
+from .model_files import ModelNotAvailableError, from_pretrained, looks_like_path
 
-# Where the SD1.5 IP-Adapter sits in h94/IP-Adapter (and in the tiny set, laid out alike).
-IP_ADAPTER_SUBFOLDER = "models"
-IP_ADAPTER_WEIGHTS = "ip-adapter_sd15.safetensors"
-IP_ADAPTER_IMAGE_ENCODER = "image_encoder"
 
 
 def motion_scheduler(base_scheduler):
@@ -33,7 +29,7 @@ def motion_pipeline(pose_pipe, name: str, common: dict):
     """An AnimateDiffPipeline over the base pipeline's components and the motion adapter."""
     from diffusers import AnimateDiffPipeline, MotionAdapter
 
-    adapter = _from_pretrained(MotionAdapter, name, **common)
+    adapter = from_pretrained(MotionAdapter, name, **common)
     # dtype: from_pipe casts the whole new pipeline, the shared VAE and text encoder included,
     # to float32 unless told otherwise.
     motion_pipe = AnimateDiffPipeline.from_pipe(
@@ -62,12 +58,14 @@ def share_spatial_weights(motion_unet, unet) -> int:
     return shared
 
 
-def load_ip_adapter(pipes: list, name: str, common: dict) -> None:
-    """Load the IP-Adapter into each pipeline's UNet; the image encoder once, shared."""
+def load_ip_adapter(pipes: list, name: str, common: dict, family) -> None:
+    """Load the IP-Adapter into each pipeline's UNet; the image encoder once, shared. family: a
+    backend.families.Family, saying where in the repository its family's weights sit (as in
+    h94/IP-Adapter, and in the tiny sets, laid out alike)."""
     from huggingface_hub.errors import HfHubHTTPError
 
     path = os.path.expanduser(name)
-    if _looks_like_path(name) and not os.path.isdir(path):
+    if looks_like_path(name) and not os.path.isdir(path):
         raise ModelNotAvailableError(name, f"no such folder: {path}")
     source = path if os.path.isdir(path) else name
     first = None
@@ -77,9 +75,9 @@ def load_ip_adapter(pipes: list, name: str, common: dict) -> None:
         try:
             pipe.load_ip_adapter(
                 source,
-                subfolder=IP_ADAPTER_SUBFOLDER,
-                weight_name=IP_ADAPTER_WEIGHTS,
-                image_encoder_folder=IP_ADAPTER_IMAGE_ENCODER if first is None else None,
+                subfolder=family.ip_adapter_subfolder,
+                weight_name=family.ip_adapter_weights,
+                image_encoder_folder=family.ip_adapter_image_encoder if first is None else None,
                 local_files_only=common["local_files_only"],
                 cache_dir=common["cache_dir"],
                 torch_dtype=common["dtype"],
@@ -87,8 +85,8 @@ def load_ip_adapter(pipes: list, name: str, common: dict) -> None:
         except (OSError, HfHubHTTPError) as exc:
             raise ModelNotAvailableError(
                 name,
-                f"its {IP_ADAPTER_SUBFOLDER}/{IP_ADAPTER_WEIGHTS} and {IP_ADAPTER_SUBFOLDER}/"
-                f"{IP_ADAPTER_IMAGE_ENCODER} could not be loaded (offline and not cached?); download it"
+                f"its {family.ip_adapter_subfolder}/{family.ip_adapter_weights} and its image encoder"
+                f" ({family.ip_adapter_image_encoder}) could not be loaded (offline and not cached?); download it"
                 f" once (`hf download {name}`) or pass a local folder laid out alike, or"
                 f" --ip-adapter none. ({type(exc).__name__}: {exc})",
             ) from exc

@@ -184,6 +184,12 @@ class Health(BaseModel):
     wan_loaded: bool | None = Field(
         None, description="wan-vace's model is in memory (it loads on the first wan-vace job, which takes longer)"
     )
+    family: str | None = Field(None, description="the base model's family: sd15 or sdxl")
+    pose_style: str | None = Field(
+        None, description="the pose maps' line widths its openpose ControlNet was trained on: controlnet"
+        " (lllyasviel's SD1.5 model) or xinsir (wider limbs, SDXL)"
+    )
+    loras: list[str] | None = Field(None, description="the LoRAs loaded so far (a job switches between them)")
     version: str | None = None
     error: str | None = None
     extractors: list[str] | None = Field(

@@ -21,7 +21,8 @@ import sys
 import tempfile
 
 from . import cli_extract
-from .model_loading import ModelLoad, write_tiny_model_set
+from .families import DEFAULT_UNION_CONTROLNET, FAMILIES, FAMILY_SPECS, SD15, SDXL, model_family
+from .model_loading import ModelLoad, write_tiny_model_set, write_tiny_sdxl_set
 from .model_set import read_model_set
 from .models import (
     DEFAULT_DEPTH_CONTROLNET,
@@ -33,6 +34,8 @@ from .models import (
     DTYPES,
     is_single_file,
 )
+
+SDXL_SPEC = FAMILY_SPECS[SDXL]
 from .process_watch import process_alive_check, watch_parent
 from .scale.options import add_scale_flags, scale_options
 from .wan_model import DEFAULT_WAN_MODEL
@@ -84,15 +87,22 @@ def build_parser() -> argparse.ArgumentParser:
     add("--port", type=_port, default=8765, help="port (default 8765)")
     add(
         "--model",
-        default=DEFAULT_MODEL,
         help="base model: hub id, diffusers folder, .safetensors/.ckpt file, or a folder with"
-        f" posebridge-models.json (default {DEFAULT_MODEL})",
+        f" posebridge-models.json (default {DEFAULT_MODEL}; with --family sdxl {SDXL_SPEC.model})",
     )
-    add("--pose-controlnet", help=f"openpose ControlNet (default {DEFAULT_POSE_CONTROLNET})")
+    add("--family", choices=("auto",) + FAMILIES, default="auto",
+        help="the base model's family: sd15 or sdxl; auto reads it from the model's files (SD1.5 when"
+        " they do not say). It picks the default ControlNets, IP-Adapter and pose-map line widths")
+    add("--pose-controlnet", help=f"openpose ControlNet (default {DEFAULT_POSE_CONTROLNET};"
+        f" SDXL: {SDXL_SPEC.pose_controlnet})")
     add(
         "--depth-controlnet",
-        help=f"depth ControlNet, or 'none' for pose only (default {DEFAULT_DEPTH_CONTROLNET})",
+        help=f"depth ControlNet, or 'none' for pose only (default {DEFAULT_DEPTH_CONTROLNET};"
+        f" SDXL: {SDXL_SPEC.depth_controlnet})",
     )
+    add("--union-controlnet",
+        help=f"an SDXL ControlNet-Union taking pose and depth in one network (e.g. {DEFAULT_UNION_CONTROLNET}),"
+        " instead of --pose-controlnet and --depth-controlnet")
     add(
         "--motion-adapter",
         help="AnimateDiff motion adapter for the animatediff pipeline (hub id or folder), or 'none'"
@@ -100,8 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add(
         "--ip-adapter",
-        help="IP-Adapter for identity references (hub id or folder laid out as it, with"
-        f" models/ip-adapter_sd15.safetensors and models/image_encoder), or 'none' (default {DEFAULT_IP_ADAPTER})",
+        help="IP-Adapter for identity references (hub id or folder laid out as it: models/image_encoder and"
+        " models/ip-adapter_sd15.safetensors, for SDXL sdxl_models/ip-adapter_sdxl_vit-h.safetensors), or"
+        f" 'none' (default {DEFAULT_IP_ADAPTER})",
     )
     add(
         "--wan-model",
@@ -148,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tiny = commands.add_parser("make-tiny-model", help="write the tiny random-weight model set")
     tiny.add_argument("directory")
+    tiny.add_argument("--family", choices=FAMILIES, default=SD15, help="sd15 (default) or sdxl")
     cli_extract.add_commands(commands)
     return parser
 
@@ -182,36 +194,52 @@ def _flag_model(value: str | None, current: str | None) -> str | None:
 
 def resolve_models(args, parser) -> dict:
     """The models to load (load_models' keyword arguments: model, pose_controlnet,
-    depth_controlnet, motion_adapter, ip_adapter, wan_model) from the flags and any model-set file.
+    depth_controlnet, motion_adapter, ip_adapter, wan_model, union_controlnet, family) from the
+    flags and any model-set file.
 
     A model-set folder names what it holds (what it leaves out is not loaded); otherwise the
-    defaults. A flag wins over both; 'none' leaves that model out."""
-    chosen = dict(
-        model=args.model,
-        pose_controlnet=DEFAULT_POSE_CONTROLNET,
-        depth_controlnet=DEFAULT_DEPTH_CONTROLNET,
-        motion_adapter=DEFAULT_MOTION_ADAPTER,
-        ip_adapter=DEFAULT_IP_ADAPTER,
-        wan_model=DEFAULT_WAN_MODEL,
-    )
-    if os.path.isdir(os.path.expanduser(args.model)):
+    family's defaults. A flag wins over both; 'none' leaves that model out."""
+    model_set = None
+    if args.model and os.path.isdir(os.path.expanduser(args.model)):
         try:
             model_set = read_model_set(args.model)
         except ValueError as exc:
             parser.error(str(exc))
-        if model_set is not None:
-            chosen = dict(
-                model=model_set.base,
-                pose_controlnet=model_set.openpose,
-                depth_controlnet=model_set.depth,
-                motion_adapter=model_set.motion_adapter,
-                ip_adapter=model_set.ip_adapter,
-                wan_model=model_set.wan_vace,
-            )
+    base = model_set.base if model_set is not None else args.model
+    family = _family(args, parser, base)
+    spec = FAMILY_SPECS[family]
+    chosen = dict(
+        model=base or spec.model,
+        pose_controlnet=spec.pose_controlnet,
+        depth_controlnet=spec.depth_controlnet,
+        motion_adapter=spec.motion_adapter,
+        ip_adapter=spec.ip_adapter,
+        wan_model=DEFAULT_WAN_MODEL,
+        union_controlnet=None,
+    )
+    if model_set is not None:
+        chosen.update(
+            pose_controlnet=model_set.openpose,
+            depth_controlnet=model_set.depth,
+            motion_adapter=model_set.motion_adapter,
+            ip_adapter=model_set.ip_adapter,
+            wan_model=model_set.wan_vace,
+            union_controlnet=model_set.union,
+        )
     if args.pose_controlnet:
         chosen["pose_controlnet"] = args.pose_controlnet
-    for key in ("depth_controlnet", "motion_adapter", "ip_adapter", "wan_model"):
+    for key in ("depth_controlnet", "motion_adapter", "ip_adapter", "wan_model", "union_controlnet"):
         chosen[key] = _flag_model(getattr(args, key), chosen[key])
+    if args.union_controlnet and (args.pose_controlnet or args.depth_controlnet):
+        parser.error("--union-controlnet takes pose and depth itself: leave out --pose-controlnet and"
+                     " --depth-controlnet")
+    if chosen["union_controlnet"]:
+        if family != SDXL:
+            parser.error(f"--union-controlnet: a ControlNet-Union is an SDXL model, the base model is {family}")
+        chosen["pose_controlnet"] = chosen["depth_controlnet"] = None
+    if chosen["motion_adapter"] and spec.motion_adapter is None:
+        parser.error(f"--motion-adapter: the animatediff pipeline is not offered for {family} models here"
+                     " (its pipelines: frames, wan-vace)")
     for key, name in chosen.items():
         if _missing_local_model(name):
             flag = "--" + key.replace("_", "-")
@@ -220,7 +248,24 @@ def resolve_models(args, parser) -> dict:
     for flag, folder in configs:
         if folder and not os.path.isdir(os.path.expanduser(folder)):
             parser.error(f"{flag}: no such folder: {folder}")
+    chosen["family"] = family
     return chosen
+
+
+def _family(args, parser, model: str | None) -> str:
+    """--family, or the family read from the base model's files (SD1.5 when they do not say or
+    there is no --model). A --family the model's files contradict is a usage error."""
+    found = None
+    if model and not _missing_local_model(model):
+        try:
+            found = model_family(model)
+        except (OSError, ValueError) as exc:  # an unreadable checkpoint
+            parser.error(f"--model: cannot read {model}: {exc}")
+    if args.family == "auto":
+        return found or SD15
+    if found is not None and found != args.family:
+        parser.error(f"--family {args.family}: the model {model} is an {found} model")
+    return args.family
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -240,12 +285,14 @@ def model_load(args, parser) -> ModelLoad:
     """What ``serve`` loads: the models the flags (and any model-set file) name, and how."""
     if args.compile and args.cpu_offload:
         parser.error("--compile does not go with --cpu-offload")
+    chosen = resolve_models(args, parser)
     return ModelLoad(
-        {key: _absolute(name) for key, name in resolve_models(args, parser).items()},
+        {key: name if key == "family" else _absolute(name) for key, name in chosen.items()},
         model_config=_absolute(args.model_config),
         controlnet_config=_absolute(args.controlnet_config),
         options=dict(device=args.device, dtype=args.dtype, cpu_offload=args.cpu_offload, torch_compile=args.compile),
         fallback_tiny_model=_absolute(args.fallback_tiny_model),
+        family=chosen["family"],
     )
 
 
@@ -349,7 +396,7 @@ def _serve_here(args, load, sock, work_dir, parent_alive) -> int:
 
 
 def make_tiny_model_command(args) -> int:
-    written = write_tiny_model_set(args.directory)
+    written = (write_tiny_sdxl_set if args.family == SDXL else write_tiny_model_set)(args.directory)
     print(f"tiny model set written to {written.parent} ({written.name})", flush=True)
     return 0
 

@@ -21,6 +21,9 @@ class ModelInfo:
     has_ip_adapter: bool = False
     max_context_length: int | None = None
     wan_loaded: bool = False
+    family: str = "sd15"
+    pose_style: str = "controlnet"  # the pose maps' line widths its ControlNets read best
+    loras: tuple[str, ...] = ()  # the LoRA sources loaded so far
 
     @property
     def default_pipeline(self) -> str:
@@ -39,6 +42,9 @@ class ModelInfo:
             has_ip_adapter=loaded.has_ip_adapter,
             max_context_length=loaded.max_context_length,
             wan_loaded=loaded.wan is not None and loaded.wan.loaded,
+            family=loaded.family,
+            pose_style=loaded.pose_style,
+            loras=tuple(loaded.loras.loaded),
         )
 
     def health(self) -> dict:
@@ -52,4 +58,7 @@ class ModelInfo:
             "has_ip_adapter": self.has_ip_adapter,
             "max_context_length": self.max_context_length,
             "wan_loaded": self.wan_loaded,
+            "family": self.family,
+            "pose_style": self.pose_style,
+            "loras": list(self.loras),
         }

@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .families import SD15, SDXL
 from .model_set import read_model_set, write_model_set
 
 
@@ -20,6 +21,7 @@ class ModelLoad:
     controlnet_config: str | None = None
     options: dict = field(default_factory=dict)  # device, dtype, cpu_offload, torch_compile
     fallback_tiny_model: str | None = None  # serve the tiny set from here when the models cannot be had
+    family: str = SD15  # the family asked for: its tiny set is the fallback
 
     def __call__(self):
         """The backend.models.LoadedModels."""
@@ -33,25 +35,33 @@ class ModelLoad:
             if not self.fallback_tiny_model:
                 raise
             print(f"posebridge-backend: {exc}", file=sys.stderr)
-            return load_tiny_fallback(self.fallback_tiny_model, self.options)
+            return load_tiny_fallback(self.fallback_tiny_model, self.options, self.family)
 
 
-def load_tiny_fallback(directory, options: dict):
-    """The tiny set in ``directory`` (written first when absent), loaded with ``options``; its
-    models are marked ``"fallback": "tiny"`` so /health tells clients what they are getting."""
+def load_tiny_fallback(directory, options: dict, family: str = SD15):
+    """The tiny set of ``family`` in ``directory`` (SDXL's in its ``sdxl`` subfolder; written
+    first when absent), loaded with ``options``; its models are marked ``"fallback": "tiny"`` so
+    /health tells clients what they are getting."""
     from .models import load_models
 
+    directory = os.path.join(directory, SDXL) if family == SDXL else directory
     model_set = read_model_set(directory) if os.path.isdir(directory) else None
-    if model_set is None or None in (model_set.motion_adapter, model_set.ip_adapter, model_set.wan_vace):
-        write_tiny_model_set(directory)  # absent, or written before the set had its adapters
+    complete = model_set is not None and (family == SDXL or None not in (
+        model_set.motion_adapter, model_set.ip_adapter, model_set.wan_vace))
+    if not complete:  # absent, or written before the set had its adapters
+        (write_tiny_sdxl_set if family == SDXL else write_tiny_model_set)(directory)
         model_set = read_model_set(directory)
-    print(f"posebridge-backend: serving the tiny random-weight model set from {directory} instead",
+    print(f"posebridge-backend: serving the tiny random-weight {family} model set from {directory} instead",
           file=sys.stderr, flush=True)
     pipe = load_models(model_set.base, model_set.openpose, model_set.depth, local_files_only=True,
                        motion_adapter=model_set.motion_adapter, ip_adapter=model_set.ip_adapter,
-                       wan_model=model_set.wan_vace, **options)
+                       wan_model=model_set.wan_vace, union_controlnet=model_set.union, **options)
     pipe.models["fallback"] = "tiny"
     return pipe
+
+
+def _relative(root: Path):
+    return lambda path: path.relative_to(root).as_posix()
 
 
 def write_tiny_model_set(directory) -> Path:
@@ -61,11 +71,19 @@ def write_tiny_model_set(directory) -> Path:
 
     paths = make_tiny_model(directory)
     wan = make_tiny_wan(paths.root / "wan-vace")
-
-    def rel(path: Path) -> str:
-        return path.relative_to(paths.root).as_posix()
-
+    rel = _relative(paths.root)
     return write_model_set(
         paths.root, rel(paths.base), rel(paths.openpose), rel(paths.depth),
         motion_adapter=rel(paths.motion_adapter), ip_adapter=rel(paths.ip_adapter), wan_vace=rel(wan),
     )
+
+
+def write_tiny_sdxl_set(directory) -> Path:
+    """make_tiny_sdxl, plus the posebridge-models.json naming its folders (the separate pose and
+    depth ControlNets; its ControlNet-Union is in controlnet-union/, for --union-controlnet)."""
+    from .tiny_sdxl import make_tiny_sdxl
+
+    paths = make_tiny_sdxl(directory)
+    rel = _relative(paths.root)
+    return write_model_set(paths.root, rel(paths.base), rel(paths.openpose), rel(paths.depth),
+                           ip_adapter=rel(paths.ip_adapter))

@@ -3,8 +3,9 @@
     {"base": "base", "openpose": "controlnet-openpose", "depth": "controlnet-depth",
      "motion_adapter": "motion-adapter", "ip_adapter": "ip-adapter", "wan_vace": "wan-vace"}
 
-Paths are relative to the folder holding the file ("depth", "motion_adapter", "ip_adapter" and
-"wan_vace" may be null or left out). ``serve --model DIR``
+Paths are relative to the folder holding the file ("depth", "motion_adapter", "ip_adapter",
+"wan_vace" and "union" may be null or left out). "union": an SDXL ControlNet-Union loaded
+instead of "openpose" and "depth". The family is read from the base model itself. ``serve --model DIR``
 with such a folder loads that set; make-tiny-model writes one beside the tiny models.
 """
 
@@ -26,19 +27,23 @@ class ModelSet:
     motion_adapter: str | None = None
     ip_adapter: str | None = None
     wan_vace: str | None = None
+    union: str | None = None
 
 
-_OPTIONAL = ("depth", "motion_adapter", "ip_adapter", "wan_vace")
+_OPTIONAL = ("depth", "motion_adapter", "ip_adapter", "wan_vace", "union")
 
 
 def write_model_set(
     directory, base: str, openpose: str, depth: str | None,
     motion_adapter: str | None = None, ip_adapter: str | None = None, wan_vace: str | None = None,
+    union: str | None = None,
 ) -> Path:
     """Write the file naming these subfolders (relative to ``directory``); return its path."""
     path = Path(directory) / MODEL_SET_FILE
     body = {"base": base, "openpose": openpose, "depth": depth, "motion_adapter": motion_adapter,
             "ip_adapter": ip_adapter, "wan_vace": wan_vace}
+    if union is not None:
+        body["union"] = union
     path.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
     return path
 

@@ -28,14 +28,25 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from .families import FAMILY_SPECS, SD15, UnreadableCheckpointError, family_spec, model_family, pipeline_classes
 from .loras import LoraSet
+from .model_files import (
+    check_controlnet_family,
+    from_pretrained,
+    from_single_file,
+    is_single_file,
+    load_controlnet,
+    load_union_controlnet,
+    offline_from_env,
+)
 from .pipelines.base import ANIMATEDIFF, FRAMES, WAN_VACE, ModelNotAvailableError
 
-DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-DEFAULT_POSE_CONTROLNET = "lllyasviel/control_v11p_sd15_openpose"
-DEFAULT_DEPTH_CONTROLNET = "lllyasviel/control_v11f1p_sd15_depth"
-DEFAULT_MOTION_ADAPTER = "guoyww/animatediff-motion-adapter-v1-5-3"
-DEFAULT_IP_ADAPTER = "h94/IP-Adapter"
+# SD1.5's, the family served when none is asked for (backend.families has SDXL's).
+DEFAULT_MODEL = FAMILY_SPECS[SD15].model
+DEFAULT_POSE_CONTROLNET = FAMILY_SPECS[SD15].pose_controlnet
+DEFAULT_DEPTH_CONTROLNET = FAMILY_SPECS[SD15].depth_controlnet
+DEFAULT_MOTION_ADAPTER = FAMILY_SPECS[SD15].motion_adapter
+DEFAULT_IP_ADAPTER = FAMILY_SPECS[SD15].ip_adapter
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 DTYPES = ("auto", "fp16", "bf16", "fp32")
@@ -57,6 +68,9 @@ class LoadedModels:
     helpers (prompt and image encoding, decoding) the windowed loop uses; the ControlNets are
     ``controlnets`` (pose first). ``has_ip_adapter``: every UNet carries the IP-Adapter and
     ``image_encoder`` is loaded. ``compiled``: loaded with torch_compile.
+
+    ``family``: "sd15" or "sdxl". ``union``: one ControlNet-Union takes pose and depth (SDXL):
+    ``pose_depth_pipe`` is then ``pose_pipe`` itself and ``controlnets`` is [union].
     """
 
     pose_pipe: Any
@@ -69,6 +83,8 @@ class LoadedModels:
     compiled: bool = False  # the UNets and ControlNets go through torch.compile
     wan: Any | None = None  # a backend.wan_model.WanModel (loads on first use), or None
     loras: LoraSet = field(default_factory=LoraSet)  # the LoRAs loaded so far (backend.loras)
+    family: str = SD15
+    union: bool = False
 
     @property
     def has_depth(self) -> bool:
@@ -76,8 +92,8 @@ class LoadedModels:
 
     @property
     def controlnets(self) -> list:
-        """[pose] or [pose, depth]."""
-        if self.pose_depth_pipe is None:
+        """[pose], [pose, depth] or [union]."""
+        if self.pose_depth_pipe is None or self.union:
             return [self.pose_pipe.controlnet]
         return list(self.pose_depth_pipe.controlnet.nets)
 
@@ -102,8 +118,15 @@ class LoadedModels:
             return None
         return int(self.motion_pipe.unet.config.motion_max_seq_length)
 
+    @property
+    def pose_style(self) -> str:
+        """The line widths the pose maps should be drawn with (draw.pose_map.SCALINGS)."""
+        return family_spec(self.family).pose_style
+
     def diffusers_pipes(self) -> list:
-        return [p for p in (self.pose_pipe, self.pose_depth_pipe, self.motion_pipe) if p is not None]
+        """Each pipeline once (a union's pose and pose+depth pipelines are one)."""
+        pipes = (self.pose_pipe, self.pose_depth_pipe, self.motion_pipe)
+        return list({id(p): p for p in pipes if p is not None}.values())
 
 
 # --- device and dtype ---------------------------------------------------------------------------
@@ -138,81 +161,11 @@ def pick_dtype(dtype: str, device: str):
 # --- loading ------------------------------------------------------------------------------------
 
 
-def _offline_from_env() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _looks_like_path(name: str) -> bool:
-    return os.path.isabs(name) or name.startswith((".", "~"))
-
-
-def _from_pretrained(cls, name: str, *, local_files_only: bool, cache_dir, dtype, **kwargs):
-    """cls.from_pretrained(name) with unavailability turned into ModelNotAvailableError."""
-    from huggingface_hub.errors import HfHubHTTPError
-
-    path = os.path.expanduser(name)
-    if _looks_like_path(name) and not os.path.isdir(path):
-        raise ModelNotAvailableError(name, f"no such folder: {path}")
+def _detected_family(model: str, local_files_only: bool, cache_dir) -> str:
     try:
-        return cls.from_pretrained(
-            path if os.path.isdir(path) else name,
-            dtype=dtype,
-            local_files_only=local_files_only,
-            cache_dir=cache_dir,
-            **kwargs,
-        )
-    except (OSError, HfHubHTTPError) as exc:
-        where = "offline, and it is not in the Hugging Face cache" if local_files_only else (
-            "it could not be loaded from the Hugging Face hub or cache"
-        )
-        if cache_dir:
-            where += f" ({cache_dir})"
-        raise ModelNotAvailableError(
-            name,
-            f"{where}; download it once with network access (`hf download {name}`) or pass a"
-            f" local folder in diffusers format. ({type(exc).__name__}: {exc})",
-        ) from exc
-
-
-SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
-
-
-def is_single_file(name: str | None) -> bool:
-    """A single-file checkpoint (``.safetensors``/``.ckpt``) rather than a hub id or folder."""
-    return bool(name) and str(name).lower().endswith(SINGLE_FILE_SUFFIXES)
-
-
-def _from_single_file(cls, name: str, *, config, local_files_only: bool, cache_dir, dtype, **kwargs):
-    """cls.from_single_file(name) with a missing file or configuration turned into
-    ModelNotAvailableError. config: a diffusers-format folder (or hub id) of the same
-    architecture, which diffusers reads the model's configuration from; without it diffusers
-    infers the architecture and fetches its configuration from the hub (or the HF cache)."""
-    from huggingface_hub.errors import HfHubHTTPError
-
-    path = os.path.expanduser(name)
-    if not os.path.isfile(path):
-        raise ModelNotAvailableError(name, f"no such checkpoint file: {path}")
-    if config is not None:
-        config = os.path.expanduser(config) if _looks_like_path(config) else config
-        if _looks_like_path(config) and not os.path.isdir(config):
-            raise ModelNotAvailableError(name, f"its configuration folder does not exist: {config}")
-    try:
-        return cls.from_single_file(
-            path, config=config, dtype=dtype, local_files_only=local_files_only, cache_dir=cache_dir, **kwargs
-        )
-    except (OSError, HfHubHTTPError) as exc:
-        raise ModelNotAvailableError(
-            name,
-            "diffusers could not get the configuration for this single-file checkpoint (offline?);"
-            " pass a diffusers-format folder of the same architecture (--model-config /"
-            f" --controlnet-config). ({type(exc).__name__}: {exc})",
-        ) from exc
-
-
-def _load_controlnet(cls, name: str, config: str | None, **common):
-    if is_single_file(name):
-        return _from_single_file(cls, name, config=config, **common)
-    return _from_pretrained(cls, name, **common)
+        return model_family(model, local_files_only=local_files_only, cache_dir=cache_dir) or SD15
+    except UnreadableCheckpointError:
+        return SD15  # loading the file says what is wrong with it
 
 
 def load_models(
@@ -230,6 +183,8 @@ def load_models(
     ip_adapter: str | None = None,
     torch_compile: bool = False,
     wan_model: str | None = None,
+    family: str | None = None,
+    union_controlnet: str | None = None,
 ) -> LoadedModels:
     """Load the base model, its ControlNets and the optional adapters once; return them ready.
 
@@ -254,69 +209,78 @@ def load_models(
     wan_model: a Wan 2.1 VACE pipeline (hub id or diffusers folder) for the wan-vace pipeline,
     loaded on its first job; left out (``models["wan_unavailable"]`` says why) when it cannot be
     had from here. None: no wan-vace.
+
+    family: "sd15" or "sdxl" (backend.families); None reads it from the base model's files (SD1.5
+    when they do not say). The ControlNets must be of the same family (ValueError naming both).
+    union_controlnet: an SDXL ControlNet-Union (hub id or folder) taking the pose and the depth
+    images itself, instead of pose_controlnet and depth_controlnet.
     """
-    from diffusers import ControlNetModel, MultiControlNetModel, StableDiffusionControlNetPipeline
     from diffusers.models.attention_processor import AttnProcessor2_0
 
     from .adapters import load_ip_adapter, motion_pipeline
+    from .control_cache import cache_conditioning
 
     device = pick_device(device)
     torch_dtype = pick_dtype(dtype, device)
     if local_files_only is None:
-        local_files_only = _offline_from_env()
+        local_files_only = offline_from_env()
     if cpu_offload and device != "cuda":
         raise ValueError("cpu_offload needs a cuda device")
     if cpu_offload and torch_compile:
         raise ValueError("torch_compile does not go with cpu_offload")
     common = dict(local_files_only=local_files_only, cache_dir=cache_dir, dtype=torch_dtype)
+    family = family_spec(family or _detected_family(model, local_files_only, cache_dir))
+    classes = pipeline_classes(family.name, union=bool(union_controlnet))
 
-    pose = _load_controlnet(ControlNetModel, pose_controlnet, controlnet_config, **common)
-    depth = None
-    if depth_controlnet:
-        depth = _load_controlnet(ControlNetModel, depth_controlnet, controlnet_config, **common)
-    no_safety_checker = dict(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    if union_controlnet:
+        check_controlnet_family(union_controlnet, family.name, union=True, **common)
+        pose, depth = load_union_controlnet(union_controlnet, **common), None
+        pose_controlnet = depth_controlnet = None
+    else:
+        check_controlnet_family(pose_controlnet, family.name, union=False, **common)
+        pose = load_controlnet(classes.controlnet, pose_controlnet, controlnet_config, family.name, **common)
+        depth = None
+        if depth_controlnet:
+            check_controlnet_family(depth_controlnet, family.name, union=False, **common)
+            depth = load_controlnet(classes.controlnet, depth_controlnet, controlnet_config, family.name, **common)
     if is_single_file(model):
-        pose_pipe = _from_single_file(
-            StableDiffusionControlNetPipeline,
-            model,
-            config=model_config,
-            controlnet=pose,
-            **no_safety_checker,
-            **common,
+        pose_pipe = from_single_file(
+            classes.pipeline, model, config=model_config, family=family.name, controlnet=pose, **classes.extra, **common
         )
     else:
-        pose_pipe = _from_pretrained(
-            StableDiffusionControlNetPipeline, model, controlnet=pose, **no_safety_checker, **common
-        )
+        pose_pipe = from_pretrained(classes.pipeline, model, controlnet=pose, **classes.extra, **common)
     # SDPA (torch's fused scaled_dot_product_attention) everywhere; diffusers' default on torch 2,
     # set explicitly so a model saved with another processor does not bring it back.
     for module in (pose_pipe.unet, pose, depth):
         if module is not None:
             module.set_attn_processor(AttnProcessor2_0())
     # Each control image is embedded once per call instead of at every step (control_cache.py).
-    from .control_cache import cache_conditioning
-
     for controlnet in (pose, depth):
         if controlnet is not None:
             cache_conditioning(controlnet)
 
-    pose_depth_pipe = None
+    pose_depth_pipe = pose_pipe if union_controlnet else None  # the union takes both images
     if depth is not None:
+        from diffusers import MultiControlNetModel
+
         components = dict(pose_pipe.components)
         components["controlnet"] = MultiControlNetModel([pose, depth])
-        pose_depth_pipe = StableDiffusionControlNetPipeline(**components, requires_safety_checker=False)
+        pose_depth_pipe = classes.pipeline(**components, **classes.rebuild_extra)
 
     motion_pipe = None
     if motion_adapter:
+        if family.motion_adapter is None:
+            raise ValueError(f"the animatediff pipeline is not offered for {family.name} models here"
+                             " (serve --motion-adapter none)")
         motion_pipe = motion_pipeline(pose_pipe, motion_adapter, common)
     if ip_adapter:
-        load_ip_adapter([pose_pipe, motion_pipe], ip_adapter, common)
-        if pose_depth_pipe is not None:  # same UNet; the encoder is registered for its helpers
+        load_ip_adapter([pose_pipe, motion_pipe], ip_adapter, common, family)
+        if pose_depth_pipe is not None and pose_depth_pipe is not pose_pipe:  # same UNet; the encoder is registered for its helpers
             pose_depth_pipe.register_modules(
                 image_encoder=pose_pipe.image_encoder, feature_extractor=pose_pipe.feature_extractor
             )
 
-    pipes = [p for p in (pose_pipe, pose_depth_pipe, motion_pipe) if p is not None]
+    pipes = list({id(p): p for p in (pose_pipe, pose_depth_pipe, motion_pipe) if p is not None}.values())
     for pipe in pipes:
         pipe.set_progress_bar_config(disable=True)
     if cpu_offload:
@@ -340,7 +304,11 @@ def load_models(
         },
         motion_pipe=motion_pipe,
         has_ip_adapter=bool(ip_adapter),
+        family=family.name,
+        union=bool(union_controlnet),
     )
+    if union_controlnet:  # named only when there is one: earlier jobs' settings stay the same
+        loaded.models["union_controlnet"] = union_controlnet
     if wan_model:
         from .wan_model import WanModel, wan_unavailable
 

@@ -57,7 +57,7 @@ class TinyModelPaths:
     ip_adapter: Path
 
 
-def _bytes_to_unicode() -> list[str]:
+def bytes_to_unicode() -> list[str]:
     """The byte -> printable character table of byte-level BPE (GPT-2, CLIP), in byte order."""
     printable = (
         list(range(ord("!"), ord("~") + 1))
@@ -78,7 +78,7 @@ def _bytes_to_unicode() -> list[str]:
 def _tokenizer_vocab() -> tuple[dict[str, int], list[tuple[str, str]]]:
     """A byte-level CLIP vocabulary (every byte, alone and word-final, a few merges, the two
     special tokens) and its merges: what vocab.json and merges.txt hold."""
-    chars = _bytes_to_unicode()
+    chars = bytes_to_unicode()
     tokens = chars + [c + "</w>" for c in chars]
     # A few merges so common words are not all single characters (not needed, but realistic).
     merges = [("t", "h"), ("th", "e</w>"), ("a", "n"), ("an", "d</w>"), ("i", "n"), ("o", "n</w>")]
@@ -87,7 +87,7 @@ def _tokenizer_vocab() -> tuple[dict[str, int], list[tuple[str, str]]]:
     return {tok: i for i, tok in enumerate(tokens)}, merges
 
 
-def _write_vocab_files(folder: Path) -> None:
+def write_vocab_files(folder: Path) -> None:
     """vocab.json and merges.txt beside tokenizer.json, as SD1.5's tokenizer folder has them
     (for loaders that build the tokenizer from these two files)."""
     vocab, merges = _tokenizer_vocab()
@@ -96,7 +96,7 @@ def _write_vocab_files(folder: Path) -> None:
     (folder / "merges.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def _build_tokenizer():
+def build_tokenizer():
     """A CLIPTokenizer over the local vocabulary; save_pretrained writes vocab.json, merges.txt."""
     from transformers import CLIPTokenizer
 
@@ -121,7 +121,16 @@ def _controlnet(unet, seed: int):
     controlnet = ControlNetModel.from_unet(
         unet, conditioning_embedding_out_channels=COND_EMBED_CHANNELS, load_weights_from_unet=True
     )
-    generator = torch.Generator().manual_seed(seed + 1)
+    make_control_path_live(controlnet, seed + 1)
+    return controlnet
+
+
+def make_control_path_live(controlnet, seed: int) -> None:
+    """Give a fresh ControlNet's control path (the conditioning embedding and the zero convs)
+    random weights, so the control image changes the output as it does with a trained model."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
     # He-initialised conditioning embedding (variance-preserving through its SiLUs, so the
     # control image's detail survives its eight convs), then live "zero" convs.
     embedding_convs = [controlnet.controlnet_cond_embedding.conv_in]
@@ -140,7 +149,47 @@ def _controlnet(unet, seed: int):
         probe = torch.rand((1, 3, size, size), generator=generator)
         std = controlnet.controlnet_cond_embedding(probe).std()
         controlnet.controlnet_cond_embedding.conv_out.weight.mul_(EMBED_STD / std)
-    return controlnet
+
+
+def text_config(tokenizer, hidden_size: int = TEXT_HIDDEN, **extra):
+    """The tiny CLIP text encoder's configuration (2 layers, 32 wide) for ``tokenizer``."""
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=MAX_TOKENS,
+        layer_norm_eps=1e-5,
+        hidden_act="quick_gelu",
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **extra,
+    )
+
+
+def tiny_vae(seed: int):
+    """The tiny AutoencoderKL (scale factor 8, 4 latent channels), its latent scale calibrated."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=VAE_BLOCKS,
+        down_block_types=("DownEncoderBlock2D",) * len(VAE_BLOCKS),
+        up_block_types=("UpDecoderBlock2D",) * len(VAE_BLOCKS),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=4,
+        sample_size=SAMPLE_SIZE * 8,
+    )
+    _calibrate_latent_scale(vae, seed + 1)
+    return vae
 
 
 def _calibrate_latent_scale(vae, seed: int) -> None:
@@ -160,8 +209,8 @@ def _calibrate_latent_scale(vae, seed: int) -> None:
 def make_tiny_model(directory: str | os.PathLike, seed: int = 0) -> TinyModelPaths:
     """Write the tiny model set under ``directory`` (created if needed); return its paths."""
     import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel
 
     root = Path(directory)
     paths = TinyModelPaths(
@@ -173,24 +222,10 @@ def make_tiny_model(directory: str | os.PathLike, seed: int = 0) -> TinyModelPat
         ip_adapter=root / "ip-adapter",
     )
 
-    tokenizer = _build_tokenizer()
+    tokenizer = build_tokenizer()
 
     torch.manual_seed(seed)
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=TEXT_HIDDEN,
-            intermediate_size=37,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=MAX_TOKENS,
-            layer_norm_eps=1e-5,
-            hidden_act="quick_gelu",
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    )
+    text_encoder = CLIPTextModel(text_config(tokenizer))
     torch.manual_seed(seed + 1)
     unet = UNet2DConditionModel(
         sample_size=SAMPLE_SIZE,
@@ -204,19 +239,7 @@ def make_tiny_model(directory: str | os.PathLike, seed: int = 0) -> TinyModelPat
         attention_head_dim=4,
         norm_num_groups=8,
     )
-    torch.manual_seed(seed + 2)
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        block_out_channels=VAE_BLOCKS,
-        down_block_types=("DownEncoderBlock2D",) * len(VAE_BLOCKS),
-        up_block_types=("UpDecoderBlock2D",) * len(VAE_BLOCKS),
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=4,
-        sample_size=SAMPLE_SIZE * 8,
-    )
-    _calibrate_latent_scale(vae, seed + 3)
+    vae = tiny_vae(seed + 2)
     # Stable Diffusion 1.5's noise schedule, with DDIM (deterministic: no noise added per step).
     scheduler = DDIMScheduler(
         beta_start=0.00085,
@@ -237,7 +260,7 @@ def make_tiny_model(directory: str | os.PathLike, seed: int = 0) -> TinyModelPat
         requires_safety_checker=False,
     )
     base.save_pretrained(paths.base)
-    _write_vocab_files(paths.base / "tokenizer")
+    write_vocab_files(paths.base / "tokenizer")
     _controlnet(unet, seed + 100).save_pretrained(paths.openpose)
     _controlnet(unet, seed + 200).save_pretrained(paths.depth)
     _motion_adapter(seed + 300).save_pretrained(paths.motion_adapter)
@@ -271,14 +294,17 @@ def _motion_adapter(seed: int):
 
 
 def _write_ip_adapter(unet, folder: Path, seed: int) -> None:
-    """models/ip-adapter_sd15.safetensors (original IP-Adapter key layout: image_proj.* and
-    ip_adapter.N.to_k_ip/to_v_ip for the Nth attention layer, cross-attentions being the odd N)
-    and models/image_encoder/, as h94/IP-Adapter lays them out."""
+    """models/ip-adapter_sd15.safetensors and models/image_encoder/, as h94/IP-Adapter lays
+    them out."""
+    write_image_encoder(folder / "models" / "image_encoder", seed)
+    write_ip_adapter_weights(unet, folder / "models" / "ip-adapter_sd15.safetensors", seed + 1)
+
+
+def write_image_encoder(folder: Path, seed: int) -> None:
+    """The tiny CLIP image encoder (CLIPVisionModelWithProjection, embedding IMAGE_EMBED_DIM)."""
     import torch
-    from safetensors.torch import save_file
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    models = folder / "models"
     torch.manual_seed(seed)
     encoder = CLIPVisionModelWithProjection(
         CLIPVisionConfig(
@@ -291,20 +317,29 @@ def _write_ip_adapter(unet, folder: Path, seed: int) -> None:
             patch_size=8,
         )
     )
-    encoder.save_pretrained(models / "image_encoder")
-    generator = torch.Generator().manual_seed(seed + 1)
+    encoder.save_pretrained(folder)
+
+
+def write_ip_adapter_weights(unet, path: Path, seed: int) -> None:
+    """An IP-Adapter weights file for ``unet`` in the original key layout (image_proj.* and
+    ip_adapter.N.to_k_ip/to_v_ip for the Nth attention layer, cross-attentions being the odd N),
+    projecting the tiny image encoder's embedding to ``unet``'s cross-attention width."""
+    import torch
+    from safetensors.torch import save_file
+
+    generator = torch.Generator().manual_seed(seed)
 
     def random(*shape):
         return torch.randn(shape, generator=generator) * (1.0 / shape[-1]) ** 0.5
 
-    cross = TEXT_HIDDEN
+    cross = int(unet.config.cross_attention_dim)
     weights = {
         "image_proj.proj.weight": random(4 * cross, IMAGE_EMBED_DIM),
         "image_proj.proj.bias": torch.zeros(4 * cross),
         "image_proj.norm.weight": torch.ones(cross),
         "image_proj.norm.bias": torch.zeros(cross),
     }
-    blocks = list(UNET_BLOCKS)
+    blocks = list(unet.config.block_out_channels)
     key_id = 1
     for name in unet.attn_processors:
         if not name.endswith("attn2.processor"):
@@ -318,4 +353,5 @@ def _write_ip_adapter(unet, folder: Path, seed: int) -> None:
         weights[f"ip_adapter.{key_id}.to_k_ip.weight"] = random(hidden, cross)
         weights[f"ip_adapter.{key_id}.to_v_ip.weight"] = random(hidden, cross)
         key_id += 2
-    save_file({k: v.contiguous() for k, v in weights.items()}, str(models / "ip-adapter_sd15.safetensors"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in weights.items()}, str(path))

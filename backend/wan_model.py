@@ -21,10 +21,10 @@ TEXT_TOKENS = 512  # WanVACEPipeline's prompt length (what the model was trained
 def wan_unavailable(name: str, local_files_only: bool, cache_dir=None) -> str | None:
     """Why ``name`` cannot be loaded from here, or None when it can (a folder, a hub id in the
     Hugging Face cache, or any hub id while the network is allowed). Nothing is downloaded."""
-    from .models import _looks_like_path
+    from .model_files import looks_like_path
 
     path = os.path.expanduser(name)
-    if _looks_like_path(name) or os.path.isdir(path):
+    if looks_like_path(name) or os.path.isdir(path):
         return None if os.path.isfile(os.path.join(path, "model_index.json")) else (
             f"{path} is not a diffusers pipeline folder (no model_index.json)")
     if not local_files_only:
@@ -75,11 +75,11 @@ class WanModel:
         import torch
         from diffusers import AutoencoderKLWan, WanVACEPipeline
 
-        from .models import _from_pretrained
+        from .model_files import from_pretrained
 
         common = dict(local_files_only=self.local_files_only, cache_dir=self.cache_dir)
-        vae = _from_pretrained(AutoencoderKLWan, self.name, subfolder="vae", dtype=torch.float32, **common)
-        pipe = _from_pretrained(WanVACEPipeline, self.name, vae=vae, dtype=self.dtype, **common)
+        vae = from_pretrained(AutoencoderKLWan, self.name, subfolder="vae", dtype=torch.float32, **common)
+        pipe = from_pretrained(WanVACEPipeline, self.name, vae=vae, dtype=self.dtype, **common)
         pipe.set_progress_bar_config(disable=True)
         if self.cpu_offload:
             pipe.enable_model_cpu_offload()

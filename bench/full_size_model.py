@@ -21,7 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sd15_configs as configs  # noqa: E402
 from backend.model_set import write_model_set  # noqa: E402
-from backend.adapters import IP_ADAPTER_IMAGE_ENCODER, IP_ADAPTER_SUBFOLDER, IP_ADAPTER_WEIGHTS  # noqa: E402
+from backend.families import FAMILY_SPECS, SD15  # noqa: E402
+
+SD15_IP_ADAPTER = FAMILY_SPECS[SD15]
 
 MODEL_NAMES = ("unet", "controlnet", "vae", "text_encoder", "motion_adapter", "image_encoder")
 
@@ -118,12 +120,12 @@ def write_full_size_model(directory, device="cpu", dtype=None, log: Callable[[st
     )
     base.save_pretrained(root / "base")
     log("wrote base/; building the IP-Adapter")
-    ip_folder = root / "ip-adapter" / IP_ADAPTER_SUBFOLDER
+    ip_folder = root / "ip-adapter" / SD15_IP_ADAPTER.ip_adapter_subfolder
     ip_folder.mkdir(parents=True, exist_ok=True)
     weights = {k: v.to(dtype).contiguous().cpu() for k, v in ip_adapter_weights(unet).items()}
-    save_file(weights, str(ip_folder / IP_ADAPTER_WEIGHTS))
+    save_file(weights, str(ip_folder / SD15_IP_ADAPTER.ip_adapter_weights))
     del base, unet, vae, text_encoder, weights
-    build("image_encoder", device).to(dtype).save_pretrained(ip_folder / IP_ADAPTER_IMAGE_ENCODER)
+    build("image_encoder", device).to(dtype).save_pretrained(ip_folder / SD15_IP_ADAPTER.ip_adapter_image_encoder)
     for folder in ("controlnet-openpose", "controlnet-depth"):
         log(f"building {folder}")
         build("controlnet", device).to(dtype).save_pretrained(root / folder)

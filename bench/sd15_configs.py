@@ -16,108 +16,22 @@ tests/backend/test_bench_gpu.py checks the configs against it.
 
 from __future__ import annotations
 
-SD15_UNET = {
-    "act_fn": "silu",
-    "attention_head_dim": 8,
-    "block_out_channels": [320, 640, 1280, 1280],
-    "center_input_sample": False,
-    "cross_attention_dim": 768,
-    "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
-    "downsample_padding": 1,
-    "flip_sin_to_cos": True,
-    "freq_shift": 0,
-    "in_channels": 4,
-    "layers_per_block": 2,
-    "mid_block_scale_factor": 1,
-    "norm_eps": 1e-05,
-    "norm_num_groups": 32,
-    "out_channels": 4,
-    "sample_size": 64,
-    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
-}
+import sys
+from pathlib import Path
 
-SD15_VAE = {
-    "act_fn": "silu",
-    "block_out_channels": [128, 256, 512, 512],
-    "down_block_types": ["DownEncoderBlock2D"] * 4,
-    "in_channels": 3,
-    "latent_channels": 4,
-    "layers_per_block": 2,
-    "norm_num_groups": 32,
-    "out_channels": 3,
-    "sample_size": 512,
-    "scaling_factor": 0.18215,
-    "up_block_types": ["UpDecoderBlock2D"] * 4,
-}
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-# CLIP ViT-L/14's text tower. The token ids are the published ones (0/2/1, not the tokenizer's
-# 49406/49407): transformers keys its legacy end-of-text pooling on eos_token_id == 2.
-SD15_TEXT_ENCODER = {
-    "attention_dropout": 0.0,
-    "bos_token_id": 0,
-    "dropout": 0.0,
-    "eos_token_id": 2,
-    "hidden_act": "quick_gelu",
-    "hidden_size": 768,
-    "initializer_factor": 1.0,
-    "initializer_range": 0.02,
-    "intermediate_size": 3072,
-    "layer_norm_eps": 1e-05,
-    "max_position_embeddings": 77,
-    "num_attention_heads": 12,
-    "num_hidden_layers": 12,
-    "pad_token_id": 1,
-    "projection_dim": 768,
-    "vocab_size": 49408,
-}
+# The base model's and ControlNets' configurations live with the backend, which builds
+# single-file checkpoints' folders from them (backend/published_configs.py).
+from backend.published_configs import (  # noqa: E402,F401
+    SD15_CONTROLNET,
+    SD15_SCHEDULER,
+    SD15_TEXT_ENCODER,
+    SD15_TOKENIZER,
+    SD15_UNET,
+    SD15_VAE,
+)
 
-SD15_TOKENIZER = {
-    "model_max_length": 77,
-    "vocab_size": 49408,  # the byte-level BPE vocabulary, the two special tokens last
-    "bos_token": "<|startoftext|>",
-    "eos_token": "<|endoftext|>",
-    "pad_token": "<|endoftext|>",
-    "unk_token": "<|endoftext|>",
-}
-
-SD15_SCHEDULER = {
-    "_class_name": "PNDMScheduler",
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "beta_start": 0.00085,
-    "clip_sample": False,
-    "num_train_timesteps": 1000,
-    "set_alpha_to_one": False,
-    "skip_prk_steps": True,
-    "steps_offset": 1,
-    "trained_betas": None,
-}
-
-# control_v11p_sd15_openpose and control_v11f1p_sd15_depth share this config.
-SD15_CONTROLNET = {
-    "act_fn": "silu",
-    "attention_head_dim": 8,
-    "block_out_channels": [320, 640, 1280, 1280],
-    "class_embed_type": None,
-    "conditioning_embedding_out_channels": [16, 32, 96, 256],
-    "controlnet_conditioning_channel_order": "rgb",
-    "cross_attention_dim": 768,
-    "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
-    "downsample_padding": 1,
-    "flip_sin_to_cos": True,
-    "freq_shift": 0,
-    "in_channels": 4,
-    "layers_per_block": 2,
-    "mid_block_scale_factor": 1,
-    "norm_eps": 1e-05,
-    "norm_num_groups": 32,
-    "num_class_embeds": None,
-    "only_cross_attention": False,
-    "projection_class_embeddings_input_dim": None,
-    "resnet_time_scale_shift": "default",
-    "upcast_attention": False,
-    "use_linear_projection": False,
-}
 
 # AnimateDiff v3 (v3_sd15_mm.ckpt) has no motion module in the UNet's mid block, unlike v2:
 # with use_motion_mid_block the adapter has 453.2M parameters, the v2 checkpoint's size

@@ -12,10 +12,11 @@ import bpy
 from bpy.props import BoolProperty
 
 from .. import preferences
+from ..generate import families
 from ..generate.client import BackendError
 from ..generate.launcher import BackendLaunchError, start_local_backend
 from ..draw.compare_sheet import write_first_last_sheet
-from ..render import generate_job, video_export, vse
+from ..render import generate_job, generate_settings, video_export, vse
 from ..render.pose_maps import JobError
 from .render_pose_maps import pose_settings
 from .stepped import SteppedOperator, job_running
@@ -48,18 +49,23 @@ def request_from_settings(context) -> generate_job.GenerateRequest:
     params = dict(prompt=settings.prompt, negative=settings.negative, seed=settings.seed,
                   steps=settings.steps, guidance=settings.guidance, pose_scale=settings.pose_scale,
                   depth_scale=settings.depth_scale, batch=settings.batch)
-    loras = generate_job.panel_loras(settings.loras)
+    loras = generate_settings.panel_loras(settings.loras)
     if loras and settings.pipeline != "WAN_VACE":  # Wan reads no LoRA: the panel says so
         params["loras"] = loras
-    params.update(generate_job.video_params(
-        generate_job.panel_pipeline(settings.pipeline), settings.context_length,
+    params.update(generate_settings.video_params(
+        generate_settings.panel_pipeline(settings.pipeline), settings.context_length,
         settings.context_stride, settings.identity_scale, resolution=settings.wan_resolution,
-        vace_control=generate_job.panel_vace_control(settings.vace_control)))
+        vace_control=generate_settings.panel_vace_control(settings.vace_control)))
     return generate_job.GenerateRequest(
         backend_url=url, token=token, params=params, strip_name=settings.name.strip() or "PoseBridge",
         out_dir=output_folder(settings.output_dir, "output folder"), overwrite=settings.overwrite,
-        reference=generate_job.reference_path(settings.reference), segment=settings.segment or None,
+        reference=generate_settings.reference_path(settings.reference), segment=settings.segment or None,
     )
+
+
+def _described(health: dict) -> str:
+    family = {"sdxl": "SDXL", "sd15": "SD1.5"}.get(health.get("family"), "")
+    return ", ".join(part for part in (family, health.get("device", "?")) if part)
 
 
 class POSEBRIDGE_OT_generate(SteppedOperator, bpy.types.Operator):
@@ -136,11 +142,12 @@ class POSEBRIDGE_OT_start_backend(bpy.types.Operator):
         if backend is None:
             return {"CANCELLED"}
         try:
-            backend.wait_until_ready()
+            health = backend.wait_until_ready()
         except BackendError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Backend ready at {backend.url}")
+        families.remember(health)
+        self.report({"INFO"}, f"Backend ready at {backend.url} ({_described(health)})")
         return {"FINISHED"}
 
     def invoke(self, context, _event):
@@ -165,7 +172,8 @@ class POSEBRIDGE_OT_start_backend(bpy.types.Operator):
         if health is None:
             return {"PASS_THROUGH"}
         context.window_manager.event_timer_remove(self._timer)
-        self.report({"INFO"}, f"Backend ready at {_local['backend'].url} ({health.get('device', '?')})")
+        families.remember(health)  # "auto" line widths follow its family from now on
+        self.report({"INFO"}, f"Backend ready at {_local['backend'].url} ({_described(health)})")
         return {"FINISHED"}
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import bpy
 
+from ..generate import families
 from ..generate.extraction import is_video
 from ..operators.preview import preview_icon_id
 from ..render import rig_presets
@@ -76,6 +77,9 @@ class POSEBRIDGE_PT_pose_maps(_SidebarPanel, bpy.types.Panel):
         row.prop(settings, "hands", toggle=True)
         row.prop(settings, "face", toggle=True)
         layout.prop(settings, "line_widths")
+        note = families.describe(settings.line_widths)
+        if note:
+            layout.label(text=note, icon="INFO")
         layout.prop(settings, "occlusion", toggle=True, icon="HIDE_ON")
         _draw_depth(layout, settings)
         layout.prop(settings, "output_dir")

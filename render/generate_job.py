@@ -15,7 +15,6 @@ command's usage error.
 from __future__ import annotations
 
 import ipaddress
-import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from urllib.parse import urlsplit
 import bpy
 
 from ..generate import controls as control_files
+from ..generate import families
 from ..generate.client import BackendClient, BackendError
 from ..generate.controls import ControlFolderError
 from ..generate.job_folder import PARAM_DEFAULTS, PIPELINE_NAMES, effective_pipeline
@@ -33,17 +33,15 @@ from ..generate.run_state import CANCELLED, DONE
 from ..generate.videos import WAN_VACE, CuttingError, cutting
 from ..draw.png import png_size
 from . import pose_map_run, pose_maps, vse
+from .camera import render_size
 from .job_steps import Waiting
+from .generate_settings import SettingsError
 from .pose_maps import JobError
 
 # The share of the progress bar the pose maps take when Generate renders them first.
 POSE_SHARE = 0.1
 # How long ESC waits for the run's thread to tell the backend (DELETE); it finishes on its own.
 CANCEL_WAIT_S = 0.5
-
-
-class SettingsError(JobError):
-    """The settings cannot work as given: nothing was rendered or sent."""
 
 
 @dataclass
@@ -75,6 +73,7 @@ class GenerateOutcome:
     cancelled: bool = False
     message: str = ""
     pipeline: str | None = None  # what the backend ran (the one asked for, or its default)
+    notes: list[str] = field(default_factory=list)  # what was fitted to the backend, or advice
 
     def summary(self) -> str:
         if self.cancelled:
@@ -84,74 +83,9 @@ class GenerateOutcome:
                 f"made; strip '{self.strip}' on channel {self.channel}")
         if self.held:
             text += f" ({len(self.held)} frame(s) without a pose map hold the previous frame)"
+        if self.notes:
+            text += "; " + "; ".join(self.notes)
         return text
-
-
-def video_params(pipeline: str | None, context_length: int, context_stride: int,
-                 identity_scale: float, resolution: str | None = None, vace_control: str | None = None) -> dict:
-    """The params of the pipeline choice. ``pipeline`` None (Auto) is left out: the backend then
-    runs its default. The window sizes only count for AnimateDiff, the identity scale only with
-    a reference (the manifest ignores them otherwise), so they are always sent. Wan VACE's
-    ``resolution`` and ``vace_control`` (None: the backend's default) go only with wan-vace
-    named: a backend refuses params it does not know."""
-    params = dict(context_length=context_length, context_stride=context_stride,
-                  identity_scale=identity_scale)
-    if pipeline is not None:
-        params["pipeline"] = pipeline
-    if pipeline == WAN_VACE:
-        for key, value in (("resolution", resolution), ("vace_control", vace_control)):
-            if value is not None:
-                params[key] = value
-    return params
-
-
-def panel_pipeline(choice: str) -> str | None:
-    """The panel's Pipeline item (AUTO, ANIMATEDIFF, FRAMES, WAN_VACE) as the backend names it
-    (wan-vace); None: Auto."""
-    return None if choice == "AUTO" else choice.lower().replace("_", "-")
-
-
-def panel_vace_control(choice: str) -> str | None:
-    """The panel's Control item (AUTO, POSE, DEPTH, POSE_OVER_DEPTH) as the backend names it;
-    None: Auto (pose, or pose over depth when depth maps are sent)."""
-    return None if choice == "AUTO" else choice.lower()
-
-
-def panel_loras(items) -> list[dict]:
-    """The panel's LoRA list as the API's ``loras``: the ticked entries with a source; a file
-    path made absolute (// is the .blend's folder), a Hugging Face id as typed."""
-    loras = []
-    for item in items:
-        source = item.source.strip()
-        if not item.enabled or not source:
-            continue
-        if not _is_hub_id(source):
-            if source.startswith("//") and not bpy.data.filepath:
-                raise SettingsError(f"the LoRA {source} is relative to the .blend: save the .blend first or "
-                                    "choose an absolute path")
-            source = str(Path(bpy.path.abspath(source)).resolve())
-        loras.append({"source": source, "weight": float(item.weight)})
-    return loras
-
-
-def _is_hub_id(source: str) -> bool:
-    """owner/repo or owner/repo/file.safetensors, not a path: nothing at the start that a path
-    has (/, //, ~, ., a drive letter) and no such file."""
-    if source.startswith(("/", "\\", "~", ".")) or re.match(r"^[A-Za-z]:", source):
-        return False
-    return len(source.split("/")) in (2, 3) and not Path(source).exists()
-
-
-def reference_path(text: str) -> Path | None:
-    """The panel's Reference field as a file path (// is the .blend's folder); None when empty.
-    Whether the file is there is checked when Generate starts (check_settings)."""
-    text = text.strip()
-    if not text:
-        return None
-    if text.startswith("//") and not bpy.data.filepath:
-        raise SettingsError(f"the identity reference {text} is relative to the .blend: save the .blend "
-                            "first or choose an absolute path")
-    return Path(bpy.path.abspath(text))
 
 
 def check_settings(request: GenerateRequest) -> None:
@@ -261,6 +195,24 @@ def _render_pose_maps(scene, poses_dir: Path, pose_settings: dict):
     return job
 
 
+def fit_to_backend(scene, pose_settings: dict, health: dict, outcome: GenerateOutcome) -> dict:
+    """Generate's pose-map settings for this backend: an SDXL one gets its maps at the SDXL size
+    nearest the render's aspect (when the size follows the scene), and "auto" line widths its
+    pose style. What changed is noted for the report."""
+    settings = dict(pose_settings)
+    size = families.map_size_for(health, render_size(scene), settings.get("resolution"))
+    if size != settings.get("resolution"):
+        settings["resolution"] = size
+        outcome.notes.append(f"pose maps at {size[0]}x{size[1]}, SDXL's size for this aspect")
+    if settings.get("line_widths") == families.AUTO:
+        widths = families.line_widths_for(families.AUTO, health)
+        settings["line_widths"] = widths
+        if widths != families.DEFAULT_POSE_STYLE:
+            outcome.notes.append(f"{families.STYLE_NAMES.get(widths, widths)} line widths, as the backend's "
+                                 f"{families.family_of(health) or 'model'} ControlNet reads them")
+    return settings
+
+
 def _controls(request: GenerateRequest, frames=None):
     depth_dir = request.depth_dir
     if depth_dir is None and control_files.numbered_pngs(request.poses_dir, control_files.DEPTH_PREFIX):
@@ -301,7 +253,15 @@ def generate_steps(scene, request: GenerateRequest, outcome: GenerateOutcome, po
     scene_name = scene.name
     frames = None
     share = 0.0
+    client = BackendClient(request.backend_url, request.token)
     if pose_settings is not None:
+        # The backend first: its family decides the maps' size and (set to auto) line widths.
+        try:
+            health = yield from _in_background(client.health, 0.0, f"asking the backend at {request.backend_url}")
+        except BackendError as error:
+            raise JobError(str(error)) from None
+        families.remember(health)
+        pose_settings = fit_to_backend(scene, pose_settings, health, outcome)
         request.poses_dir = out_dir / "poses"
         job = yield from _render_pose_maps(scene, request.poses_dir, pose_settings)
         frames = job.frames
@@ -316,7 +276,6 @@ def generate_steps(scene, request: GenerateRequest, outcome: GenerateOutcome, po
     request.params = multiple_of_8(request.params, *size)
     outcome.frames_total = len(controls)
 
-    client = BackendClient(request.backend_url, request.token)
     try:
         plan, health = yield from _in_background(
             lambda: plan_generation(client, out_dir, controls, request.params, request.reference,
@@ -324,6 +283,11 @@ def generate_steps(scene, request: GenerateRequest, outcome: GenerateOutcome, po
             share, f"asking the backend at {request.backend_url}")
     except (BackendError, ControlFolderError) as error:
         raise JobError(str(error)) from None
+    families.remember(health)
+    if pose_settings is None:  # maps made elsewhere: say when they do not suit the backend
+        note = families.small_maps_note(health, size)
+        if note:
+            outcome.notes.append(note)
     outcome.pipeline = check_backend_can(request.params, request.reference, health, request.backend_url)
     if plan.stale and not request.overwrite:
         raise JobError(

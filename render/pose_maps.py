@@ -16,6 +16,7 @@ import numpy as np
 
 from ..draw.occlusion import hidden_keypoints
 from ..draw.pose_map import SCALINGS, PoseStyle, draw_pose_map
+from ..generate import families
 from ..pose import layouts
 from ..pose.keypoints import KeypointSequence
 from ..pose.rigmap import evaluate
@@ -121,6 +122,7 @@ def plan_job(
     characters = resolve_characters(scene, armature_names, left_out)
     # No folder is a preview: keypoints and maps in memory only.
     folder = _writable_folder(output_dir) if output_dir is not None else None
+    line_widths = families.line_widths_for(line_widths)  # "auto": the backend's, as last seen
     if line_widths not in SCALINGS:
         raise JobError(f"unknown line widths {line_widths!r} (known: {', '.join(SCALINGS)})")
     style = PoseStyle(draw_hands=hands, draw_face=face, scaling=line_widths)

@@ -28,7 +28,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .base import ANIMATEDIFF, GenerationRequest, Hooks, to_uint8
+from .base import ANIMATEDIFF, GenerationRequest, Hooks, control_tensor, to_uint8
 from .conditioning import identity_embeddings, text_embeddings
 from .windows import context_windows, frame_weight_sums, freenoise_sources, window_weights
 
@@ -62,20 +62,6 @@ def initial_latents(seed: int, num_frames: int, length: int, stride: int, shape:
     drawn = torch.randn((1, channels, own, height, width), generator=generator, dtype=torch.float32)
     sources = torch.from_numpy(freenoise_sources(num_frames, length, stride, seed))
     return drawn[:, :, sources]
-
-
-def _control_images(images, width: int, height: int, device, dtype):
-    """PIL images -> (n, 3, H, W) in [0, 1], as diffusers' ControlNet image processor makes them
-    (Lanczos resize when the size differs, no normalisation)."""
-    import torch
-    from PIL import Image
-
-    arrays = [
-        np.asarray(im if im.size == (width, height) else im.resize((width, height), Image.LANCZOS))
-        for im in images
-    ]
-    pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
-    return (pixels.to(torch.float32) / 255.0).to(device=device, dtype=dtype)
 
 
 class _ControlResiduals:
@@ -130,7 +116,7 @@ class _ControlResiduals:
         for controlnet, images, scale in zip(self.models.controlnets, images_per_net, self.scales):
             if not scale:
                 continue
-            control = _control_images(images[first:stop], request.width, request.height,
+            control = control_tensor(images[first:stop], request.width, request.height,
                                       self.models.device, self.models.dtype)
             down, mid = controlnet(
                 sample,
@@ -173,7 +159,7 @@ class _KnownFrames:
         self.count = len(request.known)
         if not self.count:
             return
-        images = _control_images([request.known[i] for i in range(self.count)], request.width,
+        images = control_tensor([request.known[i] for i in range(self.count)], request.width,
                                  request.height, device, dtype)
         encoded = pipe.vae.encode(images * 2.0 - 1.0).latent_dist.mean * pipe.vae.config.scaling_factor
         self.clean = encoded.transpose(0, 1).unsqueeze(0)  # (1, C, k, h, w)
@@ -211,7 +197,7 @@ def run(models, request: GenerationRequest, hooks: Hooks) -> Iterator[tuple[int,
     scheduler = pipe.scheduler
 
     with torch.inference_mode():
-        prompt_embeds, negative_embeds = text_embeddings(pipe, request, device)
+        prompt_embeds, negative_embeds = text_embeddings(pipe, request, device)[:2]  # SD1.5: no pooled
         image_embeds = identity_embeddings(models, pipe, request, guidance)
         added = None if image_embeds is None else {"image_embeds": image_embeds}
         scheduler.set_timesteps(params.steps, device=device)

@@ -311,3 +311,17 @@ def frames_to_pil(frames: Iterable, what: str):
 def to_uint8(images) -> np.ndarray:
     """Decoded frames in [0, 1] (numpy or torch, (N, H, W, 3)) -> uint8, rounded."""
     return (np.clip(np.asarray(images, dtype=np.float32), 0.0, 1.0) * 255.0).round().astype(np.uint8)
+
+
+def control_tensor(images, width: int, height: int, device, dtype):
+    """PIL images -> (n, 3, H, W) in [0, 1], as diffusers' ControlNet image processor makes them
+    (Lanczos resize when the size differs, no normalisation)."""
+    import torch
+    from PIL import Image
+
+    arrays = [
+        np.asarray(im if im.size == (width, height) else im.resize((width, height), Image.LANCZOS))
+        for im in images
+    ]
+    pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
+    return (pixels.to(torch.float32) / 255.0).to(device=device, dtype=dtype)

@@ -1,4 +1,4 @@
-"""The per-frame pipeline: each frame denoised on its own by SD1.5 + ControlNet(s).
+"""The per-frame pipeline: each frame denoised on its own by SD1.5 or SDXL + ControlNet(s).
 
 Flicker is held down the only way a per-frame model allows: every frame starts from the same
 initial latent noise (drawn once from the seed) and the scheduler is deterministic, so frames
@@ -12,10 +12,12 @@ from typing import Iterator
 
 import numpy as np
 
-from .base import GenerationCancelled, GenerationRequest, Hooks, StopAtStep, to_uint8
+from ..families import SD15
+from .base import GenerationCancelled, GenerationRequest, Hooks, StopAtStep, control_tensor, to_uint8
 from .conditioning import identity_embeddings, text_embeddings
 
 TEMPORAL = False
+UNION_POSE, UNION_DEPTH = 0, 1  # ControlNet-Union control types (xinsir's order)
 
 
 def initial_noise(seed: int, width: int, height: int, vae_scale_factor: int, channels: int = 4):
@@ -43,6 +45,26 @@ def _controlnet_options(request: GenerationRequest) -> dict:
     )
 
 
+def _control_images(models, request: GenerationRequest, start: int, count: int) -> dict:
+    """Frames [start, start + count)'s control images, in the form the family's pipeline takes."""
+    poses = list(request.poses[start : start + count])
+    depths = None if request.depths is None else list(request.depths[start : start + count])
+    if models.union:  # one network, told which control each image is (xinsir: 0 openpose, 1 depth)
+        images = [poses] if depths is None else [poses, depths]
+        return dict(control_image=[_tensor(models, request, batch) for batch in images],
+                    control_mode=[UNION_POSE, UNION_DEPTH][: len(images)])
+    if depths is None:
+        return dict(image=poses)
+    if models.family == SD15:  # diffusers' nested form, one [pose, depth] per frame
+        return dict(image=[[p, d] for p, d in zip(poses, depths)])
+    # The SDXL pipeline takes one batch per ControlNet, and as tensors only.
+    return dict(image=[_tensor(models, request, poses), _tensor(models, request, depths)])
+
+
+def _tensor(models, request: GenerationRequest, images):
+    return control_tensor(images, request.width, request.height, models.device, models.dtype)
+
+
 def run(models, request: GenerationRequest, hooks: Hooks) -> Iterator[tuple[int, np.ndarray]]:
     import torch
 
@@ -55,7 +77,7 @@ def run(models, request: GenerationRequest, hooks: Hooks) -> Iterator[tuple[int,
     channels = pipe.unet.config.in_channels
     noise = initial_noise(params.seed, request.width, request.height, models.vae_scale_factor, channels)
     with torch.inference_mode():
-        prompt_embeds, negative_embeds = text_embeddings(pipe, request, models.device)
+        texts = text_embeddings(pipe, request, models.device)
         image_embeds = identity_embeddings(models, pipe, request, guidance)
     extra = _controlnet_options(request)
     if image_embeds is not None:
@@ -63,12 +85,6 @@ def run(models, request: GenerationRequest, hooks: Hooks) -> Iterator[tuple[int,
     done_before = 0
     for start in range(0, count, params.batch):
         n = min(params.batch, count - start)
-        chunk = request.poses[start : start + n]
-        # One control image per frame; with depth, diffusers' nested form: [[pose, depth], ...].
-        if request.depths is None:
-            image = list(chunk)
-        else:
-            image = [[p, d] for p, d in zip(chunk, request.depths[start : start + n])]
         latents = noise.expand(n, -1, -1, -1).to(device=models.device, dtype=models.dtype)
 
         def callback(diffusers_pipe, step_index, timestep, callback_kwargs, n=n, first=done_before):
@@ -83,9 +99,8 @@ def run(models, request: GenerationRequest, hooks: Hooks) -> Iterator[tuple[int,
         try:
             with torch.inference_mode(), fresh_conditioning(pipe.controlnet):
                 out = pipe(
-                    prompt_embeds=prompt_embeds[start : start + n],
-                    negative_prompt_embeds=negative_embeds.expand(n, -1, -1),
-                    image=image,
+                    **texts.pipeline_kwargs(start, n),
+                    **_control_images(models, request, start, n),
                     height=request.height,
                     width=request.width,
                     num_inference_steps=params.steps,

@@ -64,4 +64,4 @@ def test_each_control_image_is_embedded_once_per_call_and_nothing_is_kept(own_pi
     # Two pipeline calls (batch 2) of 4 steps with guidance: one embedding of 2 images each,
     # where diffusers alone embeds 4 images (both guidance halves) at every step.
     assert batches == [2, 2]
-    assert wrapper._input is None and wrapper._output is None
+    assert wrapper._entries == []
