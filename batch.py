@@ -195,6 +195,8 @@ def run_generate(args, scene, log=print) -> int:
         overwrite=args.overwrite, reference=args.reference.resolve() if args.reference else None,
         segment=args.segment,
     )
+    if args.preview:
+        request = generate_settings.as_preview(request)
     outcome = generate_job.GenerateOutcome()
     shown = None
     started = time.perf_counter()
@@ -224,7 +226,7 @@ def run_generate(args, scene, log=print) -> int:
     if args.compare:
         from .draw.compare_sheet import write_first_last_sheet
 
-        first, last = write_first_last_sheet(out_dir, args.compare, request.poses_dir)
+        first, last = write_first_last_sheet(request.out_dir, args.compare, request.poses_dir)
         log(f"posebridge: wrote {args.compare} (frames {first} and {last})")
     if args.save:
         bpy.ops.wm.save_as_mainfile(filepath=str(args.save.resolve()), copy=True)

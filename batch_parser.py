@@ -255,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--lora", dest="loras", action="append", type=_lora, default=[], metavar="FILE_OR_ID[:WEIGHT]",
                      help="a LoRA the backend applies (frames, animatediff; repeatable): a .safetensors file on the "
                      "backend's machine or a Hugging Face id, weight 1 unless given")
+    gen.add_argument("--preview", action="store_true",
+                     help="the fast preview: the backend's few-step LoRA per frame at half size, into --out's "
+                     "preview/ subfolder and a strip of its own (the final frames are left alone)")
     gen.add_argument("--out", required=True, type=Path, help="folder for frame_NNNN.png")
     gen.add_argument("--name", help="name of the VSE strip (default: the output folder's name)")
     gen.add_argument("--overwrite", action="store_true",

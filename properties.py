@@ -215,6 +215,15 @@ class POSEBRIDGE_PG_generate(bpy.types.PropertyGroup):
     )
     negative: StringProperty(name="Negative", description="What they should not show",
                              default="blurry, deformed, extra limbs")
+    quality: EnumProperty(
+        name="Quality",
+        items=(
+            ("FINAL", "Final", "The full render: the pipeline, steps and guidance set here, at the pose maps' size"),
+            ("PREVIEW", "Preview", "A whole shot in seconds: the backend's few-step LoRA (LCM) per frame at half "
+             "size, into the output folder's preview/ subfolder and a strip of its own"),
+        ),
+        default="FINAL",
+    )
     pipeline: EnumProperty(
         name="Pipeline", items=PIPELINE_ITEMS, default="AUTO",
         description="How the frames are made: as one video (AnimateDiff, Wan VACE) or each on its own "

@@ -70,6 +70,10 @@ class JobParams(_Strict):
         default_factory=list, max_length=16,
         description="frames and animatediff: LoRAs with their weights, loaded once and kept by the backend",
     )
+    preview: bool = Field(
+        False, description="the fast preview (/health 'preview'): per frame, with the backend's few-step LoRA,"
+        " steps and guidance instead of these; send half-size maps (or width/height)",
+    )
 
     @model_validator(mode="after")
     def _control_window(self):
@@ -190,6 +194,10 @@ class Health(BaseModel):
         " (lllyasviel's SD1.5 model) or xinsir (wider limbs, SDXL)"
     )
     loras: list[str] | None = Field(None, description="the LoRAs loaded so far (a job switches between them)")
+    preview: dict | None = Field(
+        None, description="the fast preview's LoRA, steps and guidance; null when this backend has none"
+    )
+    preview_unavailable: str | None = Field(None, description="why there is no fast preview, when one was asked for")
     version: str | None = None
     error: str | None = None
     extractors: list[str] | None = Field(

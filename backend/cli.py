@@ -36,6 +36,7 @@ from .models import (
 )
 
 SDXL_SPEC = FAMILY_SPECS[SDXL]
+from .preview import DEFAULT_PREVIEW_LORAS, PREVIEW_STEPS
 from .process_watch import process_alive_check, watch_parent
 from .scale.options import add_scale_flags, scale_options
 from .wan_model import DEFAULT_WAN_MODEL
@@ -119,7 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="Wan 2.1 VACE pipeline for the wan-vace pipeline (hub id or diffusers folder), loaded on its first"
         f" job, or 'none' (default {DEFAULT_WAN_MODEL}; Wan-AI/Wan2.1-VACE-14B-diffusers for 720p)",
     )
-    add("--model-config", help="diffusers-format folder holding a single-file --model's configuration")
+    add("--preview-lora",
+        help="the fast preview's few-step LoRA (file or Hugging Face id), loaded on the first preview job, or"
+        f" 'none' (default: LCM-LoRA, {DEFAULT_PREVIEW_LORAS[SD15]} or for SDXL {DEFAULT_PREVIEW_LORAS[SDXL]})")
+    add("--preview-steps", type=_positive_int, default=PREVIEW_STEPS,
+        help=f"denoising steps of a preview (default {PREVIEW_STEPS}; LCM-LoRA: 2-8)")
+    add("--model-config", help="diffusers-format folder holding a single-file --model's configuration"
+        " (default: the family's from the Hugging Face cache, else the bundled published one)")
     add("--controlnet-config", help="diffusers-format folder holding single-file ControlNets' configuration")
     add("--device", choices=DEVICES, default="auto")
     add("--dtype", choices=DTYPES, default="auto")
@@ -194,8 +201,8 @@ def _flag_model(value: str | None, current: str | None) -> str | None:
 
 def resolve_models(args, parser) -> dict:
     """The models to load (load_models' keyword arguments: model, pose_controlnet,
-    depth_controlnet, motion_adapter, ip_adapter, wan_model, union_controlnet, family) from the
-    flags and any model-set file.
+    depth_controlnet, motion_adapter, ip_adapter, wan_model, union_controlnet, preview_lora,
+    family) from the flags and any model-set file.
 
     A model-set folder names what it holds (what it leaves out is not loaded); otherwise the
     family's defaults. A flag wins over both; 'none' leaves that model out."""
@@ -216,6 +223,7 @@ def resolve_models(args, parser) -> dict:
         ip_adapter=spec.ip_adapter,
         wan_model=DEFAULT_WAN_MODEL,
         union_controlnet=None,
+        preview_lora=DEFAULT_PREVIEW_LORAS[family],
     )
     if model_set is not None:
         chosen.update(
@@ -225,10 +233,11 @@ def resolve_models(args, parser) -> dict:
             ip_adapter=model_set.ip_adapter,
             wan_model=model_set.wan_vace,
             union_controlnet=model_set.union,
+            preview_lora=model_set.preview_lora,
         )
     if args.pose_controlnet:
         chosen["pose_controlnet"] = args.pose_controlnet
-    for key in ("depth_controlnet", "motion_adapter", "ip_adapter", "wan_model", "union_controlnet"):
+    for key in ("depth_controlnet", "motion_adapter", "ip_adapter", "wan_model", "union_controlnet", "preview_lora"):
         chosen[key] = _flag_model(getattr(args, key), chosen[key])
     if args.union_controlnet and (args.pose_controlnet or args.depth_controlnet):
         parser.error("--union-controlnet takes pose and depth itself: leave out --pose-controlnet and"
@@ -290,7 +299,8 @@ def model_load(args, parser) -> ModelLoad:
         {key: name if key == "family" else _absolute(name) for key, name in chosen.items()},
         model_config=_absolute(args.model_config),
         controlnet_config=_absolute(args.controlnet_config),
-        options=dict(device=args.device, dtype=args.dtype, cpu_offload=args.cpu_offload, torch_compile=args.compile),
+        options=dict(device=args.device, dtype=args.dtype, cpu_offload=args.cpu_offload, torch_compile=args.compile,
+                     preview_steps=args.preview_steps),
         fallback_tiny_model=_absolute(args.fallback_tiny_model),
         family=chosen["family"],
     )

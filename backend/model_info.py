@@ -24,6 +24,8 @@ class ModelInfo:
     family: str = "sd15"
     pose_style: str = "controlnet"  # the pose maps' line widths its ControlNets read best
     loras: tuple[str, ...] = ()  # the LoRA sources loaded so far
+    preview: object | None = None  # a backend.preview.PreviewSetup, or None
+    preview_unavailable: str | None = None
 
     @property
     def default_pipeline(self) -> str:
@@ -45,6 +47,8 @@ class ModelInfo:
             family=loaded.family,
             pose_style=loaded.pose_style,
             loras=tuple(loaded.loras.loaded),
+            preview=loaded.preview,
+            preview_unavailable=loaded.preview_unavailable,
         )
 
     def health(self) -> dict:
@@ -61,4 +65,6 @@ class ModelInfo:
             "family": self.family,
             "pose_style": self.pose_style,
             "loras": list(self.loras),
+            "preview": self.preview.health() if self.preview is not None else None,
+            "preview_unavailable": self.preview_unavailable,
         }

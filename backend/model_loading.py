@@ -46,7 +46,7 @@ def load_tiny_fallback(directory, options: dict, family: str = SD15):
 
     directory = os.path.join(directory, SDXL) if family == SDXL else directory
     model_set = read_model_set(directory) if os.path.isdir(directory) else None
-    complete = model_set is not None and (family == SDXL or None not in (
+    complete = model_set is not None and model_set.preview_lora is not None and (family == SDXL or None not in (
         model_set.motion_adapter, model_set.ip_adapter, model_set.wan_vace))
     if not complete:  # absent, or written before the set had its adapters
         (write_tiny_sdxl_set if family == SDXL else write_tiny_model_set)(directory)
@@ -55,7 +55,8 @@ def load_tiny_fallback(directory, options: dict, family: str = SD15):
           file=sys.stderr, flush=True)
     pipe = load_models(model_set.base, model_set.openpose, model_set.depth, local_files_only=True,
                        motion_adapter=model_set.motion_adapter, ip_adapter=model_set.ip_adapter,
-                       wan_model=model_set.wan_vace, union_controlnet=model_set.union, **options)
+                       wan_model=model_set.wan_vace, union_controlnet=model_set.union,
+                       preview_lora=model_set.preview_lora, **options)
     pipe.models["fallback"] = "tiny"
     return pipe
 
@@ -71,11 +72,23 @@ def write_tiny_model_set(directory) -> Path:
 
     paths = make_tiny_model(directory)
     wan = make_tiny_wan(paths.root / "wan-vace")
+    preview = _tiny_preview_lora(paths, "StableDiffusionPipeline")
     rel = _relative(paths.root)
     return write_model_set(
         paths.root, rel(paths.base), rel(paths.openpose), rel(paths.depth),
         motion_adapter=rel(paths.motion_adapter), ip_adapter=rel(paths.ip_adapter), wan_vace=rel(wan),
+        preview_lora=rel(preview),
     )
+
+
+def _tiny_preview_lora(paths, pipeline_class: str) -> Path:
+    """A random LoRA for the tiny UNet, the tiny set's fast-preview LoRA (backend/tiny_lora.py)."""
+    import diffusers
+
+    from .tiny_lora import write_random_lora
+
+    unet = diffusers.UNet2DConditionModel.from_pretrained(paths.base / "unet")
+    return write_random_lora(getattr(diffusers, pipeline_class), unet, paths.root / "preview-lora.safetensors", 500)
 
 
 def write_tiny_sdxl_set(directory) -> Path:
@@ -84,6 +97,7 @@ def write_tiny_sdxl_set(directory) -> Path:
     from .tiny_sdxl import make_tiny_sdxl
 
     paths = make_tiny_sdxl(directory)
+    preview = _tiny_preview_lora(paths, "StableDiffusionXLPipeline")
     rel = _relative(paths.root)
     return write_model_set(paths.root, rel(paths.base), rel(paths.openpose), rel(paths.depth),
-                           ip_adapter=rel(paths.ip_adapter))
+                           ip_adapter=rel(paths.ip_adapter), preview_lora=rel(preview))

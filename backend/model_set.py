@@ -4,8 +4,9 @@
      "motion_adapter": "motion-adapter", "ip_adapter": "ip-adapter", "wan_vace": "wan-vace"}
 
 Paths are relative to the folder holding the file ("depth", "motion_adapter", "ip_adapter",
-"wan_vace" and "union" may be null or left out). "union": an SDXL ControlNet-Union loaded
-instead of "openpose" and "depth". The family is read from the base model itself. ``serve --model DIR``
+"wan_vace", "union" and "preview_lora" may be null or left out). "union": an SDXL
+ControlNet-Union loaded instead of "openpose" and "depth"; "preview_lora": the fast preview's
+few-step LoRA file. The family is read from the base model itself. ``serve --model DIR``
 with such a folder loads that set; make-tiny-model writes one beside the tiny models.
 """
 
@@ -28,22 +29,24 @@ class ModelSet:
     ip_adapter: str | None = None
     wan_vace: str | None = None
     union: str | None = None
+    preview_lora: str | None = None
 
 
-_OPTIONAL = ("depth", "motion_adapter", "ip_adapter", "wan_vace", "union")
+_OPTIONAL = ("depth", "motion_adapter", "ip_adapter", "wan_vace", "union", "preview_lora")
 
 
 def write_model_set(
     directory, base: str, openpose: str, depth: str | None,
     motion_adapter: str | None = None, ip_adapter: str | None = None, wan_vace: str | None = None,
-    union: str | None = None,
+    union: str | None = None, preview_lora: str | None = None,
 ) -> Path:
     """Write the file naming these subfolders (relative to ``directory``); return its path."""
     path = Path(directory) / MODEL_SET_FILE
     body = {"base": base, "openpose": openpose, "depth": depth, "motion_adapter": motion_adapter,
             "ip_adapter": ip_adapter, "wan_vace": wan_vace}
-    if union is not None:
-        body["union"] = union
+    for key, value in (("union", union), ("preview_lora", preview_lora)):
+        if value is not None:
+            body[key] = value
     path.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
     return path
 

@@ -40,6 +40,7 @@ from .model_files import (
     offline_from_env,
 )
 from .pipelines.base import ANIMATEDIFF, FRAMES, WAN_VACE, ModelNotAvailableError
+from .preview import PREVIEW_STEPS, PreviewSetup, preview_unavailable
 
 # SD1.5's, the family served when none is asked for (backend.families has SDXL's).
 DEFAULT_MODEL = FAMILY_SPECS[SD15].model
@@ -85,6 +86,9 @@ class LoadedModels:
     loras: LoraSet = field(default_factory=LoraSet)  # the LoRAs loaded so far (backend.loras)
     family: str = SD15
     union: bool = False
+    preview: PreviewSetup | None = None  # the fast preview (backend.preview), None: none
+    preview_unavailable: str | None = None  # why not, when one was asked for
+    preview_pipes: dict = field(default_factory=dict)  # id(final pipeline) -> its LCM twin
 
     @property
     def has_depth(self) -> bool:
@@ -185,6 +189,8 @@ def load_models(
     wan_model: str | None = None,
     family: str | None = None,
     union_controlnet: str | None = None,
+    preview_lora: str | None = None,
+    preview_steps: int = PREVIEW_STEPS,
 ) -> LoadedModels:
     """Load the base model, its ControlNets and the optional adapters once; return them ready.
 
@@ -214,6 +220,10 @@ def load_models(
     when they do not say). The ControlNets must be of the same family (ValueError naming both).
     union_controlnet: an SDXL ControlNet-Union (hub id or folder) taking the pose and the depth
     images itself, instead of pose_controlnet and depth_controlnet.
+
+    preview_lora: the fast preview's few-step LoRA (file or hub id; backend.preview), loaded on the
+    first preview job, run with preview_steps LCM steps; left out (``preview_unavailable`` says
+    why) when it cannot be had from here. None: no preview.
     """
     from diffusers.models.attention_processor import AttnProcessor2_0
 
@@ -307,6 +317,10 @@ def load_models(
         family=family.name,
         union=bool(union_controlnet),
     )
+    if preview_lora:
+        loaded.preview_unavailable = preview_unavailable(preview_lora, local_files_only, cache_dir)
+        if loaded.preview_unavailable is None:
+            loaded.preview = PreviewSetup(preview_lora, steps=preview_steps)
     if union_controlnet:  # named only when there is one: earlier jobs' settings stay the same
         loaded.models["union_controlnet"] = union_controlnet
     if wan_model:

@@ -37,7 +37,7 @@ from .job_input import BadJobInput, decode_frames, decode_reference, frame_size
 from .jobs import JobQueue, QueueFull
 from .loras import missing_local_file
 from .model_info import ModelInfo
-from .pipelines import ANIMATEDIFF, WAN_VACE, GenerateParams, animatediff, is_temporal, wan_vace
+from .pipelines import ANIMATEDIFF, FRAMES, WAN_VACE, GenerateParams, animatediff, is_temporal, wan_vace
 
 
 @dataclass
@@ -123,6 +123,9 @@ class _Backend:
 
 def _check_params(params: GenerateParams, pipe: ModelInfo) -> None:
     """400 naming a parameter these models cannot honour."""
+    if params.preview and pipe.preview is None:
+        why = pipe.preview_unavailable or "it was started with --preview-lora none"
+        raise HTTPException(400, f"params.preview: this backend has no fast preview ({why})")
     if params.pipeline not in pipe.pipelines:
         raise HTTPException(
             400,
@@ -273,8 +276,8 @@ def create_app(
         values = request.params.model_dump()
         if values["batch"] is None:
             values["batch"] = limits.default_batch
-        if values["pipeline"] is None:
-            values["pipeline"] = info.default_pipeline
+        if values["pipeline"] is None or values["preview"]:  # a preview runs per frame (backend.preview)
+            values["pipeline"] = FRAMES if values["preview"] else info.default_pipeline
         values["loras"] = tuple((lora["source"], lora["weight"]) for lora in values["loras"])
         params = GenerateParams(**values)
         _check_params(params, info)

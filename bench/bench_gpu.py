@@ -25,7 +25,9 @@ a check that the path works, whose figures are not judged against the targets.
 
 First, Wan 2.1 VACE 1.3B (bench/bench_gpu_wan.py, issue 11): its transformer at 480x832, 81
 frames, two forwards a step (classifier-free guidance), and the VAE decode of a segment, under
-"wan" in the JSON (--wan only: nothing else; --wan off: skipped).
+"wan" in the JSON (--wan only: nothing else; --wan off: skipped). Then SDXL + two ControlNets at
+1024x1024 and its fast preview (bench/bench_gpu_sdxl.py, issue 14), under "sdxl" (--sdxl only /
+off likewise).
 
 A case that fails is reported and the next one runs; the exit status is then 1. Progress lines carry the seconds
 since the start, and --out-json is rewritten after every case.
@@ -229,6 +231,9 @@ def main(argv=None) -> int:
     parser.add_argument("--video-frames", type=int, nargs="+")
     parser.add_argument("--wan", choices=("first", "only", "off"), default="first",
                         help="Wan 2.1 VACE 1.3B before the SD1.5 cases (default), alone, or not at all")
+    parser.add_argument("--sdxl", choices=("first", "only", "off"), default="first",
+                        help="SDXL + ControlNets at 1024x1024 and its preview (after Wan) before the SD1.5 cases"
+                             " (default), alone, or not at all")
     args = parser.parse_args(argv)
     log = Clock()
 
@@ -262,6 +267,14 @@ def main(argv=None) -> int:
         print_wan(figures["wan"])
         if args.wan == "only":
             return 1 if any("error" in case for case in figures["wan"]["cases"]) else 0
+    if args.sdxl != "off":
+        from bench_gpu_sdxl import print_sdxl, run_sdxl
+
+        figures["sdxl"] = run_sdxl(args.tiny, device, log)
+        save()
+        print_sdxl(figures["sdxl"])
+        if args.sdxl == "only":
+            return 1 if any("error" in case for case in figures["sdxl"]["cases"]) else 0
     temporary = None
     model_dir = args.models
     if model_dir is None:
@@ -306,7 +319,8 @@ def main(argv=None) -> int:
         save()
     if temporary is not None:
         temporary.cleanup()
-    failed = [c["case"] for c in figures["cases"] + figures.get("wan", {}).get("cases", []) if "error" in c]
+    failed = [c["case"] for c in figures["cases"] + figures.get("wan", {}).get("cases", [])
+              + figures.get("sdxl", {}).get("cases", []) if "error" in c]
     log(f"done{'; FAILED: ' + ', '.join(failed) if failed else ''}")
     return 1 if failed else 0
 

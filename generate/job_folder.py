@@ -92,6 +92,7 @@ def generation_settings(
     (its 81-frame segment, pose or pose over depth), so asking for them by name is the same.
     Only the models a pipeline runs count: Wan VACE's frames depend on the Wan model alone, the
     SD1.5 pipelines' on everything but it (a backend started with or without Wan leaves them be).
+    A preview's steps and guidance are the backend's (its /health "preview", recorded instead).
     """
     merged = {**PARAM_DEFAULTS, **(params or {})}
     merged["pipeline"] = effective_pipeline(params, health)
@@ -111,6 +112,10 @@ def generation_settings(
             merged.pop(key, None)
     if pipeline == WAN_VACE and merged.get("vace_control") is None:
         merged["vace_control"] = "pose_over_depth" if uses_depth else "pose"
+    if merged.get("preview"):  # the backend's few-step LoRA, steps and guidance make a preview's pixels
+        merged.pop("steps", None)
+        merged.pop("guidance", None)
+        merged["preview"] = health.get("preview") or True
     if "loras" in merged:
         merged["loras"] = lora_settings(merged["loras"])
     for key in _FLOAT_PARAMS & merged.keys():

@@ -56,11 +56,12 @@ def request_from_settings(context) -> generate_job.GenerateRequest:
         generate_settings.panel_pipeline(settings.pipeline), settings.context_length,
         settings.context_stride, settings.identity_scale, resolution=settings.wan_resolution,
         vace_control=generate_settings.panel_vace_control(settings.vace_control)))
-    return generate_job.GenerateRequest(
+    request = generate_job.GenerateRequest(
         backend_url=url, token=token, params=params, strip_name=settings.name.strip() or "PoseBridge",
         out_dir=output_folder(settings.output_dir, "output folder"), overwrite=settings.overwrite,
         reference=generate_settings.reference_path(settings.reference), segment=settings.segment or None,
     )
+    return generate_settings.as_preview(request) if settings.quality == "PREVIEW" else request
 
 
 def _described(health: dict) -> str:

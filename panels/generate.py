@@ -4,6 +4,7 @@ from __future__ import annotations
 import bpy
 
 from .. import preferences
+from ..generate import families
 from ..operators.adherence import report_summary
 from .pose_maps import _SidebarPanel
 
@@ -30,6 +31,9 @@ class POSEBRIDGE_PT_generate(_SidebarPanel, bpy.types.Panel):
         row.operator("posebridge.stop_backend", icon="PAUSE", text="")
         layout.prop(settings, "prompt")
         layout.prop(settings, "negative")
+        layout.row(align=True).prop(settings, "quality", expand=True)
+        if settings.quality == "PREVIEW":
+            _draw_preview(layout)
         layout.prop(settings, "pipeline")
         if settings.pipeline == "WAN_VACE":
             _draw_wan(layout, context, settings)
@@ -52,6 +56,19 @@ class POSEBRIDGE_PT_generate(_SidebarPanel, bpy.types.Panel):
         row.operator("posebridge.export_video", icon="FILE_MOVIE")
         row.operator("posebridge.compare_sheet", icon="IMAGE_DATA")
         _draw_adherence(layout, context, settings)
+
+
+def _draw_preview(layout) -> None:
+    """What a preview will run, as the backend last said."""
+    health = families.seen_health()
+    preview = (health or {}).get("preview")
+    if health is None:
+        text = "Preview: the backend's few-step LoRA, half size, into preview/"
+    elif preview:
+        text = f"Preview: {preview['steps']} steps with {preview['lora'].split('/')[-1]}, half size, into preview/"
+    else:
+        text = f"No preview on this backend: {health.get('preview_unavailable') or 'no preview LoRA'}"
+    layout.label(text=text, icon="INFO" if health is None or preview else "ERROR")
 
 
 def _draw_adherence(layout, context, settings) -> None:

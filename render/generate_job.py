@@ -35,7 +35,7 @@ from ..draw.png import png_size
 from . import pose_map_run, pose_maps, vse
 from .camera import render_size
 from .job_steps import Waiting
-from .generate_settings import SettingsError
+from .generate_settings import SettingsError, half_size
 from .pose_maps import JobError
 
 # The share of the progress bar the pose maps take when Generate renders them first.
@@ -58,6 +58,7 @@ class GenerateRequest:
     overwrite: bool = False
     reference: Path | None = None  # the character's identity reference (a PNG), or none
     segment: int | None = None  # temporal pipelines: frames per job; None: the pipeline's default
+    preview: bool = False  # the fast preview: maps at half size (generate_settings.as_preview)
 
 
 @dataclass
@@ -133,6 +134,9 @@ def check_backend_can(params: dict, reference: Path | None, health: dict, url: s
     pipeline it lacks, a reference without an IP-Adapter for the SD1.5 pipelines, a longer
     context than its motion module sees, Auto meaning Wan with a segment too short for it). A
     backend whose /health predates pipelines is left to answer for itself."""
+    if params.get("preview") and not health.get("preview"):
+        why = health.get("preview_unavailable") or "it has no preview LoRA (serve --preview-lora)"
+        raise SettingsError(f"the backend at {url} has no fast preview: {why}")
     pipeline = effective_pipeline(params, health)
     offered = health.get("pipelines")
     if offered is not None and pipeline not in offered:
@@ -195,15 +199,19 @@ def _render_pose_maps(scene, poses_dir: Path, pose_settings: dict):
     return job
 
 
-def fit_to_backend(scene, pose_settings: dict, health: dict, outcome: GenerateOutcome) -> dict:
+def fit_to_backend(scene, pose_settings: dict, health: dict, outcome: GenerateOutcome,
+                   preview: bool = False) -> dict:
     """Generate's pose-map settings for this backend: an SDXL one gets its maps at the SDXL size
     nearest the render's aspect (when the size follows the scene), and "auto" line widths its
-    pose style. What changed is noted for the report."""
+    pose style; a preview, half that size. What changed is noted for the report."""
     settings = dict(pose_settings)
     size = families.map_size_for(health, render_size(scene), settings.get("resolution"))
     if size != settings.get("resolution"):
         settings["resolution"] = size
         outcome.notes.append(f"pose maps at {size[0]}x{size[1]}, SDXL's size for this aspect")
+    if preview:
+        settings["resolution"] = half_size(*(settings.get("resolution") or render_size(scene)))
+        outcome.notes.append("preview at {}x{}".format(*settings["resolution"]))
     if settings.get("line_widths") == families.AUTO:
         widths = families.line_widths_for(families.AUTO, health)
         settings["line_widths"] = widths
@@ -261,7 +269,7 @@ def generate_steps(scene, request: GenerateRequest, outcome: GenerateOutcome, po
         except BackendError as error:
             raise JobError(str(error)) from None
         families.remember(health)
-        pose_settings = fit_to_backend(scene, pose_settings, health, outcome)
+        pose_settings = fit_to_backend(scene, pose_settings, health, outcome, preview=request.preview)
         request.poses_dir = out_dir / "poses"
         job = yield from _render_pose_maps(scene, request.poses_dir, pose_settings)
         frames = job.frames
@@ -273,6 +281,9 @@ def generate_steps(scene, request: GenerateRequest, outcome: GenerateOutcome, po
     size = png_size(controls[0].pose)
     if size is None:
         raise JobError(f"{controls[0].pose} is not a PNG image")
+    if request.preview and pose_settings is None and "width" not in request.params:  # maps made at full size
+        width, height = half_size(*size)
+        request.params = {**request.params, "width": width, "height": height}
     request.params = multiple_of_8(request.params, *size)
     outcome.frames_total = len(controls)
 

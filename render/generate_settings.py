@@ -6,6 +6,7 @@ Blender glue (paths relative to the .blend), kept apart from the job itself
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import bpy
@@ -83,3 +84,23 @@ def reference_path(text: str) -> Path | None:
         raise SettingsError(f"the identity reference {text} is relative to the .blend: save the .blend "
                             "first or choose an absolute path")
     return Path(bpy.path.abspath(text))
+
+
+PREVIEW_FOLDER = "preview"
+# What a preview does not read: it runs the frames pipeline, whatever the panel's pipeline is.
+_NOT_FOR_PREVIEW = ("pipeline", "context_length", "context_stride", "resolution", "vace_control")
+
+
+def as_preview(request):
+    """The Generate request as the fast preview (backend/preview.py): the frames pipeline with
+    the backend's few-step LoRA, steps and guidance, at half size, into the output folder's
+    preview/ subfolder and a strip of its own, so the final frames are never touched."""
+    params = {k: v for k, v in request.params.items() if k not in _NOT_FOR_PREVIEW}
+    params.update(preview=True, pipeline="frames")
+    return replace(request, params=params, out_dir=Path(request.out_dir) / PREVIEW_FOLDER,
+                   strip_name=f"{request.strip_name} (preview)", segment=None, preview=True)
+
+
+def half_size(width: int, height: int) -> tuple[int, int]:
+    """Half of a size, to multiples of 8 (what Stable Diffusion needs)."""
+    return max(8, round(width / 16) * 8), max(8, round(height / 16) * 8)

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from .. import preview
 from . import animatediff, frames, wan_vace
 from .base import (
     ANIMATEDIFF,
@@ -140,6 +141,8 @@ def generate(
     so far is final.
     """
     params = params or GenerateParams()
+    if params.preview:
+        params = preview.job_params(models, params)
     request = make_request(
         models, pose_frames, depth_frames, params, reference=reference, frame_numbers=frame_numbers, known=known
     )

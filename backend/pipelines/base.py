@@ -76,6 +76,8 @@ class GenerateParams:
     batch: frames per UNet call (frames pipeline).
     loras: (source, weight) pairs: LoRA files or Hugging Face ids, loaded once per backend
     (backend.loras); frames and animatediff only.
+    preview: run as the backend's fast preview (backend.preview): the per-frame pipeline with its
+    few-step LoRA, steps and guidance instead of these.
     """
 
     prompt: str = ""
@@ -101,6 +103,7 @@ class GenerateParams:
     vace_control: str | None = None
     segment: int | None = None
     loras: tuple = ()  # ((source, weight), ...): backend.loras
+    preview: bool = False  # the fast preview: few steps with the preview LoRA (backend.preview)
 
     def __post_init__(self) -> None:
         # One shape however it came (a job record's JSON gives lists); checked by validate().
@@ -164,6 +167,8 @@ class GenerateParams:
                 raise ValueError(f"{name} must be a positive multiple of 8 (got {value!r})")
         self.prompt_schedule()  # raises on a malformed schedule
         self.lora_choices()  # raises on a malformed LoRA entry
+        if not isinstance(self.preview, bool):
+            raise ValueError(f"preview must be true or false (got {self.preview!r})")
         if self.loras and self.pipeline == WAN_VACE:
             raise ValueError("loras are for the SD1.5 pipelines (frames, animatediff), not wan-vace")
 

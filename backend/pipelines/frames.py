@@ -13,6 +13,7 @@ from typing import Iterator
 import numpy as np
 
 from ..families import SD15
+from ..preview import preview_pipe
 from .base import GenerationCancelled, GenerationRequest, Hooks, StopAtStep, control_tensor, to_uint8
 from .conditioning import identity_embeddings, text_embeddings
 
@@ -72,6 +73,8 @@ def run(models, request: GenerationRequest, hooks: Hooks) -> Iterator[tuple[int,
 
     params = request.params
     pipe = models.pose_pipe if request.depths is None else models.pose_depth_pipe
+    if params.preview:  # the same modules with the few-step scheduler (backend.preview)
+        pipe = preview_pipe(models, pipe)
     guidance = params.guidance > 1.0
     count = len(request.poses)
     channels = pipe.unet.config.in_channels

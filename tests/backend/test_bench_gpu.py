@@ -62,6 +62,13 @@ def test_tiny_run_writes_sane_figures(tmp_path):
     assert wan["segment"]["seconds"] == pytest.approx(
         transformer["seconds_per_segment"] + cases["wan vae decode fp32"]["seconds"], abs=0.02)
     assert "Wan 2.1 VACE 1.3B" in done.stdout
+    # SDXL ran after Wan, on the tiny SDXL set: the full settings and the preview, both timed.
+    sdxl = {case["case"]: case for case in figures["sdxl"]["cases"]}
+    assert set(sdxl) == {"sdxl frames 128 batch 2", "sdxl preview 64 batch 4"}
+    assert not any("error" in case for case in sdxl.values())
+    assert sdxl["sdxl preview 64 batch 4"]["counters"]["unet_calls"] == 1, "4 frames in one batch of 4"
+    assert figures["sdxl"]["target"]["pass"] is None and figures["sdxl"]["preview_ratio"] > 0
+    assert "preview >= 5x" in done.stdout
 
 
 def test_wan_pipeline_bench_runs_a_jobs_path_on_the_tiny_model(tmp_path):

@@ -625,7 +625,7 @@ def test_token_from_environment_and_model_set_resolution(monkeypatch, tmp_path):
     assert args.token == "from-env"
     keys = ("model", "pose_controlnet", "depth_controlnet", "motion_adapter")
     expected = dict(zip(keys, (str((tmp_path / n).resolve()) for n in "bpdm")), ip_adapter=None, wan_model=None,
-                    union_controlnet=None, family="sd15")
+                    union_controlnet=None, preview_lora=None, family="sd15")
     assert resolve_models(args, parser) == expected  # the set names no IP-Adapter nor Wan: none is loaded
     args = parser.parse_args(["serve", "--model", str(tmp_path), "--depth-controlnet", "none",
                               "--motion-adapter", "none", "--ip-adapter", str(tmp_path / "d")])

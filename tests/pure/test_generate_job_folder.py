@@ -313,3 +313,18 @@ def test_plan_checks_its_inputs(tmp_path):
         plan(tmp_path / "out", {}, [ControlFrame(1, pose), ControlFrame(1, pose)])
     with pytest.raises(ControlFolderError, match="cannot be read"):
         plan(tmp_path / "out", {}, [ControlFrame(2, tmp_path / "pose_0002.png")])
+
+
+def test_a_previews_pixels_are_the_backends_preview_settings_not_the_panels_steps():
+    def digest(params, health=HEALTH):
+        return job_folder.settings_hash(generation_settings(params, health, False))
+
+    lcm = {**HEALTH, "preview": {"lora": "latent-consistency/lcm-lora-sdv1-5", "steps": 4, "guidance": 1.0}}
+    preview = {"preview": True, "pipeline": "frames"}
+    assert digest({**preview, "steps": 30, "guidance": 9.0}, lcm) == digest(preview, lcm), "the backend's steps run"
+    assert digest(preview, lcm) != digest({"pipeline": "frames"}, lcm), "a preview is not the final"
+    other = {**lcm, "preview": {**lcm["preview"], "steps": 6}}
+    assert digest(preview, other) != digest(preview, lcm), "another preview LoRA or step count: stale"
+    # A backend that learnt of previews leaves final frames' settings as they were.
+    assert digest({"seed": 3}, lcm) == digest({"seed": 3}, HEALTH)
+    assert generation_settings(preview, lcm, False)["params"]["preview"] == lcm["preview"]
