@@ -325,13 +325,14 @@ class POSEBRIDGE_PG_scene(bpy.types.PropertyGroup):
     face: BoolProperty(name="Face", default=True, description="Draw and write the face landmarks")
     line_widths: EnumProperty(
         name="Line widths",
+        # Numbered: a saved .blend keeps the number, and "auto" came after the other three.
         items=(
             ("auto", "Match Backend", "The widths the generation backend's openpose ControlNet was trained on: "
-             "ControlNet's for SD1.5, wider sticks for SDXL (Generate asks the backend first)"),
-            ("controlnet", "ControlNet", "Exactly as ControlNet's openpose preprocessor draws (SD1.5 models)"),
+             "ControlNet's for SD1.5, wider sticks for SDXL (Generate asks the backend first)", 3),
+            ("controlnet", "ControlNet", "Exactly as ControlNet's openpose preprocessor draws (SD1.5 models)", 0),
             ("xinsir", "SDXL (wider sticks)", "Wider limbs at high resolutions, as newer SDXL openpose "
-             "models (xinsir) were trained"),
-            ("proportional", "Proportional", "Every line and dot scaled with the image size (512 px = 1x)"),
+             "models (xinsir) were trained", 1),
+            ("proportional", "Proportional", "Every line and dot scaled with the image size (512 px = 1x)", 2),
         ),
         default="auto",
     )

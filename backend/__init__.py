@@ -6,8 +6,13 @@ zip leaves it out (blender_manifest.toml). Modules:
 - ``tiny_model``: ``make_tiny_model(dir)`` writes a tiny random-weight SD1.5-architecture model
   set (base pipeline, openpose and depth ControlNets, motion adapter, IP-Adapter) in diffusers
   format, for offline runs and tests.
+- ``tiny_sdxl``: the same for the SDXL architecture (two text encoders, separate and union
+  ControlNets, motion adapter, SDXL IP-Adapter).
 - ``models``: ``load_models(...)`` loads the base model, ControlNets, motion adapter and
-  IP-Adapter once, sharing their components between pipelines.
+  IP-Adapter once, sharing their components between pipelines; ``families`` (SD1.5 / SDXL:
+  defaults, classes, which family a model is), ``model_files`` and ``single_file_config`` (one
+  model from a hub id, folder or single file, its configuration found offline:
+  ``published_configs``, ``configs/``), ``loras`` (LoRAs per job), ``preview`` (the fast preview).
 - ``pipelines``: ``generate(models, pose_frames, depth_frames, params)``; one module per pipeline
   (``frames``, ``animatediff``) behind one interface (``pipelines/base.py``), with context windows,
   prompt travel and the identity reference shared.

@@ -26,13 +26,15 @@ def motion_scheduler(base_scheduler):
 
 
 def motion_pipeline(pose_pipe, name: str, common: dict):
-    """An AnimateDiffPipeline over the base pipeline's components and the motion adapter."""
-    from diffusers import AnimateDiffPipeline, MotionAdapter
+    """An AnimateDiff pipeline (SDXL's for an SDXL base) over the base pipeline's components and
+    the motion adapter."""
+    from diffusers import AnimateDiffPipeline, AnimateDiffSDXLPipeline, MotionAdapter
 
     adapter = from_pretrained(MotionAdapter, name, **common)
+    cls = AnimateDiffSDXLPipeline if getattr(pose_pipe, "text_encoder_2", None) is not None else AnimateDiffPipeline
     # dtype: from_pipe casts the whole new pipeline, the shared VAE and text encoder included,
     # to float32 unless told otherwise.
-    motion_pipe = AnimateDiffPipeline.from_pipe(
+    motion_pipe = cls.from_pipe(
         pose_pipe, motion_adapter=adapter, scheduler=motion_scheduler(pose_pipe.scheduler), dtype=common["dtype"]
     )
     share_spatial_weights(motion_pipe.unet, pose_pipe.unet)

@@ -246,9 +246,11 @@ def resolve_models(args, parser) -> dict:
         if family != SDXL:
             parser.error(f"--union-controlnet: a ControlNet-Union is an SDXL model, the base model is {family}")
         chosen["pose_controlnet"] = chosen["depth_controlnet"] = None
-    if chosen["motion_adapter"] and spec.motion_adapter is None:
-        parser.error(f"--motion-adapter: the animatediff pipeline is not offered for {family} models here"
-                     " (its pipelines: frames, wan-vace)")
+    if chosen["union_controlnet"] and chosen["motion_adapter"]:
+        if args.motion_adapter:
+            parser.error("--motion-adapter: the animatediff pipeline runs separate pose and depth ControlNets,"
+                         " not a ControlNet-Union")
+        chosen["motion_adapter"] = None  # a union serves frames (and wan-vace) only
     for key, name in chosen.items():
         if _missing_local_model(name):
             flag = "--" + key.replace("_", "-")

@@ -23,7 +23,7 @@ class Family:
     model: str
     pose_controlnet: str
     depth_controlnet: str
-    motion_adapter: str | None  # None: the family has no animatediff pipeline here yet
+    motion_adapter: str  # the AnimateDiff motion adapter of the family
     ip_adapter: str
     ip_adapter_subfolder: str
     ip_adapter_weights: str
@@ -49,7 +49,7 @@ FAMILY_SPECS = {
         model="stabilityai/stable-diffusion-xl-base-1.0",
         pose_controlnet="xinsir/controlnet-openpose-sdxl-1.0",
         depth_controlnet="diffusers/controlnet-depth-sdxl-1.0",
-        motion_adapter=None,
+        motion_adapter="guoyww/animatediff-motion-adapter-sdxl-beta",
         ip_adapter="h94/IP-Adapter",
         ip_adapter_subfolder="sdxl_models",
         # The ViT-H variant: the same image encoder as SD1.5's (models/image_encoder).

@@ -46,8 +46,10 @@ def load_tiny_fallback(directory, options: dict, family: str = SD15):
 
     directory = os.path.join(directory, SDXL) if family == SDXL else directory
     model_set = read_model_set(directory) if os.path.isdir(directory) else None
-    complete = model_set is not None and model_set.preview_lora is not None and (family == SDXL or None not in (
-        model_set.motion_adapter, model_set.ip_adapter, model_set.wan_vace))
+    wanted = (model_set.motion_adapter, model_set.ip_adapter, model_set.preview_lora) if model_set else ()
+    if family == SD15 and model_set is not None:
+        wanted += (model_set.wan_vace,)
+    complete = model_set is not None and None not in wanted
     if not complete:  # absent, or written before the set had its adapters
         (write_tiny_sdxl_set if family == SDXL else write_tiny_model_set)(directory)
         model_set = read_model_set(directory)
@@ -93,11 +95,13 @@ def _tiny_preview_lora(paths, pipeline_class: str) -> Path:
 
 def write_tiny_sdxl_set(directory) -> Path:
     """make_tiny_sdxl, plus the posebridge-models.json naming its folders (the separate pose and
-    depth ControlNets; its ControlNet-Union is in controlnet-union/, for --union-controlnet)."""
+    depth ControlNets, motion adapter, IP-Adapter and preview LoRA; its ControlNet-Union is in
+    controlnet-union/, for --union-controlnet)."""
     from .tiny_sdxl import make_tiny_sdxl
 
     paths = make_tiny_sdxl(directory)
     preview = _tiny_preview_lora(paths, "StableDiffusionXLPipeline")
     rel = _relative(paths.root)
     return write_model_set(paths.root, rel(paths.base), rel(paths.openpose), rel(paths.depth),
-                           ip_adapter=rel(paths.ip_adapter), preview_lora=rel(preview))
+                           motion_adapter=rel(paths.motion_adapter), ip_adapter=rel(paths.ip_adapter),
+                           preview_lora=rel(preview))

@@ -279,9 +279,9 @@ def load_models(
 
     motion_pipe = None
     if motion_adapter:
-        if family.motion_adapter is None:
-            raise ValueError(f"the animatediff pipeline is not offered for {family.name} models here"
-                             " (serve --motion-adapter none)")
+        if union_controlnet:
+            raise ValueError("the animatediff pipeline runs separate pose and depth ControlNets, not a"
+                             " ControlNet-Union (serve --motion-adapter none, or without --union-controlnet)")
         motion_pipe = motion_pipeline(pose_pipe, motion_adapter, common)
     if ip_adapter:
         load_ip_adapter([pose_pipe, motion_pipe], ip_adapter, common, family)

@@ -263,7 +263,7 @@ def make_tiny_model(directory: str | os.PathLike, seed: int = 0) -> TinyModelPat
     write_vocab_files(paths.base / "tokenizer")
     _controlnet(unet, seed + 100).save_pretrained(paths.openpose)
     _controlnet(unet, seed + 200).save_pretrained(paths.depth)
-    _motion_adapter(seed + 300).save_pretrained(paths.motion_adapter)
+    tiny_motion_adapter(seed + 300).save_pretrained(paths.motion_adapter)
     _write_ip_adapter(unet, paths.ip_adapter, seed + 400)
     return paths
 
@@ -272,7 +272,7 @@ MOTION_MAX_FRAMES = 32  # as the published AnimateDiff v1.5 adapters (positional
 IMAGE_EMBED_DIM = 32  # the tiny CLIP image encoder's projection size
 
 
-def _motion_adapter(seed: int):
+def tiny_motion_adapter(seed: int, **extra):
     """A MotionAdapter for the tiny UNet whose temporal attention is live (not zero-initialised)."""
     import torch
     from diffusers import MotionAdapter
@@ -284,6 +284,7 @@ def _motion_adapter(seed: int):
         motion_norm_num_groups=8,
         motion_num_attention_heads=2,
         motion_max_seq_length=MOTION_MAX_FRAMES,
+        **extra,
     )
     generator = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():

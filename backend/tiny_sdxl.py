@@ -12,6 +12,8 @@
                                 network, the control type as an input)
     dir/ip-adapter/             laid out as h94/IP-Adapter for SDXL: sdxl_models/
                                 ip-adapter_sdxl_vit-h.safetensors and models/image_encoder/
+    dir/motion-adapter/         an AnimateDiff MotionAdapter for that UNet (no mid-block motion
+                                module, as AnimateDiff's SDXL beta adapter)
 
 Same classes and wiring as SDXL 1.0 (two tokenizers, concatenated hidden states, pooled text
 embedding and time ids into the UNet's added embedding), only with a handful of channels, so a
@@ -33,6 +35,7 @@ from .tiny_model import (
     build_tokenizer,
     make_control_path_live,
     text_config,
+    tiny_motion_adapter,
     tiny_vae,
     write_image_encoder,
     write_ip_adapter_weights,
@@ -75,6 +78,7 @@ class TinySdxlPaths:
     depth: Path
     union: Path
     ip_adapter: Path
+    motion_adapter: Path
 
 
 def make_tiny_sdxl(directory: str | os.PathLike, seed: int = 0) -> TinySdxlPaths:
@@ -85,7 +89,7 @@ def make_tiny_sdxl(directory: str | os.PathLike, seed: int = 0) -> TinySdxlPaths
 
     root = Path(directory)
     paths = TinySdxlPaths(root, root / "base", root / "controlnet-openpose", root / "controlnet-depth",
-                          root / "controlnet-union", root / "ip-adapter")
+                          root / "controlnet-union", root / "ip-adapter", root / "motion-adapter")
     tokenizer = build_tokenizer()
     torch.manual_seed(seed)
     text_encoder = CLIPTextModel(text_config(tokenizer))
@@ -111,6 +115,7 @@ def make_tiny_sdxl(directory: str | os.PathLike, seed: int = 0) -> TinySdxlPaths
     _union_controlnet(unet, seed + 300).save_pretrained(paths.union)
     write_image_encoder(paths.ip_adapter / "models" / "image_encoder", seed + 400)
     write_ip_adapter_weights(unet, paths.ip_adapter / IP_ADAPTER_WEIGHTS, seed + 401)
+    tiny_motion_adapter(seed + 500, use_motion_mid_block=False).save_pretrained(paths.motion_adapter)
     return paths
 
 

@@ -35,6 +35,9 @@ class POSEBRIDGE_PT_generate(_SidebarPanel, bpy.types.Panel):
         if settings.quality == "PREVIEW":
             _draw_preview(layout)
         layout.prop(settings, "pipeline")
+        offered = _not_offered(settings.pipeline)
+        if offered:
+            layout.label(text=offered, icon="ERROR")
         if settings.pipeline == "WAN_VACE":
             _draw_wan(layout, context, settings)
         row = layout.row(align=True)
@@ -56,6 +59,17 @@ class POSEBRIDGE_PT_generate(_SidebarPanel, bpy.types.Panel):
         row.operator("posebridge.export_video", icon="FILE_MOVIE")
         row.operator("posebridge.compare_sheet", icon="IMAGE_DATA")
         _draw_adherence(layout, context, settings)
+
+
+def _not_offered(choice: str) -> str:
+    """What to say when the last backend seen does not run the chosen pipeline ("" otherwise)."""
+    health = families.seen_health() or {}
+    pipelines = health.get("pipelines")
+    name = choice.lower().replace("_", "-")
+    if choice == "AUTO" or pipelines is None or name in pipelines:
+        return ""
+    family = {"sdxl": "SDXL ", "sd15": "SD1.5 "}.get(health.get("family"), "")
+    return f"The {family}backend runs: {', '.join(pipelines)}"
 
 
 def _draw_preview(layout) -> None:

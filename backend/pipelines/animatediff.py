@@ -1,4 +1,5 @@
-"""AnimateDiff + ControlNet over a whole shot, in overlapping context windows.
+"""AnimateDiff + ControlNet over a whole shot, in overlapping context windows (SD1.5, or SDXL with
+its motion adapter: the pooled text and size conditioning added, _SdxlConditions).
 
 The shot is denoised as one video: at every step each context window (backend.pipelines.windows)
 runs the motion UNet over its frames, and each frame's noise prediction is the weighted mean of
@@ -78,16 +79,17 @@ class _ControlResiduals:
         self.down: list | None = None  # each (2 or 1, frames, C, h, w)
         self.mid = None
 
-    def window(self, window: range, latent_input, text, t):
+    def window(self, window: range, latent_input, text, t, sdxl=None):
         """(down residuals, mid residual) for ``window``, shaped for the motion UNet (batch x
-        frames flattened), or (None, None) when no ControlNet acts at this step."""
+        frames flattened), or (None, None) when no ControlNet acts at this step. sdxl: the
+        window's per-frame (pooled text, time ids), batch x frames flattened as ``text``."""
         import torch
 
         if not any(self.scales):
             return None, None
         if window.stop > self.stop:
             first_new = max(window.start, self.stop)
-            down, mid = self._run(first_new, window.stop, latent_input, text, t, window.start)
+            down, mid = self._run(first_new, window.stop, latent_input, text, t, window.start, sdxl)
             if self.down is None or first_new != self.stop:
                 self.down, self.mid, self.start = down, mid, first_new
             else:
@@ -101,7 +103,7 @@ class _ControlResiduals:
             self.start = window.start
         return [d.flatten(0, 1) for d in self.down], self.mid.flatten(0, 1)
 
-    def _run(self, first: int, stop: int, latent_input, text, t, window_start: int):
+    def _run(self, first: int, stop: int, latent_input, text, t, window_start: int, sdxl=None):
         """Every ControlNet over frames [first, stop), summed; shaped (halves, frames, ...)."""
         import torch
 
@@ -109,7 +111,12 @@ class _ControlResiduals:
         offset = first - window_start
         count = stop - first
         sample = latent_input[:, :, offset:].transpose(1, 2).flatten(0, 1)  # (halves*count, C, h, w)
-        text = text.unflatten(0, (halves, -1))[:, offset:].flatten(0, 1)
+
+        def frames_of(batch):  # the frames [first, stop) of a (halves*window, ...) batch
+            return batch.unflatten(0, (halves, -1))[:, offset:].flatten(0, 1)
+
+        text = frames_of(text)
+        added = None if sdxl is None else {"text_embeds": frames_of(sdxl[0]), "time_ids": frames_of(sdxl[1])}
         down_sum = mid_sum = None
         request = self.request
         images_per_net = [request.poses] if request.depths is None else [request.poses, request.depths]
@@ -124,6 +131,7 @@ class _ControlResiduals:
                 encoder_hidden_states=text,
                 controlnet_cond=torch.cat([control] * halves),
                 conditioning_scale=scale,
+                added_cond_kwargs=added,
                 return_dict=False,
             )
             self.hooks.count("controlnet_calls")
@@ -137,6 +145,39 @@ class _ControlResiduals:
                 down_sum = [a + b for a, b in zip(down_sum, down)]
                 mid_sum = mid_sum + mid
         return [d.unflatten(0, (halves, count)) for d in down_sum], mid_sum.unflatten(0, (halves, count))
+
+
+class _SdxlConditions:
+    """SDXL's added conditioning: the pooled text embedding and the size/crop ids (the output
+    size, uncropped). The motion UNet takes one of each per video (a window's frames share its
+    time embedding): the window's mean pooled embedding under prompt travel. The ControlNets run
+    per frame and take each frame's own."""
+
+    def __init__(self, texts, request: GenerationRequest, guidance: bool, device, dtype):
+        import torch
+
+        size = [request.height, request.width]
+        self.time_ids = torch.tensor([size + [0, 0] + size], device=device, dtype=dtype)
+        self.pooled, self.negative = texts.pooled, texts.negative_pooled
+        self.guidance = guidance
+
+    def video(self, frames: slice) -> dict:
+        """added_cond_kwargs of the motion UNet for a window: (halves, ...) each."""
+        import torch
+
+        pooled = self.pooled[frames].mean(0, keepdim=True)
+        if self.guidance:
+            pooled = torch.cat([self.negative, pooled])
+        return {"text_embeds": pooled, "time_ids": self.time_ids.expand(len(pooled), -1)}
+
+    def per_frame(self, frames: slice) -> tuple:
+        """(pooled, time ids) of each frame of a window, batch x frames flattened."""
+        import torch
+
+        pooled = self.pooled[frames]
+        if self.guidance:
+            pooled = torch.cat([self.negative.expand(len(pooled), -1), pooled])
+        return pooled, self.time_ids.expand(len(pooled), -1)
 
 
 def _controlnet_keeps(request: GenerationRequest, steps: int) -> list[list[float]]:
@@ -197,9 +238,10 @@ def run(models, request: GenerationRequest, hooks: Hooks) -> Iterator[tuple[int,
     scheduler = pipe.scheduler
 
     with torch.inference_mode():
-        prompt_embeds, negative_embeds = text_embeddings(pipe, request, device)[:2]  # SD1.5: no pooled
+        texts = text_embeddings(pipe, request, device)
+        prompt_embeds, negative_embeds = texts.embeds, texts.negative
         image_embeds = identity_embeddings(models, pipe, request, guidance)
-        added = None if image_embeds is None else {"image_embeds": image_embeds}
+        sdxl = _SdxlConditions(texts, request, guidance, device, dtype) if texts.pooled is not None else None
         scheduler.set_timesteps(params.steps, device=device)
         timesteps = scheduler.timesteps
         noise = initial_latents(params.seed, count, params.context_length, params.context_stride, latent_shape)
@@ -224,13 +266,17 @@ def run(models, request: GenerationRequest, hooks: Hooks) -> Iterator[tuple[int,
                 text = prompt_embeds[frames]
                 if guidance:
                     text = torch.cat([negative_embeds.expand(len(window), -1, -1), text])
+                added = {} if image_embeds is None else {"image_embeds": image_embeds}
+                if sdxl is not None:
+                    added.update(sdxl.video(frames))
                 with fresh_conditioning(models.controlnets):  # control embeddings: none kept
-                    down, mid = residuals.window(window, model_input, text, t)
+                    down, mid = residuals.window(window, model_input, text, t,
+                                                 None if sdxl is None else sdxl.per_frame(frames))
                 predicted = pipe.unet(
                     model_input,
                     t,
                     encoder_hidden_states=text,
-                    added_cond_kwargs=added,
+                    added_cond_kwargs=added or None,
                     down_block_additional_residuals=down,
                     mid_block_additional_residual=mid,
                 ).sample

@@ -37,10 +37,8 @@ def is_sdxl(pipe) -> bool:
 def _encode(pipe, prompts: list[str], device) -> tuple:
     """(embeds (len(prompts), tokens, dim), pooled (len(prompts), dim) or None), without
     guidance's negative half."""
-    if is_sdxl(pipe):  # prompt_2 is its second positional argument: keywords only
-        embeds, _, pooled, _ = pipe.encode_prompt(
-            prompt=prompts, device=device, num_images_per_prompt=1, do_classifier_free_guidance=False
-        )
+    if is_sdxl(pipe):  # prompt_2 is its second positional argument: keywords only (one per prompt)
+        embeds, _, pooled, _ = pipe.encode_prompt(prompt=prompts, device=device, do_classifier_free_guidance=False)
         return embeds, pooled
     embeds, _ = pipe.encode_prompt(prompts, device, 1, False)
     return embeds, None

@@ -112,6 +112,38 @@ def test_a_prompt_schedule_and_an_empty_negative(sdxl):
     assert mean_diff(frames[2], plain[2]) > 1.0
 
 
+@pytest.fixture(scope="module")
+def sdxl_video(tiny_sdxl):
+    return _load(tiny_sdxl[1], motion_adapter=tiny_sdxl[1].motion_adapter, ip_adapter=tiny_sdxl[1].ip_adapter)
+
+
+def test_animatediff_sdxl_over_windows_with_controls_prompt_travel_and_a_reference(sdxl_video, tiny_sdxl):
+    """Ten frames in windows of 8 every 4: the SDXL motion UNet gets the pooled text and size ids
+    per window, each ControlNet its frames' own, once per frame and step."""
+    from posebridge.backend.pipelines import Hooks
+
+    assert sdxl_video.pipelines == ["animatediff", "frames"]
+    assert type(sdxl_video.motion_pipe).__name__ == "AnimateDiffSDXLPipeline"
+    poses = [POSES[i % len(POSES)] for i in range(10)]
+    depths = [DEPTHS[i % len(DEPTHS)] for i in range(10)]
+    video = dict(pipeline="animatediff", context_length=8, context_stride=4, steps=2)
+    hooks = Hooks()
+    frames = np.stack(frames_of(generate(sdxl_video, poses, depths, GenerateParams(**{**PARAMS.__dict__, **video}),
+                                         hooks=hooks)))
+    assert frames.shape == (10, 64, 64, 3)
+    assert hooks.counters["controlnet_frames"] == 2 * 10 * 2, "two ControlNets, each frame once a step"
+    np.testing.assert_array_equal(frames, np.stack(run(sdxl_video, poses, depths, **video)), "deterministic")
+    assert mean_diff(frames[0], run(sdxl_video, poses, None, **video)[0]) > 1.0, "depth shows"
+    travel = run(sdxl_video, poses, depths, **video, prompt="", prompts={0: "a dancer on a stage", 9: "a cat"})
+    assert mean_diff(travel[9], frames[9]) > 1.0, "the last frame's prompt is another"
+    lora = ((tiny_sdxl[1].preview_lora, 1.0),)  # any LoRA: it reaches the motion UNet too
+    assert mean_diff(run(sdxl_video, poses, depths, loras=lora, **video)[0], frames[0]) > 1.0
+    assert "unet" in sdxl_video.motion_pipe.get_list_adapters()
+    reference = np.full((64, 64, 3), (200, 30, 30), np.uint8)
+    assert mean_diff(run(sdxl_video, poses, depths, reference=reference, identity_scale=1.0, **video)[0],
+                     frames[0]) > 1.0
+
+
 def test_the_sdxl_ip_adapter_takes_a_reference(sdxl):
     reference = np.zeros((64, 64, 3), np.uint8)
     reference[:, :32] = (200, 30, 30)
@@ -203,20 +235,22 @@ def test_serve_resolves_the_family_and_refuses_what_does_not_fit(tiny_sdxl, tiny
         return resolve_models(parser.parse_args(["serve", *argv]), parser)
 
     chosen = resolve("--model", str(folder))
-    assert chosen["family"] == "sdxl" and chosen["motion_adapter"] is None
+    assert chosen["family"] == "sdxl" and chosen["motion_adapter"] == paths.motion_adapter
     assert chosen["pose_controlnet"] == paths.openpose and chosen["ip_adapter"] == paths.ip_adapter
     defaults = resolve("--family", "sdxl")
     assert defaults["model"] == "stabilityai/stable-diffusion-xl-base-1.0"
     assert defaults["pose_controlnet"] == "xinsir/controlnet-openpose-sdxl-1.0"
     assert defaults["depth_controlnet"] == "diffusers/controlnet-depth-sdxl-1.0"
+    assert defaults["motion_adapter"] == "guoyww/animatediff-motion-adapter-sdxl-beta"
     union = resolve("--model", str(folder), "--union-controlnet", str(folder / "controlnet-union"))
     assert union["union_controlnet"] == str(folder / "controlnet-union") and union["pose_controlnet"] is None
+    assert union["motion_adapter"] is None, "a union serves frames: the set's motion adapter is left out"
     assert resolve("--model", str(tiny_model.base))["family"] == "sd15"
     for argv, message in (
         (("--model", str(folder), "--family", "sd15"), "is an sdxl model"),
         (("--family", "sdxl", "--union-controlnet", "x/y", "--pose-controlnet", "a/b"), "leave out --pose-controlnet"),
         (("--model", str(tiny_model.base), "--union-controlnet", "x/y"), "base model is sd15"),
-        (("--family", "sdxl", "--motion-adapter", "x/y"), "animatediff pipeline is not offered for sdxl"),
+        (("--family", "sdxl", "--union-controlnet", "x/y", "--motion-adapter", "a/b"), "not a ControlNet-Union"),
     ):
         with pytest.raises(SystemExit):
             resolve(*argv)
@@ -236,5 +270,5 @@ def test_serve_tells_clients_the_family_and_makes_sdxl_frames_over_http(tiny_sdx
 
         status, frames = run_job(server, job_body([0, 1], with_depth=True, steps=2))
     assert health["family"] == "sdxl" and health["pose_style"] == "xinsir" and health["loras"] == []
-    assert health["pipelines"] == ["frames"] and health["has_depth"] is True
+    assert health["pipelines"] == ["animatediff", "frames"] and health["has_depth"] is True
     assert status["state"] == "done" and len(frames) == 2 and frames[0].shape == (64, 64, 3)

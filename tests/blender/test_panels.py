@@ -42,8 +42,8 @@ class RecordingLayout:
         self.seen.append(idname)
         return self, self
 
-    def label(self, **_kwargs):
-        pass
+    def label(self, text="", **_kwargs):
+        self.seen.append(("label", text))
 
     def template_icon(self, **_kwargs):
         pass
@@ -133,3 +133,28 @@ def test_path_settings_take_blend_relative_paths_without_warnings(scene):
         settings.generate.output_dir = "//frames/"
         settings.generate.reference = "//hero.png"
     assert settings.generate.reference == "//hero.png"
+
+
+def test_line_widths_follow_the_backend_and_the_panel_says_what_it_offers(scene):
+    """Issue 14: "auto" line widths (the default) and what the panel says of the last backend
+    seen; the enum's stored numbers of the older choices are unchanged."""
+    from posebridge.generate import families
+
+    props = scene.posebridge.bl_rna.properties
+    assert scene.posebridge.line_widths == "auto"
+    assert {item.identifier: item.value for item in props["line_widths"].enum_items} == {
+        "auto": 3, "controlnet": 0, "xinsir": 1, "proportional": 2}
+    settings = scene.posebridge.generate
+    settings.pipeline, settings.quality = "ANIMATEDIFF", "PREVIEW"
+    families.remember({"status": "ready", "family": "sdxl", "pose_style": "xinsir", "pipelines": ["frames"],
+                       "preview": None, "preview_unavailable": "no such file: /x/lcm.safetensors"})
+    try:
+        seen = []
+        draw_all(seen)
+    finally:
+        families.forget()
+    labels = [text for entry in seen if isinstance(entry, tuple) for text in entry[1:]]
+    assert "quality" in seen
+    assert "Auto: SDXL (wider sticks), as the backend serves SDXL" in labels
+    assert "The SDXL backend runs: frames" in labels
+    assert "No preview on this backend: no such file: /x/lcm.safetensors" in labels
