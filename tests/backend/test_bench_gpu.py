@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -160,3 +161,37 @@ def test_wan_flop_count_agrees_with_torchs_counter():
     attention = blocks * (4 * tokens * tokens * width + 4 * tokens * 20 * width)
     ours = bench_gpu_wan.transformer_flops(config, settings.latent_shape(16), 20) - attention
     assert ours == pytest.approx(counter.get_total_flops(), rel=0.005)
+
+
+def test_the_full_size_sdxl_writer_builds_a_set_the_backend_loads(tmp_path, monkeypatch):
+    """bench_gpu_sdxl.write_full_size is what an accelerator run does first: here with the
+    published configurations shrunk to the tiny SDXL's sizes (same keys and classes), on the CPU,
+    then loaded by load_models and run, as on the GPU."""
+    import bench_gpu_sdxl
+    from backend import published_configs as published
+    from backend.models import load_models
+    from backend.model_set import read_model_set
+    from backend.pipelines import GenerateParams, generate
+    from backend.tiny_sdxl import UNET_KWARGS
+    from measure import Clock
+
+    unet = {**published.SDXL_UNET, **{k: list(v) if isinstance(v, tuple) else v for k, v in UNET_KWARGS.items()}}
+    text = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4)
+    monkeypatch.setattr(published, "SDXL_UNET", unet)
+    monkeypatch.setattr(published, "SDXL_VAE", {**published.SDXL_VAE, "block_out_channels": [8, 8, 16, 16],
+                                                "norm_num_groups": 4, "layers_per_block": 1})
+    monkeypatch.setattr(published, "SDXL_TEXT_ENCODER", {**published.SDXL_TEXT_ENCODER, **text})
+    monkeypatch.setattr(published, "SDXL_TEXT_ENCODER_2", {**published.SDXL_TEXT_ENCODER_2, **text,
+                                                           "hidden_size": 48, "projection_dim": 32})
+    monkeypatch.setattr(published, "SDXL_CONTROLNET", {
+        **{k: v for k, v in unet.items() if k not in ("out_channels", "sample_size", "up_block_types",
+                                                      "mid_block_type", "center_input_sample")},
+        "conditioning_embedding_out_channels": [8, 8, 16, 16]})
+    written = bench_gpu_sdxl.write_full_size(tmp_path, "cpu", Clock(), rank=4)
+    model_set = read_model_set(written.parent)
+    models = load_models(model_set.base, model_set.openpose, model_set.depth, device="cpu", dtype="fp32",
+                         local_files_only=True, preview_lora=model_set.preview_lora)
+    assert models.family == "sdxl" and models.preview is not None
+    pose = np.zeros((64, 64, 3), np.uint8)
+    frames = list(generate(models, [pose], [pose], GenerateParams(steps=1, preview=True)))
+    assert len(frames) == 1 and frames[0][1].shape == (64, 64, 3)

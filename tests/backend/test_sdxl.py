@@ -272,3 +272,30 @@ def test_serve_tells_clients_the_family_and_makes_sdxl_frames_over_http(tiny_sdx
     assert health["family"] == "sdxl" and health["pose_style"] == "xinsir" and health["loras"] == []
     assert health["pipelines"] == ["animatediff", "frames"] and health["has_depth"] is True
     assert status["state"] == "done" and len(frames) == 2 and frames[0].shape == (64, 64, 3)
+
+
+def test_a_kohya_sdxl_lora_in_the_original_unet_names_reaches_the_right_modules(tiny_sdxl, tmp_path):
+    """Kohya's SDXL LoRAs name UNet modules as the original (SGM) UNet does: input_blocks.3.1 is
+    the first attention of the second down block here (conv_in, resnet, downsample, resnet,
+    attention), output_blocks.1.1 the second of the first up block."""
+    from peft.tuners.lora import LoraLayer
+    from safetensors.torch import save_file
+
+    models = _load(tiny_sdxl[1])
+    unet = models.pose_pipe.unet
+    targets = {
+        "input_blocks_3_1_transformer_blocks_0_attn2_to_k": "down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k",
+        "output_blocks_1_1_transformer_blocks_0_attn1_to_q": "up_blocks.0.attentions.1.transformer_blocks.0.attn1.to_q",
+    }
+    generator = torch.Generator().manual_seed(1)
+    state = {}
+    for original, module in targets.items():
+        layer = unet.get_submodule(module)
+        state[f"lora_unet_{original}.lora_down.weight"] = torch.randn(2, layer.in_features, generator=generator)
+        state[f"lora_unet_{original}.lora_up.weight"] = torch.randn(layer.out_features, 2, generator=generator)
+        state[f"lora_unet_{original}.alpha"] = torch.tensor(2.0)
+    save_file(state, str(tmp_path / "sgm.safetensors"))
+    plain = run(models, POSES[:1])[0]
+    styled = run(models, POSES[:1], loras=((str(tmp_path / "sgm.safetensors"), 1.0),))[0]
+    assert mean_diff(styled, plain) > 1.0
+    assert {name for name, module in unet.named_modules() if isinstance(module, LoraLayer)} == set(targets.values())

@@ -143,3 +143,17 @@ def test_serve_reads_the_family_of_a_single_file(sgm_file):
     broken.write_bytes(b"{}")
     with pytest.raises(SystemExit):
         resolve_models(parser.parse_args(["serve", "--model", str(broken)]), parser)
+
+
+def test_an_sdxl_controlnet_as_one_file(tiny_set, folder_models, tmp_path):
+    """A single-file SDXL ControlNet (diffusers' key layout, as xinsir ships them): with its
+    configuration named it loads like its folder; offline with nothing cached, the bundled SDXL
+    ControlNet configuration is tried and the misfit (a tiny file) says which flag to pass."""
+    single = tmp_path / "openpose-sdxl.safetensors"
+    shutil.copy(tiny_set.openpose / "diffusion_pytorch_model.safetensors", single)
+    models = load_models(str(tiny_set.base), str(single), str(tiny_set.depth), device="cpu", local_files_only=True,
+                         controlnet_config=str(tiny_set.openpose))
+    _same_weights_and_frames(models, folder_models)
+    with pytest.raises(ModelNotAvailableError, match="sdxl's published configuration.*--controlnet-config"):
+        load_models(str(tiny_set.base), str(single), None, device="cpu", local_files_only=True,
+                    cache_dir=tmp_path / "empty-hf-cache")
