@@ -585,8 +585,10 @@ def test_make_tiny_model_writes_the_model_set_file(tmp_path):
     assert names == {
         "base": "base", "openpose": "controlnet-openpose", "depth": "controlnet-depth",
         "motion_adapter": "motion-adapter", "ip_adapter": "ip-adapter", "wan_vace": "wan-vace",
+        "preview_lora": "preview-lora.safetensors",
     }
     assert (model / "wan-vace" / "model_index.json").is_file()
+    assert (model / names.pop("preview_lora")).is_file()
     for folder in names.values():
         assert (model / folder).is_dir()
     assert (model / "base" / "model_index.json").is_file()
