@@ -238,6 +238,9 @@ def load_models(
         raise ValueError("cpu_offload needs a cuda device")
     if cpu_offload and torch_compile:
         raise ValueError("torch_compile does not go with cpu_offload")
+    if motion_adapter and union_controlnet:  # before anything is loaded
+        raise ValueError("the animatediff pipeline runs separate pose and depth ControlNets, not a"
+                         " ControlNet-Union (serve --motion-adapter none, or without --union-controlnet)")
     common = dict(local_files_only=local_files_only, cache_dir=cache_dir, dtype=torch_dtype)
     family = family_spec(family or _detected_family(model, local_files_only, cache_dir))
     classes = pipeline_classes(family.name, union=bool(union_controlnet))
@@ -279,13 +282,11 @@ def load_models(
 
     motion_pipe = None
     if motion_adapter:
-        if union_controlnet:
-            raise ValueError("the animatediff pipeline runs separate pose and depth ControlNets, not a"
-                             " ControlNet-Union (serve --motion-adapter none, or without --union-controlnet)")
         motion_pipe = motion_pipeline(pose_pipe, motion_adapter, common)
     if ip_adapter:
         load_ip_adapter([pose_pipe, motion_pipe], ip_adapter, common, family)
-        if pose_depth_pipe is not None and pose_depth_pipe is not pose_pipe:  # same UNet; the encoder is registered for its helpers
+        # The same UNet; the encoder is registered for its helpers (a union's pipe is pose_pipe).
+        if pose_depth_pipe is not None and pose_depth_pipe is not pose_pipe:
             pose_depth_pipe.register_modules(
                 image_encoder=pose_pipe.image_encoder, feature_extractor=pose_pipe.feature_extractor
             )

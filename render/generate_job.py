@@ -134,9 +134,7 @@ def check_backend_can(params: dict, reference: Path | None, health: dict, url: s
     pipeline it lacks, a reference without an IP-Adapter for the SD1.5 pipelines, a longer
     context than its motion module sees, Auto meaning Wan with a segment too short for it). A
     backend whose /health predates pipelines is left to answer for itself."""
-    if params.get("preview") and not health.get("preview"):
-        why = health.get("preview_unavailable") or "it has no preview LoRA (serve --preview-lora)"
-        raise SettingsError(f"the backend at {url} has no fast preview: {why}")
+    check_preview(params, health, url)
     pipeline = effective_pipeline(params, health)
     offered = health.get("pipelines")
     if offered is not None and pipeline not in offered:
@@ -156,6 +154,13 @@ def check_backend_can(params: dict, reference: Path | None, health: dict, url: s
         raise SettingsError(f"a context of {length} frames is longer than the backend's motion module "
                             f"sees ({longest} frames)")
     return pipeline
+
+
+def check_preview(params: dict, health: dict, url: str) -> None:
+    """SettingsError when a preview is asked of a backend that has none, saying why."""
+    if params.get("preview") and not health.get("preview"):
+        why = health.get("preview_unavailable") or "it has no preview LoRA (serve --preview-lora)"
+        raise SettingsError(f"the backend at {url} has no fast preview: {why}")
 
 
 def multiple_of_8(params: dict, width: int, height: int) -> dict:
@@ -269,6 +274,7 @@ def generate_steps(scene, request: GenerateRequest, outcome: GenerateOutcome, po
         except BackendError as error:
             raise JobError(str(error)) from None
         families.remember(health)
+        check_preview(request.params, health, request.backend_url)  # before the maps are rendered
         pose_settings = fit_to_backend(scene, pose_settings, health, outcome, preview=request.preview)
         request.poses_dir = out_dir / "poses"
         job = yield from _render_pose_maps(scene, request.poses_dir, pose_settings)

@@ -72,3 +72,24 @@ def test_the_batch_preview_halves_given_maps(backend_server, scene, tmp_path, ca
     assert png_size(tmp_path / "out" / "preview" / "frame_0001.png") == (64, 48)
     assert not list((tmp_path / "out").glob("frame_*.png")), "nothing in the final folder"
     assert "with frames" in capsys.readouterr().out, "a preview runs per frame, whatever was asked"
+
+
+def test_a_backend_without_a_preview_is_named_before_anything_is_rendered(scene, tmp_path):
+    import backend_process
+
+    if backend_process.backend_python() is None:
+        pytest.skip("no backend Python")
+    from posebridge.render import generate_job
+
+    with backend_process.start_backend(tmp_path / "backend", token=backend_process.TEST_TOKEN,
+                                       extra_args=("--preview-lora", "none")) as server:
+        request = generate_job.GenerateRequest(backend_url=server.url, token=server.token, params={"prompt": "x"},
+                                               strip_name="Take", out_dir=tmp_path / "take")
+        from posebridge.render.generate_settings import as_preview
+
+        request = as_preview(request)
+        steps = generate_job.generate_steps(scene, request, generate_job.GenerateOutcome(), pose_settings={})
+        with pytest.raises(generate_job.SettingsError, match="has no fast preview: it has no preview LoRA"):
+            for _ in steps:
+                pass
+    assert not (tmp_path / "take" / "preview" / "poses").exists(), "nothing rendered"
