@@ -99,7 +99,8 @@ def controlnet_kind(folder: str | os.PathLike) -> tuple[str, bool] | None:
     config = _read_json(Path(folder) / "config.json")
     if config is None:
         return None
-    union = config.get("_class_name") == "ControlNetUnionModel"
+    # xinsir's own config may name the class ControlNetModel: the control types tell a union.
+    union = config.get("_class_name") == "ControlNetUnionModel" or "num_control_type" in config
     family = SDXL if union or config.get("addition_embed_type") == "text_time" else SD15
     return family, union
 

@@ -28,7 +28,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .families import FAMILY_SPECS, SD15, UnreadableCheckpointError, family_spec, model_family, pipeline_classes
+from .families import FAMILY_SPECS, SD15, SDXL, UnreadableCheckpointError, family_spec, model_family, pipeline_classes
 from .loras import LoraSet
 from .model_files import (
     check_controlnet_family,
@@ -262,6 +262,10 @@ def load_models(
         )
     else:
         pose_pipe = from_pretrained(classes.pipeline, model, controlnet=pose, **classes.extra, **common)
+    loaded_family = SDXL if pose_pipe.unet.config.get("addition_embed_type") == "text_time" else SD15
+    if loaded_family != family.name:  # a family given that the weights contradict
+        raise ValueError(f"{model} is an {loaded_family} model, but it was loaded as {family.name}"
+                         f" (serve --family {loaded_family}, or auto)")
     # SDPA (torch's fused scaled_dot_product_attention) everywhere; diffusers' default on torch 2,
     # set explicitly so a model saved with another processor does not bring it back.
     for module in (pose_pipe.unet, pose, depth):

@@ -1,8 +1,8 @@
 """The fast preview: a whole shot in seconds, to judge it before the final render.
 
 A preview job (``GenerateParams.preview``) runs the per-frame pipeline with a few-step LoRA
-(LCM-LoRA by default, for SD1.5 and SDXL alike; Hyper-SD's or another LCM-style LoRA through
-``serve --preview-lora``) and its scheduler, LCM: a handful of steps instead of twenty, and
+(LCM-LoRA by default, for SD1.5 and SDXL alike; another LoRA distilled for LCM's sampler through
+``serve --preview-lora``) and LCM's scheduler: a handful of steps instead of twenty, and
 guidance 1 (classifier-free guidance off, so each step is one UNet pass instead of two). The
 client asks for half the size. The job's own LoRAs still apply; its steps and guidance are the
 preview's. A temporal pipeline asked for is previewed per frame: the preview shows poses, look
@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .families import SD15, SDXL
+from .loras import missing_local_file
 
 DEFAULT_PREVIEW_LORAS = {
     SD15: "latent-consistency/lcm-lora-sdv1-5",
@@ -41,10 +42,10 @@ class PreviewSetup:
 def preview_unavailable(lora: str, local_files_only: bool, cache_dir=None) -> str | None:
     """Why the preview LoRA cannot be had from here, or None. A local file must exist; a Hugging
     Face id must be cached when offline (online, it is downloaded on the first preview job)."""
-    path = Path(lora).expanduser()
-    if path.suffix == ".safetensors" or path.is_absolute() or lora.startswith((".", "~")):
-        return None if path.is_file() else f"no such file: {path}"
-    if not local_files_only:
+    problem = missing_local_file(lora)  # the same rule as a job's LoRAs
+    if problem:
+        return problem
+    if Path(lora).expanduser().is_file() or not local_files_only:
         return None
     parts = lora.split("/")
     repo, filename = "/".join(parts[:2]), "/".join(parts[2:]) or LORA_FILE
@@ -63,7 +64,7 @@ def job_params(models, params):
     guidance, its LoRA after the job's own. ValueError when this backend has no preview."""
     setup = models.preview
     if setup is None:
-        why = models.models.get("preview_unavailable") or "it was started with --preview-lora none"
+        why = models.preview_unavailable or "it was started with --preview-lora none"
         raise ValueError(f"this backend has no fast preview: {why}")
     from .pipelines.base import FRAMES
 

@@ -72,19 +72,35 @@ def _has_tokenizers(folder: Path) -> bool:
 
 
 def _bundled(family: str, kind: str, write) -> Path:
+    """The bundled folder, written once into PoseBridge's cache. Several processes may ask at
+    once (replicas of a scaled-out backend): each writes its own copy and renames it in; the
+    first rename wins and the others use its folder."""
+    import shutil
+
     folder = posebridge_cache() / "single-file-configs" / f"{family}-{kind}"
-    stamp = folder / "posebridge-bundle.json"
-    if stamp.is_file() and json.loads(stamp.read_text(encoding="utf-8")).get("version") == BUNDLE_VERSION:
+    if _current(folder):
         return folder
     partial = folder.with_name(folder.name + f".partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
     write(family, partial)
-    (partial / stamp.name).write_text(json.dumps({"version": BUNDLE_VERSION}), encoding="utf-8")
-    if folder.exists():
-        import shutil
-
+    (partial / "posebridge-bundle.json").write_text(json.dumps({"version": BUNDLE_VERSION}), encoding="utf-8")
+    if folder.exists() and not _current(folder):  # an older bundle: out with it
         shutil.rmtree(folder, ignore_errors=True)
-    os.replace(partial, folder)
+    try:
+        os.replace(partial, folder)
+    except OSError:  # another process renamed its copy in first
+        shutil.rmtree(partial, ignore_errors=True)
+        if not _current(folder):
+            raise
     return folder
+
+
+def _current(folder: Path) -> bool:
+    try:
+        stamp = json.loads((folder / "posebridge-bundle.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(stamp, dict) and stamp.get("version") == BUNDLE_VERSION
 
 
 def _write_json(path: Path, body: dict) -> None:

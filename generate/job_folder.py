@@ -115,7 +115,11 @@ def generation_settings(
     if merged.get("preview"):  # the backend's few-step LoRA, steps and guidance make a preview's pixels
         merged.pop("steps", None)
         merged.pop("guidance", None)
-        merged["preview"] = health.get("preview") or True
+        preview = health.get("preview")
+        if isinstance(preview, dict) and preview.get("lora"):  # a retrained preview LoRA file: stale too
+            (lora,) = lora_settings([{"source": preview["lora"]}])
+            preview = {**preview, "lora_sha256": lora["sha256"]}
+        merged["preview"] = preview or True
     if "loras" in merged:
         merged["loras"] = lora_settings(merged["loras"])
     for key in _FLOAT_PARAMS & merged.keys():

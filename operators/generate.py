@@ -200,6 +200,7 @@ def stop_local_backend() -> None:
     backend, _local["backend"] = _local["backend"], None
     if backend is not None:
         backend.stop()
+        families.forget()  # "auto" line widths no longer follow a backend that is gone
 
 
 def _generated_strip(context):

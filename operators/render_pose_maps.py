@@ -6,6 +6,7 @@ from pathlib import Path
 import bpy
 from bpy.props import BoolProperty
 
+from ..generate import families
 from ..render import pose_map_run, pose_maps
 from .stepped import SteppedOperator
 
@@ -79,5 +80,8 @@ class POSEBRIDGE_OT_render_pose_maps(SteppedOperator, bpy.types.Operator):
         # Cancelling keeps the frames already written; the report says how many.
         self._report.cancelled = self._report.cancelled or cancelled
         level = {"WARNING"} if cancelled else {"INFO"}
-        self.report(level, self._report.summary(self._job))
+        summary = self._report.summary(self._job)
+        if context.scene.posebridge.line_widths == families.AUTO:  # say what "auto" meant this time
+            summary += f"; {families.describe(families.AUTO).removeprefix('Auto: ')}"
+        self.report(level, summary)
         return {"CANCELLED"} if cancelled else {"FINISHED"}

@@ -94,11 +94,12 @@ _NOT_FOR_PREVIEW = ("pipeline", "context_length", "context_stride", "resolution"
 def as_preview(request):
     """The Generate request as the fast preview (backend/preview.py): the frames pipeline with
     the backend's few-step LoRA, steps and guidance, at half size, into the output folder's
-    preview/ subfolder and a strip of its own, so the final frames are never touched."""
+    preview/ subfolder and a strip of its own, so the final frames are never touched. Previews
+    are sketches: a new one replaces the last without asking (Overwrite is for final frames)."""
     params = {k: v for k, v in request.params.items() if k not in _NOT_FOR_PREVIEW}
     params.update(preview=True, pipeline="frames")
     return replace(request, params=params, out_dir=Path(request.out_dir) / PREVIEW_FOLDER,
-                   strip_name=f"{request.strip_name} (preview)", segment=None, preview=True)
+                   strip_name=f"{request.strip_name} (preview)", segment=None, preview=True, overwrite=True)
 
 
 def half_size(width: int, height: int) -> tuple[int, int]:

@@ -25,6 +25,7 @@ module sees them and the new frames continue the motion and look across the join
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Iterator
 
 import numpy as np
@@ -147,6 +148,25 @@ class _ControlResiduals:
         return [d.unflatten(0, (halves, count)) for d in down_sum], mid_sum.unflatten(0, (halves, count))
 
 
+@contextmanager
+def vae_precision(pipe):
+    """The dtype to run ``pipe``'s VAE in, the VAE cast to it meanwhile: float32 for SDXL's VAE in
+    fp16 (its config says force_upcast: it overflows in fp16 and decodes black), as diffusers'
+    SDXL pipelines do; otherwise its own."""
+    import torch
+
+    vae = pipe.vae
+    upcast = (getattr(pipe, "text_encoder_2", None) is not None and vae.dtype == torch.float16
+              and getattr(vae.config, "force_upcast", False))
+    if upcast:
+        vae.to(torch.float32)
+    try:
+        yield vae.dtype
+    finally:
+        if upcast:
+            vae.to(torch.float16)
+
+
 class _SdxlConditions:
     """SDXL's added conditioning: the pooled text embedding and the size/crop ids (the output
     size, uncropped). The motion UNet takes one of each per video (a window's frames share its
@@ -200,10 +220,11 @@ class _KnownFrames:
         self.count = len(request.known)
         if not self.count:
             return
-        images = control_tensor([request.known[i] for i in range(self.count)], request.width,
-                                 request.height, device, dtype)
-        encoded = pipe.vae.encode(images * 2.0 - 1.0).latent_dist.mean * pipe.vae.config.scaling_factor
-        self.clean = encoded.transpose(0, 1).unsqueeze(0)  # (1, C, k, h, w)
+        with vae_precision(pipe) as vae_dtype:
+            images = control_tensor([request.known[i] for i in range(self.count)], request.width,
+                                     request.height, device, vae_dtype)
+            encoded = pipe.vae.encode(images * 2.0 - 1.0).latent_dist.mean * pipe.vae.config.scaling_factor
+        self.clean = encoded.transpose(0, 1).unsqueeze(0).to(dtype)  # (1, C, k, h, w)
         self.noise = noise[:, :, : self.count].to(device=device, dtype=dtype)
         self.scheduler = pipe.scheduler
 
@@ -296,10 +317,13 @@ def run(models, request: GenerationRequest, hooks: Hooks) -> Iterator[tuple[int,
             known.hold(latents, timesteps[step + 1] if step + 1 < len(timesteps) else None)
 
         vae = pipe.vae
-        for first in range(known.count, count, DECODE_CHUNK):
-            chunk = latents[0, :, first : first + DECODE_CHUNK].transpose(0, 1) / vae.config.scaling_factor
-            images = vae.decode(chunk).sample.float()
-            images = (images / 2 + 0.5).permute(0, 2, 3, 1).cpu().numpy()
+        decoded = []
+        with vae_precision(pipe) as vae_dtype:
+            for first in range(known.count, count, DECODE_CHUNK):
+                chunk = latents[0, :, first : first + DECODE_CHUNK].transpose(0, 1) / vae.config.scaling_factor
+                images = vae.decode(chunk.to(vae_dtype)).sample.float()
+                decoded.append((first, (images / 2 + 0.5).permute(0, 2, 3, 1).cpu().numpy()))
+        for first, images in decoded:  # yielded once the VAE is back in its own precision
             for offset, frame in enumerate(to_uint8(images)):
                 yield first + offset, frame
 

@@ -119,3 +119,11 @@ def test_health_names_the_preview_and_a_preview_job_runs_over_http(tmp_path):
     with backend_process.start_backend(tmp_path / "without", extra_args=("--preview-lora", "none")) as server:
         code, body = call_json(server, "POST", "/jobs", job_body([0], preview=True))
     assert code == 400 and "params.preview: this backend has no fast preview" in body["detail"], body
+
+
+def test_a_file_in_a_hugging_face_repository_is_an_id_not_a_missing_path():
+    hyper = "ByteDance/Hyper-SD/Hyper-SDXL-8steps-lora.safetensors"
+    assert preview_unavailable(hyper, local_files_only=False) is None, "online: fetched on the first preview"
+    assert "not in the Hugging Face cache" in preview_unavailable(hyper, local_files_only=True,
+                                                                 cache_dir="/nonexistent-hf-cache")
+    assert "no such file" in preview_unavailable("./lcm.safetensors", local_files_only=False)

@@ -56,7 +56,7 @@ def test_the_family_is_read_from_the_files_and_sets_the_pose_style(sdxl, union, 
     assert sdxl.family == "sdxl" and sdxl.pose_style == "xinsir" and not sdxl.union
     assert type(sdxl.pose_pipe).__name__ == "StableDiffusionXLControlNetPipeline"
     assert type(sdxl.pose_depth_pipe.controlnet).__name__ == "MultiControlNetModel"
-    assert sdxl.pipelines == ["frames"], "no AnimateDiff for SDXL here: the family offers frames"
+    assert sdxl.pipelines == ["frames"], "loaded without a motion adapter: frames only"
     assert union.union and union.has_depth and union.pose_depth_pipe is union.pose_pipe
     assert type(union.pose_pipe).__name__ == "StableDiffusionXLControlNetUnionPipeline"
     assert pipe.family == "sd15" and pipe.pose_style == "controlnet"
@@ -190,6 +190,8 @@ def test_controlnets_of_another_family_are_refused_naming_both(tiny_sdxl, tiny_m
         load_models(paths.base, str(folder / "controlnet-union"), None, device="cpu", local_files_only=True)
     with pytest.raises(ValueError, match="is not a ControlNet-Union"):
         load_models(paths.base, None, None, union_controlnet=paths.openpose, device="cpu", local_files_only=True)
+    with pytest.raises(ValueError, match="is an sdxl model, but it was loaded as sd15"):
+        load_models(paths.base, str(tiny_model.openpose), None, family="sd15", device="cpu", local_files_only=True)
 
 
 def test_family_of_folders_and_checkpoint_keys(tiny_sdxl, tiny_model, tmp_path):
@@ -200,6 +202,12 @@ def test_family_of_folders_and_checkpoint_keys(tiny_sdxl, tiny_model, tmp_path):
     assert families.folder_family(tmp_path) is None
     assert families.controlnet_kind(tiny_sdxl[0] / "controlnet-union") == ("sdxl", True)
     assert families.controlnet_kind(tiny_model.openpose) == ("sd15", False)
+    import json
+
+    xinsir = json.loads((tiny_sdxl[0] / "controlnet-union" / "config.json").read_text())
+    (tmp_path / "xinsir").mkdir()
+    (tmp_path / "xinsir" / "config.json").write_text(json.dumps({**xinsir, "_class_name": "ControlNetModel"}))
+    assert families.controlnet_kind(tmp_path / "xinsir") == ("sdxl", True), "told by its control types"
     layouts = {
         "sdxl": ["conditioner.embedders.0.transformer.text_model.embeddings.position_ids",
                  "conditioner.embedders.1.model.ln_final.weight", "model.diffusion_model.label_emb.0.0.weight"],
@@ -226,7 +234,8 @@ def test_the_tiny_fallback_follows_the_family_asked_for(tmp_path):
 
 
 def test_serve_resolves_the_family_and_refuses_what_does_not_fit(tiny_sdxl, tiny_model):
-    from posebridge.backend.cli import build_parser, resolve_models
+    from posebridge.backend.cli import build_parser
+    from posebridge.backend.model_choice import resolve_models
 
     folder, paths = tiny_sdxl
     parser = build_parser()
@@ -299,3 +308,22 @@ def test_a_kohya_sdxl_lora_in_the_original_unet_names_reaches_the_right_modules(
     styled = run(models, POSES[:1], loras=((str(tmp_path / "sgm.safetensors"), 1.0),))[0]
     assert mean_diff(styled, plain) > 1.0
     assert {name for name, module in unet.named_modules() if isinstance(module, LoraLayer)} == set(targets.values())
+
+
+def test_animatediff_sdxl_in_fp16_decodes_with_the_vae_in_fp32(tiny_sdxl):
+    """SDXL's VAE overflows in fp16 (force_upcast): the windowed loop decodes, and encodes lead
+    frames, in fp32 as diffusers' SDXL pipelines do, and leaves the shared VAE in fp16."""
+    models = _load(tiny_sdxl[1], motion_adapter=tiny_sdxl[1].motion_adapter, dtype="fp16")
+    vae = models.pose_pipe.vae
+    assert vae.dtype == torch.float16 and vae.config.force_upcast
+    seen = []
+    hooks = [vae.decoder.register_forward_pre_hook(lambda _m, args: seen.append(("decode", args[0].dtype))),
+             vae.encoder.register_forward_pre_hook(lambda _m, args: seen.append(("encode", args[0].dtype)))]
+    params = GenerateParams(steps=2, pipeline="animatediff", context_length=3, context_stride=1)
+    try:
+        frames = frames_of(generate(models, POSES[:3], None, params, known={0: POSES[4]}))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert seen == [("encode", torch.float32), ("decode", torch.float32)]
+    assert vae.dtype == torch.float16 and len(frames) == 2

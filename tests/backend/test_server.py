@@ -615,7 +615,8 @@ def test_loopback_hosts():
 
 
 def test_token_from_environment_and_model_set_resolution(monkeypatch, tmp_path):
-    from posebridge.backend.cli import build_parser, resolve_models
+    from posebridge.backend.cli import build_parser
+    from posebridge.backend.model_choice import resolve_models
     from posebridge.backend.model_set import write_model_set
 
     monkeypatch.setenv("POSEBRIDGE_BACKEND_TOKEN", "from-env")

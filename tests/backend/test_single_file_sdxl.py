@@ -134,7 +134,8 @@ def test_the_bundled_configs_are_the_published_architectures(family, parts):
 
 
 def test_serve_reads_the_family_of_a_single_file(sgm_file):
-    from posebridge.backend.cli import build_parser, resolve_models
+    from posebridge.backend.cli import build_parser
+    from posebridge.backend.model_choice import resolve_models
 
     parser = build_parser()
     chosen = resolve_models(parser.parse_args(["serve", "--model", str(sgm_file)]), parser)
@@ -157,3 +158,22 @@ def test_an_sdxl_controlnet_as_one_file(tiny_set, folder_models, tmp_path):
     with pytest.raises(ModelNotAvailableError, match="sdxl's published configuration.*--controlnet-config"):
         load_models(str(tiny_set.base), str(single), None, device="cpu", local_files_only=True,
                     cache_dir=tmp_path / "empty-hf-cache")
+
+
+def test_processes_writing_the_bundle_at_once_share_the_first(tmp_path, monkeypatch):
+    """Replicas of a scaled-out backend may all find no bundle and write one: the first rename
+    wins, the others use its folder."""
+    import os
+
+    real_replace = os.replace
+
+    def lose_the_race(source, target):
+        shutil.copytree(source, target)  # another process renamed its copy in just before
+        raise OSError(39, "Directory not empty")
+
+    monkeypatch.setattr(single_file_config.os, "replace", lose_the_race)
+    folder, where = single_file_config.controlnet_config("sdxl", cache_dir="/nonexistent-hf-cache")
+    assert where == "bundled" and (folder / "config.json").is_file()
+    assert not list(folder.parent.glob("*.partial-*")), "this process's copy is removed"
+    monkeypatch.setattr(single_file_config.os, "replace", real_replace)
+    assert single_file_config.controlnet_config("sdxl", cache_dir="/nonexistent-hf-cache")[0] == folder

@@ -60,6 +60,12 @@ def test_the_panels_preview_lands_beside_the_final_take(backend_server, scene, t
     manifest = json.loads((preview / "generation.json").read_text())
     (recorded,) = [settings["params"] for settings in manifest["settings"].values()]
     assert recorded["preview"]["lora"].endswith("preview-lora.safetensors") and "steps" not in recorded
+    # Another prompt: the next preview replaces the last without asking; the final frames stay.
+    before = _stamps(preview)
+    settings.prompt = "a knight"
+    assert bpy.ops.posebridge.generate() == {"FINISHED"}
+    assert _stamps(preview).keys() == before.keys() and _stamps(preview) != before
+    assert _stamps(tmp_path / "take") == final and not settings.overwrite
 
 
 def test_the_batch_preview_halves_given_maps(backend_server, scene, tmp_path, capsys):

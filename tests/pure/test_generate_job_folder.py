@@ -327,4 +327,13 @@ def test_a_previews_pixels_are_the_backends_preview_settings_not_the_panels_step
     assert digest(preview, other) != digest(preview, lcm), "another preview LoRA or step count: stale"
     # A backend that learnt of previews leaves final frames' settings as they were.
     assert digest({"seed": 3}, lcm) == digest({"seed": 3}, HEALTH)
-    assert generation_settings(preview, lcm, False)["params"]["preview"] == lcm["preview"]
+    assert generation_settings(preview, lcm, False)["params"]["preview"] == {**lcm["preview"], "lora_sha256": None}
+
+
+def test_a_retrained_preview_lora_file_makes_previews_stale(tmp_path):
+    lora = tmp_path / "lcm.safetensors"
+    lora.write_bytes(b"first")
+    health = {**HEALTH, "preview": {"lora": str(lora), "steps": 4, "guidance": 1.0}}
+    first = job_folder.settings_hash(generation_settings({"preview": True}, health, False))
+    lora.write_bytes(b"trained further")
+    assert job_folder.settings_hash(generation_settings({"preview": True}, health, False)) != first
