@@ -31,7 +31,9 @@ def motion_pipeline(pose_pipe, name: str, common: dict):
     from diffusers import AnimateDiffPipeline, AnimateDiffSDXLPipeline, MotionAdapter
 
     adapter = from_pretrained(MotionAdapter, name, **common)
-    cls = AnimateDiffSDXLPipeline if getattr(pose_pipe, "text_encoder_2", None) is not None else AnimateDiffPipeline
+    from .pipelines.conditioning import is_sdxl
+
+    cls = AnimateDiffSDXLPipeline if is_sdxl(pose_pipe) else AnimateDiffPipeline
     # dtype: from_pipe casts the whole new pipeline, the shared VAE and text encoder included,
     # to float32 unless told otherwise.
     motion_pipe = cls.from_pipe(

@@ -156,21 +156,28 @@ def family_of_keys(keys) -> str | None:
     return None
 
 
+def hub_file(repo: str, filename: str, *, local_files_only: bool = True, cache_dir=None) -> Path | None:
+    """A file of a Hugging Face repository from the user's cache (downloaded only when
+    ``local_files_only`` is False), or None when it cannot be had from here."""
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(repo, filename, local_files_only=local_files_only, cache_dir=cache_dir))
+    except (OSError, ValueError):  # not cached (LocalEntryNotFoundError), not a repository id
+        return None
+
+
 def model_family(model: str, *, local_files_only: bool = True, cache_dir=None) -> str | None:
-    """The family of a base model given as a folder, a single file or a hub id (read from the
-    user's Hugging Face cache; never downloaded). None when it cannot be told from here."""
+    """The family of a base model given as a folder, a single file or a hub id (its
+    model_index.json from the user's Hugging Face cache, or the hub when ``local_files_only`` is
+    False). None when it cannot be told from here: the caller decides."""
     path = Path(os.path.expanduser(model))
     if path.is_dir():
         return folder_family(path)
     if path.is_file():
         return checkpoint_family(path)
-    try:
-        from huggingface_hub import hf_hub_download
-
-        index = hf_hub_download(model, "model_index.json", local_files_only=local_files_only, cache_dir=cache_dir)
-    except (OSError, ValueError):  # not cached, not a repository id: unknown here, the caller decides
-        return None
-    return folder_family(Path(index).parent)
+    index = hub_file(model, "model_index.json", local_files_only=local_files_only, cache_dir=cache_dir)
+    return None if index is None else folder_family(index.parent)
 
 
 # --- the diffusers classes of a family ---------------------------------------------------------

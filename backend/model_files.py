@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .families import SD15, controlnet_kind
+from .families import SD15, controlnet_kind, hub_file
 from .pipelines.base import ModelNotAvailableError
 
 def offline_from_env() -> bool:
@@ -112,12 +112,8 @@ def _config_folder(name: str, local_files_only: bool, cache_dir) -> Path | None:
         return path
     if is_single_file(name) or looks_like_path(name):
         return None
-    try:
-        from huggingface_hub import hf_hub_download
-
-        return Path(hf_hub_download(name, "config.json", local_files_only=True, cache_dir=cache_dir)).parent
-    except (OSError, ValueError):  # not cached (LocalEntryNotFoundError), not a repository id
-        return None
+    config = hub_file(name, "config.json", cache_dir=cache_dir)
+    return None if config is None else config.parent
 
 
 def check_controlnet_family(name: str, family: str, *, union: bool, local_files_only=True, cache_dir=None,

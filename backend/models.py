@@ -295,15 +295,6 @@ def load_models(
                 image_encoder=pose_pipe.image_encoder, feature_extractor=pose_pipe.feature_extractor
             )
 
-    pipes = list({id(p): p for p in (pose_pipe, pose_depth_pipe, motion_pipe) if p is not None}.values())
-    for pipe in pipes:
-        pipe.set_progress_bar_config(disable=True)
-    if cpu_offload:
-        for pipe in pipes:
-            pipe.enable_model_cpu_offload()
-    else:
-        for pipe in pipes:
-            pipe.to(device)
     loaded = LoadedModels(
         pose_pipe=pose_pipe,
         pose_depth_pipe=pose_depth_pipe,
@@ -322,6 +313,12 @@ def load_models(
         family=family.name,
         union=bool(union_controlnet),
     )
+    for pipe in loaded.diffusers_pipes():
+        pipe.set_progress_bar_config(disable=True)
+        if cpu_offload:
+            pipe.enable_model_cpu_offload()
+        else:
+            pipe.to(device)
     if preview_lora:
         loaded.preview_unavailable = preview_unavailable(preview_lora, local_files_only, cache_dir)
         if loaded.preview_unavailable is None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .families import SD15, SDXL
+from .families import SD15, SDXL, hub_file
 from .loras import missing_local_file
 
 DEFAULT_PREVIEW_LORAS = {
@@ -49,11 +49,7 @@ def preview_unavailable(lora: str, local_files_only: bool, cache_dir=None) -> st
         return None
     parts = lora.split("/")
     repo, filename = "/".join(parts[:2]), "/".join(parts[2:]) or LORA_FILE
-    try:
-        from huggingface_hub import hf_hub_download
-
-        hf_hub_download(repo, filename, local_files_only=True, cache_dir=cache_dir)
-    except (OSError, ValueError):
+    if hub_file(repo, filename, cache_dir=cache_dir) is None:
         return (f"{lora} is not in the Hugging Face cache and the backend is offline "
                 f"(`hf download {repo}` once, or serve --preview-lora FILE)")
     return None

@@ -41,6 +41,18 @@ MAX_TOKENS = 77
 CONTROL_GAIN = 1.0  # variance gain of the ControlNets' zero convs (He init: 2.0)
 EMBED_STD = 1.0  # std of the conditioning embedding's output on a noise image
 
+# The UNet's blocks, shared by the tiny SD1.5 and SDXL sets (backend/tiny_sdxl.py).
+UNET_LAYOUT = dict(
+    sample_size=SAMPLE_SIZE,
+    in_channels=4,
+    out_channels=4,
+    block_out_channels=UNET_BLOCKS,
+    layers_per_block=LAYERS_PER_BLOCK,
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+    norm_num_groups=8,
+)
+
 START_TOKEN = "<|startoftext|>"
 END_TOKEN = "<|endoftext|>"
 
@@ -227,18 +239,7 @@ def make_tiny_model(directory: str | os.PathLike, seed: int = 0) -> TinyModelPat
     torch.manual_seed(seed)
     text_encoder = CLIPTextModel(text_config(tokenizer))
     torch.manual_seed(seed + 1)
-    unet = UNet2DConditionModel(
-        sample_size=SAMPLE_SIZE,
-        in_channels=4,
-        out_channels=4,
-        block_out_channels=UNET_BLOCKS,
-        layers_per_block=LAYERS_PER_BLOCK,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=TEXT_HIDDEN,
-        attention_head_dim=4,
-        norm_num_groups=8,
-    )
+    unet = UNet2DConditionModel(**UNET_LAYOUT, cross_attention_dim=TEXT_HIDDEN, attention_head_dim=4)
     vae = tiny_vae(seed + 2)
     # Stable Diffusion 1.5's noise schedule, with DDIM (deterministic: no noise added per step).
     scheduler = DDIMScheduler(

@@ -28,10 +28,9 @@ from pathlib import Path
 
 from .tiny_model import (
     COND_EMBED_CHANNELS,
-    LAYERS_PER_BLOCK,
-    SAMPLE_SIZE,
     TEXT_HIDDEN,
     UNET_BLOCKS,
+    UNET_LAYOUT,
     build_tokenizer,
     make_control_path_live,
     text_config,
@@ -50,13 +49,7 @@ TIME_EMBED_DIM = 8  # per size/crop number (SDXL: 256)
 TIME_IDS = 6  # original size (2), crop top-left (2), target size (2)
 CROSS_ATTENTION = TEXT_HIDDEN + TEXT_2_HIDDEN  # both text encoders' hidden states side by side
 UNET_KWARGS = dict(
-    sample_size=SAMPLE_SIZE,
-    in_channels=4,
-    out_channels=4,
-    block_out_channels=UNET_BLOCKS,
-    layers_per_block=LAYERS_PER_BLOCK,
-    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+    **UNET_LAYOUT,
     attention_head_dim=(2, 4),
     transformer_layers_per_block=(1, 2),
     use_linear_projection=True,
@@ -64,7 +57,6 @@ UNET_KWARGS = dict(
     addition_time_embed_dim=TIME_EMBED_DIM,
     projection_class_embeddings_input_dim=TIME_IDS * TIME_EMBED_DIM + POOLED_DIM,
     cross_attention_dim=CROSS_ATTENTION,
-    norm_num_groups=8,
 )
 UNION_CONTROL_TYPES = 6  # xinsir's: openpose, depth, hed/scribble, canny/lineart, normal, seg
 IP_ADAPTER_WEIGHTS = Path("sdxl_models") / "ip-adapter_sdxl_vit-h.safetensors"

@@ -31,7 +31,7 @@ from typing import Iterator
 import numpy as np
 
 from .base import ANIMATEDIFF, GenerationRequest, Hooks, control_tensor, to_uint8
-from .conditioning import identity_embeddings, text_embeddings
+from .conditioning import identity_embeddings, is_sdxl, text_embeddings
 from .windows import context_windows, frame_weight_sums, freenoise_sources, window_weights
 
 TEMPORAL = True
@@ -156,8 +156,7 @@ def vae_precision(pipe):
     import torch
 
     vae = pipe.vae
-    upcast = (getattr(pipe, "text_encoder_2", None) is not None and vae.dtype == torch.float16
-              and getattr(vae.config, "force_upcast", False))
+    upcast = is_sdxl(pipe) and vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
     if upcast:
         vae.to(torch.float32)
     try:

@@ -44,14 +44,15 @@ def _encode(pipe, prompts: list[str], device) -> tuple:
     return embeds, None
 
 
-def _encode_negative(pipe, negative: str, device) -> tuple:
-    # An empty negative is zeros for SDXL models that ask for it, as diffusers does when none
-    # is given: SDXL was trained that way.
+def _encode_negative(pipe, negative: str, device, prompt: tuple) -> tuple:
+    """The negative's (embeds, pooled). An empty negative is zeros for SDXL models that ask for
+    it, as diffusers does when none is given (SDXL was trained that way): shaped like the
+    prompt's (``prompt``: its encoded (embeds, pooled)), nothing to encode."""
     if is_sdxl(pipe) and not negative and getattr(pipe.config, "force_zeros_for_empty_prompt", False):
         import torch
 
-        embeds, pooled = _encode(pipe, [""], device)
-        return torch.zeros_like(embeds), torch.zeros_like(pooled)
+        embeds, pooled = prompt
+        return torch.zeros_like(embeds[:1]), torch.zeros_like(pooled[:1])
     return _encode(pipe, [negative], device)
 
 
@@ -63,15 +64,16 @@ def text_embeddings(pipe, request: GenerationRequest, device) -> TextEmbeddings:
     import torch
 
     params = request.params
-    negative, negative_pooled = _encode_negative(pipe, params.negative, device)
     frames = len(request.poses)
     schedule = params.prompt_schedule()
     if schedule is None:
         embeds, pooled = _encode(pipe, [params.prompt], device)
+        negative, negative_pooled = _encode_negative(pipe, params.negative, device, (embeds, pooled))
         pooled = None if pooled is None else pooled.expand(frames, -1)
         return TextEmbeddings(embeds.expand(frames, -1, -1), negative, pooled, negative_pooled)
     texts = sorted(set(schedule.values()))
     embeds, pooled = _encode(pipe, texts, device)
+    negative, negative_pooled = _encode_negative(pipe, params.negative, device, (embeds, pooled))
     blend = prompt_blend(request.frame_numbers, schedule)
 
     def per_frame(encoded: dict):

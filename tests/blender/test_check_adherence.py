@@ -22,6 +22,7 @@ from posebridge.generate.client import BackendClient
 from posebridge.render import pose_map_run, pose_maps, vse
 from posebridge.render.demo_shot import build_demo_shot
 from posebridge.render.job_steps import Waiting
+from test_generate import _use_backend  # the add-on's preferences point at a test backend
 
 TESTS = Path(__file__).resolve().parents[1]
 if str(TESTS) not in sys.path:
@@ -57,13 +58,6 @@ def scene():
     posebridge.register()
     yield bpy.context.scene
     posebridge.unregister()
-
-
-def _use_backend(server):
-    addon = bpy.context.preferences.addons.get("posebridge") or bpy.context.preferences.addons.new()
-    addon.module = "posebridge"
-    addon.preferences.backend_url = server.url
-    addon.preferences.token = server.token
 
 
 def _check(scene, server, folder, threshold=0.5):

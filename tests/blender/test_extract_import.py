@@ -19,6 +19,7 @@ from posebridge.render import extract_job, import_job, vse
 from posebridge.render.background_clip import add_background_clip
 from posebridge.render.demo_shot import build_demo_shot
 from posebridge.render.job_steps import Waiting
+from test_generate import _use_backend  # the add-on's preferences point at a test backend
 
 SHOT_FRAMES = 4
 LAST_VIDEO_FRAME = 11  # video frames 0..11 (0.183 s at 60 fps): grid frames 0..4 at 24 fps
@@ -183,13 +184,6 @@ def test_batch_extract_and_import_end_to_end_never_overwriting(shot, clip, backe
     assert len(_movie_strips(shot)) == 2 and movie.channel == 2, "the first strip stays where it was"
     assert len(camera.background_images) == 1
     assert _armature(shot).animation_data.action != action
-
-
-def _use_backend(server):
-    addon = bpy.context.preferences.addons.get("posebridge") or bpy.context.preferences.addons.new()
-    addon.module = "posebridge"
-    addon.preferences.backend_url = server.url
-    addon.preferences.token = server.token
 
 
 def test_operator_extracts_and_imports_from_the_panels_settings(shot, clip, backend_server, tmp_path):

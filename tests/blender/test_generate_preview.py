@@ -12,6 +12,7 @@ from posebridge import batch
 from posebridge.draw.png import png_size
 from posebridge.render import pose_map_run, pose_maps, vse
 from posebridge.render.demo_shot import build_demo_shot
+from test_generate import _use_backend  # the add-on's preferences point at a test backend
 
 FRAMES = 2
 
@@ -24,13 +25,6 @@ def scene():
     build_demo_shot(scene, frame_count=FRAMES, resolution=(128, 96))
     yield scene
     posebridge.unregister()
-
-
-def _use_backend(server):
-    addon = bpy.context.preferences.addons.get("posebridge") or bpy.context.preferences.addons.new()
-    addon.module = "posebridge"
-    addon.preferences.backend_url = server.url
-    addon.preferences.token = server.token
 
 
 def _stamps(folder):

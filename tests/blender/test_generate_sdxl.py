@@ -15,6 +15,7 @@ from posebridge.draw.png import png_size, read_png
 from posebridge.generate import families
 from posebridge.render import pose_map_run, pose_maps, vse
 from posebridge.render.demo_shot import build_demo_shot
+from test_generate import _use_backend  # the add-on's preferences point at a test backend
 
 FRAMES = 2
 
@@ -43,13 +44,6 @@ def wide_scene():
     yield scene
     families.forget()
     posebridge.unregister()
-
-
-def _use_backend(server):
-    addon = bpy.context.preferences.addons.get("posebridge") or bpy.context.preferences.addons.new()
-    addon.module = "posebridge"
-    addon.preferences.backend_url = server.url
-    addon.preferences.token = server.token
 
 
 def _lit(image: np.ndarray) -> int:
